@@ -1,0 +1,109 @@
+//! Kicking a vCPU out of `KVM_RUN` from any thread, without a lost-kick
+//! race: a flag, `kvm_run.immediate_exit`, and a signal to the vCPU thread.
+//!
+//! Ordering: the kicker sets the flag, then `immediate_exit = 1`, then
+//! signals the thread if it is inside `run()`. The vCPU checks the flags
+//! before every `KVM_RUN`; a kick landing after that check either finds
+//! `immediate_exit` set (KVM_RUN returns EINTR at once) or interrupts the
+//! ioctl with the signal.
+
+use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
+use std::sync::{Mutex, Once};
+
+/// `stop()`: sticky until cleared by the caller.
+pub const STOP: u32 = 1;
+/// Run deadline passed.
+pub const TIMEOUT: u32 = 2;
+/// A one-shot host wake-up.
+pub const WAKE: u32 = 4;
+
+/// The real-time signal used to interrupt `KVM_RUN` (SIGRTMIN + 5).
+pub fn kick_signal() -> libc::c_int {
+    libc::SIGRTMIN() + 5
+}
+
+extern "C" fn on_kick_signal(_: libc::c_int) {}
+
+/// Install the no-op handler once per process (without SA_RESTART, so the
+/// ioctl returns EINTR).
+pub fn install_signal_handler() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: a zeroed sigaction is a valid initial value; we fill the
+        // handler and an empty mask before passing it to sigaction, and the
+        // handler is async-signal-safe (it does nothing).
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = on_kick_signal as *const () as usize;
+            sa.sa_flags = 0;
+            libc::sigemptyset(&mut sa.sa_mask);
+            libc::sigaction(kick_signal(), &sa, std::ptr::null_mut());
+        }
+    });
+}
+
+/// Per-vCPU kick state, shared with other threads.
+pub struct Kick {
+    flags: AtomicU32,
+    run: AtomicPtr<kvm_bindings::kvm_run>,
+    thread: Mutex<Option<libc::pthread_t>>,
+}
+
+impl Kick {
+    /// `run` is the vCPU's kvm_run mapping (valid as long as the vCPU).
+    pub fn new(run: *mut kvm_bindings::kvm_run) -> Self {
+        Kick { flags: AtomicU32::new(0), run: AtomicPtr::new(run), thread: Mutex::new(None) }
+    }
+
+    /// Pending flags.
+    pub fn flags(&self) -> u32 {
+        self.flags.load(Ordering::SeqCst)
+    }
+
+    /// Clear `mask` from the flags; returns the flags that were set.
+    pub fn take(&self, mask: u32) -> u32 {
+        self.flags.fetch_and(!mask, Ordering::SeqCst) & mask
+    }
+
+    /// Set `flag` and kick the vCPU out of the guest.
+    pub fn kick(&self, flag: u32) {
+        self.flags.fetch_or(flag, Ordering::SeqCst);
+        let run = self.run.load(Ordering::SeqCst);
+        if !run.is_null() {
+            // SAFETY: `run` points at the live kvm_run mapping of this vCPU
+            // (the Kick is dropped with the vCPU); immediate_exit is a byte
+            // that KVM reads at entry, so a concurrent volatile store is the
+            // documented way to request an exit.
+            unsafe { std::ptr::addr_of_mut!((*run).immediate_exit).write_volatile(1) };
+        }
+        let guard = self.thread.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(t) = *guard {
+            // SAFETY: the thread id is registered only while that thread is
+            // inside `run()`, and unregistered under this same lock before
+            // it leaves, so the thread is alive here.
+            unsafe { libc::pthread_kill(t, kick_signal()) };
+        }
+    }
+
+    /// Called by the vCPU thread on entering `run()`.
+    pub fn enter(&self) {
+        install_signal_handler();
+        // SAFETY: pthread_self has no preconditions.
+        let me = unsafe { libc::pthread_self() };
+        *self.thread.lock().unwrap_or_else(|p| p.into_inner()) = Some(me);
+    }
+
+    /// Called by the vCPU thread when leaving `run()`.
+    pub fn leave(&self) {
+        *self.thread.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// Reset `immediate_exit` (only the vCPU thread, after it saw the flags).
+    pub fn clear_immediate_exit(&self) {
+        let run = self.run.load(Ordering::SeqCst);
+        if !run.is_null() {
+            // SAFETY: as in `kick`, the mapping is live.
+            unsafe { std::ptr::addr_of_mut!((*run).immediate_exit).write_volatile(0) };
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! End-to-end tests against /dev/kvm with the guests from `guests/build`.
+//! Skipped (with a loud message) only when /dev/kvm is absent.
+
+use denovmm_core::exit::{offsets, ExitRecord, Reason};
+use denovmm_core::ranges::{Action, Space};
+use denovmm_core::vm::{IrqchipMode, Vm, VmConfig};
+use std::sync::Arc;
+
+fn guest(name: &str) -> Option<Vec<u8>> {
+    if !std::path::Path::new("/dev/kvm").exists() {
+        eprintln!("SKIPPED: /dev/kvm is absent on this host; KVM tests did not run");
+        return None;
+    }
+    let p = format!("{}/../guests/build/{name}.elf", env!("CARGO_MANIFEST_DIR"));
+    Some(std::fs::read(&p).unwrap_or_else(|e| panic!("{p}: {e} (run guests/build.sh first)")))
+}
+
+fn vm(mode: IrqchipMode) -> Arc<Vm> {
+    Arc::new(Vm::new(VmConfig { mem_size: 16 << 20, irqchip: mode, strict: false }).unwrap())
+}
+
+fn record(vm: &Vm) -> &ExitRecord {
+    // SAFETY: the record lives as long as the VM and is only written by
+    // run(), which is not running while we read.
+    unsafe { &*(vm.record(0).unwrap() as *const ExitRecord) }
+}
+
+/// Run, printing serial output, until the debug-exit port is written.
+fn run_to_exit(vm: &Arc<Vm>) -> (u64, String) {
+    let mut out = String::new();
+    vm.range_add(Space::Pio, 0x3f8, 8, Action::Forward).unwrap();
+    vm.range_add(Space::Pio, 0xf4, 4, Action::Forward).unwrap();
+    vm.alarm(2, 5_000_000_000).unwrap();
+    loop {
+        let r = vm.run(0).unwrap();
+        let rec = record(vm);
+        match r {
+            Reason::Io if rec.address == 0xf4 && rec.is_write == 1 => {
+                let v = u32::from_le_bytes(rec.data[..4].try_into().unwrap()) as u64;
+                return (v * 2 + 1, out);
+            }
+            Reason::Io if rec.address == 0x3f8 && rec.is_write == 1 => out.push(rec.data[0] as char),
+            Reason::Io if rec.address == 0x3fd => {
+                // LSR: THRE | TEMT.
+                // SAFETY: see `record`; the caller fills read data here.
+                unsafe { (*(vm.record(0).unwrap() as *mut ExitRecord)).data[0] = 0x60 };
+            }
+            Reason::Io => {}
+            other => panic!("unexpected exit {other:?}, serial so far: {out}"),
+        }
+    }
+}
+
+#[test]
+fn hello_prints_and_exits() {
+    let Some(elf) = guest("hello") else { return };
+    let vm = vm(IrqchipMode::Kernel);
+    vm.load_elf(&elf, [21, 0, 0, 0]).unwrap();
+    let (status, out) = run_to_exit(&vm);
+    assert!(out.contains("hello from denovmm"), "{out}");
+    assert_eq!(status, 43);
+}
+
+#[test]
+fn selfipi_is_delivered() {
+    let Some(elf) = guest("selfipi") else { return };
+    let vm = vm(IrqchipMode::Kernel);
+    vm.load_elf(&elf, [0; 4]).unwrap();
+    let (status, out) = run_to_exit(&vm);
+    assert_eq!(status, 1, "{out}");
+}
+
+#[test]
+fn stop_kicks_a_spinning_vcpu() {
+    let Some(elf) = guest("spin") else { return };
+    let vm = vm(IrqchipMode::Kernel);
+    vm.load_elf(&elf, [0; 4]).unwrap();
+    vm.range_add(Space::Pio, 0x3f8, 8, Action::Ignore { read_value: 0x60 }).unwrap();
+    let v2 = vm.clone();
+    let t = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        v2.kick(denovmm_core::kick::STOP);
+    });
+    assert_eq!(vm.run(0).unwrap(), Reason::Stopped);
+    t.join().unwrap();
+    assert_eq!(vm.run(0).unwrap(), Reason::Stopped, "stop is sticky");
+    vm.clear_stop();
+    vm.alarm(2, 20_000_000).unwrap();
+    assert_eq!(vm.run(0).unwrap(), Reason::Timeout);
+}
+
+#[test]
+fn fast_path_exits_stay_in_rust() {
+    let Some(elf) = guest("exits") else { return };
+    let vm = vm(IrqchipMode::Kernel);
+    vm.range_add(Space::Pio, 0x80, 1, Action::Ignore { read_value: 0 }).unwrap();
+    vm.load_elf(&elf, [0x80, 1000, 0, 0]).unwrap();
+    let (status, _) = run_to_exit(&vm);
+    assert_eq!(status, 1);
+    let c = vm.counters(0).unwrap();
+    assert!(c.fast_path >= 1000, "{c:?}");
+    assert_eq!(offsets::DATA, 64);
+}
+
+#[test]
+fn split_irqchip_boots() {
+    let Some(elf) = guest("hello") else { return };
+    let vm = vm(IrqchipMode::Split);
+    vm.load_elf(&elf, [0; 4]).unwrap();
+    let (status, out) = run_to_exit(&vm);
+    assert_eq!(status, 1, "{out}");
+}

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Build every denovmm test guest into guests/build/<name>.elf, then run the
+# forbidden-instruction check. Usable from any working directory.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+
+CC=${CC:-gcc}
+CFLAGS=(
+    -std=gnu11 -m64 -O2 -g0
+    -ffreestanding -nostdlib -fno-builtin -fno-pic -no-pie -static
+    -fno-stack-protector -fno-asynchronous-unwind-tables -fno-unwind-tables
+    -fno-tree-loop-distribute-patterns -fcf-protection=none
+    -mgeneral-regs-only -mno-red-zone -mcmodel=small
+    -Wall -Wextra -Werror -Wno-unused-parameter
+)
+LDFLAGS=(
+    -T lib/linker.ld
+    -Wl,--build-id=none -Wl,-z,max-page-size=0x1000 -Wl,-z,noexecstack
+    -Wl,--no-warn-rwx-segments
+)
+GUESTS=(hello ports spin selfipi exits timer lapic_timer ioapic)
+
+mkdir -p build
+for g in "${GUESTS[@]}"; do
+    echo "  CC+LD  build/$g.elf"
+    "$CC" "${CFLAGS[@]}" "${LDFLAGS[@]}" -o "build/$g.elf" \
+        lib/entry.S lib/rt.c "$g.c"  || { echo "build.sh: FAILED building $g" >&2; exit 1; }
+done
+
+bash ./check_insns.sh build/*.elf
+echo "build.sh: OK (${#GUESTS[@]} guests in $(pwd)/build)"

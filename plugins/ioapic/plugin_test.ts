@@ -1,0 +1,69 @@
+import assert from "node:assert/strict";
+import { FakeContext, readValue, writeValue } from "../testing/fake_context.ts";
+import { Ioapic, IOAPIC_DEFAULT_BASE, REDIR_TRIGGER_LEVEL } from "./ioapic.ts";
+import { ioapicPlugin } from "./plugin.ts";
+
+function setup() {
+  const ctx = new FakeContext();
+  const ioapic = new Ioapic({
+    sink: { deliver: (msg) => ctx.signalMsi(msg) },
+    clock: ctx.clock,
+  });
+  const plugin = ioapicPlugin({ ioapic });
+  const [region] = plugin.setup(ctx);
+  return { ctx, ioapic, plugin, region };
+}
+
+Deno.test("ioapic plugin", async (t) => {
+  await t.step("claims 0x100 bytes of MMIO at the default base", () => {
+    const { region } = setup();
+    assert.deepEqual(region.range, {
+      space: "mmio",
+      base: IOAPIC_DEFAULT_BASE,
+      length: 0x100,
+    });
+    assert.equal(
+      ioapicPlugin({ ioapic: setup().ioapic, base: 0xfec01000 }).setup(
+        new FakeContext(),
+      )[0].range.base,
+      0xfec01000,
+    );
+  });
+  await t.step("4-byte register access through the region", () => {
+    const { region } = setup();
+    writeValue(region, 0x00, 4, 0x01);
+    assert.equal(readValue(region, 0x10, 4), 0x00170020);
+  });
+  await t.step("other sizes are counted no-ops reading 0", () => {
+    const { region, ioapic } = setup();
+    writeValue(region, 0x00, 4, 0x01);
+    assert.equal(readValue(region, 0x10, 1), 0);
+    assert.equal(readValue(region, 0x10, 2), 0);
+    writeValue(region, 0x00, 2, 0x02);
+    assert.equal(readValue(region, 0x00, 4), 0x01);
+    assert.equal(ioapic.stats.badAccesses, 3);
+  });
+  await t.step("guest programs an entry; eoi() forwards", () => {
+    const { region, ioapic, plugin, ctx } = setup();
+    writeValue(region, 0x00, 4, 0x10 + 2 * 9);
+    writeValue(region, 0x10, 4, 0x39 | REDIR_TRIGGER_LEVEL);
+    ioapic.setLevel(9, true);
+    assert.deepEqual(ctx.events, [{
+      kind: "msi",
+      address: 0xfee00000,
+      data: 0xc039,
+    }]);
+    plugin.eoi?.(0x39);
+    assert.equal(ctx.events.length, 2);
+    ioapic.setLevel(9, false);
+    plugin.eoi?.(0x39);
+    assert.equal(ioapic.entry(9).remoteIrr, false);
+  });
+  await t.step("reset masks entries", () => {
+    const { region, ioapic, plugin } = setup();
+    writeValue(region, 0x00, 4, 0x10);
+    writeValue(region, 0x10, 4, 0x30);
+    plugin.reset?.();
+    assert.equal(ioapic.entry(0).masked, true);
+  });
+});
