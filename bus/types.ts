@@ -259,6 +259,28 @@ export interface PluginContext {
    * Used to bridge legacy 8259 EOIs when the PIC is not in the kernel.
    */
   lapicEoi(): void;
+  /**
+   * Set (or with `null` remove) the MSI route of `gsi` in the core's GSI
+   * routing table, so irqfds on that GSI (host timers, device threads)
+   * deliver `msg` directly. Used by the split-irqchip IOAPIC and MSI-X.
+   */
+  routeMsi(gsi: number, msg: MsiMessage | null): void;
+}
+
+/**
+ * A userspace interrupt controller that owns GSI lines (split irqchip:
+ * our IOAPIC). `PluginContext.irqLine(gsi)` drives it.
+ *
+ * @example
+ * ```ts
+ * import type { LineController } from "./types.ts";
+ * const levels = new Map<number, boolean>();
+ * const chip: LineController = { setLevel: (g, l) => void levels.set(g, l) };
+ * ```
+ */
+export interface LineController {
+  /** Drive line `gsi` to `level`. */
+  setLevel(gsi: number, level: boolean): void;
 }
 
 /**
@@ -290,6 +312,16 @@ export interface Plugin {
   reset?(): void;
   /** Release host resources (threads, files). */
   close?(): void;
+  /**
+   * Called after exits and on host wake-ups with the clock's time; returns
+   * the next time (ns, same clock) the plugin needs servicing, or null.
+   */
+  service?(now: number): number | null;
+  /**
+   * Split irqchip only: the controller that owns the GSI lines (set by the
+   * IOAPIC plugin). At most one plugin per VM provides it.
+   */
+  readonly lineController?: LineController;
 }
 
 /**

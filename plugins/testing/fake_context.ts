@@ -244,6 +244,13 @@ export class FakeContext implements PluginContext {
   lapicEoi(): void {
     this.lapicEois++;
   }
+  /** Current MSI routes set through `routeMsi`. */
+  readonly routes: Map<number, MsiMessage> = new Map();
+  /** Record a route change. */
+  routeMsi(gsi: number, msg: MsiMessage | null): void {
+    if (msg) this.routes.set(gsi, msg);
+    else this.routes.delete(gsi);
+  }
 }
 
 /**

@@ -1,0 +1,745 @@
+/**
+ * `createVm`: a KVM virtual machine driven from TypeScript. The vCPU runs
+ * inside a synchronous `run()` that returns to TypeScript only for exits a
+ * plugin owns; plugins see the VM only through their {@link PluginContext}.
+ *
+ * @module
+ */
+import { Bus, formatRange } from "../bus/bus.ts";
+import type {
+  Clock,
+  IrqLine,
+  LineController,
+  LogLevel,
+  Mapping,
+  MsiMessage,
+  Plugin,
+  PluginContext,
+  Range,
+  Region,
+  TickSource,
+  TickTarget,
+} from "../bus/types.ts";
+import { ExitReason, ExitRecordView, RECORD_LEN } from "../ffi/exit_record.ts";
+import {
+  type CoreLibrary,
+  type CoreSymbols,
+  openLibrary,
+} from "../ffi/library.ts";
+import { RamView } from "./guest_memory.ts";
+
+/** Irqchip arrangement of a VM. */
+export type IrqchipMode = "kernel" | "split";
+
+/** A log sink. */
+export type Logger = (level: LogLevel, source: string, msg: string) => void;
+
+/** Options of {@link createVm}. */
+export interface VmOptions {
+  /** Guest RAM in bytes, or a size string like `"16M"` (default 16 MiB). */
+  memory?: number | string;
+  /** `kernel` (default): in-kernel PIC/IOAPIC/LAPIC; `split`: our IOAPIC. */
+  irqchip?: IrqchipMode;
+  /** Fail the run on an access no plugin claimed (default: read all-ones). */
+  strict?: boolean;
+  /** Plugins to attach, in order. */
+  plugins?: readonly Plugin[];
+  /** Ports answered in the Rust fast path (writes ignored, reads 0xFF). */
+  ignoredPorts?: readonly Range[];
+  /** Log sink (default: warnings and errors to stderr). */
+  log?: Logger;
+  /** Clock handed to plugins (default: `performance.now()` in ns). */
+  clock?: Clock;
+  /** Path of the core library (default: `$DENOVMM_LIB` or the build). */
+  libraryPath?: string;
+}
+
+/** How a run ended. */
+export type RunReason =
+  | "exit"
+  | "halt"
+  | "stopped"
+  | "timeout"
+  | "shutdown"
+  | "hlt"
+  | "internal-error"
+  | "fail-entry"
+  | "system-event"
+  | "error";
+
+/** Result of {@link Vm.run}. */
+export interface RunResult {
+  /** Why the run ended. */
+  readonly reason: RunReason;
+  /** Guest exit status for `exit` (isa-debug-exit: `(v << 1) | 1`). */
+  readonly status?: number;
+  /** Human-readable detail for failures. */
+  readonly detail?: string;
+}
+
+/** Options of {@link Vm.run}. */
+export interface RunOptions {
+  /** End the run with reason `timeout` after this many milliseconds. */
+  timeoutMs?: number;
+}
+
+/** Run-loop counters of vCPU 0. */
+export interface VcpuCounters {
+  /** All KVM exits. */
+  exits: number;
+  /** Exits handled in the Rust fast path. */
+  fastPath: number;
+  /** Exits returned to TypeScript. */
+  forwarded: number;
+  /** Unclaimed reads answered with all-ones in the core. */
+  unclaimedReads: number;
+  /** Unclaimed writes ignored in the core. */
+  unclaimedWrites: number;
+}
+
+const MEM_UNITS: Record<string, number> = {
+  "": 1,
+  K: 1 << 10,
+  M: 1 << 20,
+  G: 1 << 30,
+};
+
+/**
+ * Parse a memory size: a number of bytes or a string like `16M`, `512K`.
+ *
+ * @example
+ * ```ts
+ * import { parseSize } from "./vm.ts";
+ * console.log(parseSize("16M")); // 16777216
+ * ```
+ */
+export function parseSize(size: number | string): number {
+  if (typeof size === "number") return size;
+  const m = /^(\d+)\s*([KMG]?)(i?B)?$/i.exec(size.trim());
+  if (!m) throw new RangeError(`bad size "${size}" (use e.g. 16M)`);
+  return Number(m[1]) * MEM_UNITS[m[2].toUpperCase()];
+}
+
+const SPACE_CODE = { pio: 0, mmio: 1 } as const;
+
+const defaultLogger: Logger = (level, source, msg) => {
+  if (level === "warn" || level === "error") {
+    console.error(`[denovmm ${source}] ${level}: ${msg}`);
+  }
+};
+
+const realClock: Clock = { now: () => Math.round(performance.now() * 1e6) };
+
+const finalizer = new FinalizationRegistry<
+  { symbols: CoreSymbols; handle: bigint }
+>(({ symbols, handle }) => {
+  symbols.dv_vm_destroy(handle);
+});
+
+/**
+ * Stop a VM from any thread by its handle (for example the main thread
+ * stopping a VM that runs in a Worker). Idempotent.
+ *
+ * @example
+ * ```ts ignore
+ * import { stopVm } from "./vm.ts";
+ * stopVm(handleFromWorker);
+ * ```
+ */
+export function stopVm(handle: bigint, libraryPath?: string): void {
+  const lib = openLibrary(libraryPath);
+  lib.check(lib.symbols.dv_vm_control(handle, 0, 0n), "stop");
+}
+
+/**
+ * A virtual machine with one vCPU. Create with {@link createVm}.
+ *
+ * @example
+ * ```ts ignore
+ * import { createVm } from "./vm.ts";
+ * using vm = createVm({ memory: "16M" });
+ * vm.load("guests/build/hello.elf");
+ * console.log(vm.run({ timeoutMs: 5000 }));
+ * ```
+ */
+export class Vm implements Disposable {
+  readonly #lib: CoreLibrary;
+  readonly #sym: CoreSymbols;
+  readonly #handle: bigint;
+  readonly #rec: ExitRecordView;
+  readonly #bus: Bus;
+  readonly #ram: RamView;
+  readonly #plugins: Plugin[] = [];
+  readonly #eoiPlugins: Plugin[] = [];
+  readonly #servicePlugins: Plugin[] = [];
+  readonly #tickSources: CoreTickSource[] = [];
+  readonly #log: Logger;
+  readonly #clock: Clock;
+  readonly #out = new BigUint64Array(8);
+  #lineController: LineController | undefined;
+  #end: RunResult | undefined;
+  #closed = false;
+  #wakeAt: number | null = null;
+  /** Irqchip arrangement. */
+  readonly irqchip: IrqchipMode;
+  /** Status of the last `exit` result, or null. */
+  exitStatus: number | null = null;
+
+  /** @internal Use {@link createVm}. */
+  constructor(options: VmOptions = {}) {
+    this.#lib = openLibrary(options.libraryPath);
+    this.#sym = this.#lib.symbols;
+    this.irqchip = options.irqchip ?? "kernel";
+    if (this.irqchip !== "kernel" && this.irqchip !== "split") {
+      throw new RangeError(`unknown irqchip mode "${this.irqchip}"`);
+    }
+    this.#log = options.log ?? defaultLogger;
+    this.#clock = options.clock ?? realClock;
+    const mem = parseSize(options.memory ?? 16 << 20);
+    const strict = options.strict ?? false;
+    this.#lib.check(
+      this.#sym.dv_vm_create(
+        BigInt(mem),
+        this.irqchip === "kernel" ? 0 : 1,
+        strict ? 1 : 0,
+        this.#out,
+      ),
+      "create VM",
+    );
+    this.#handle = this.#out[0];
+    finalizer.register(
+      this,
+      { symbols: this.#sym, handle: this.#handle },
+      this,
+    );
+    this.#query(1, 0, 1);
+    this.#rec = new ExitRecordView(this.#buffer(this.#out[0], RECORD_LEN));
+    this.#query(0, 0, 2);
+    this.#ram = new RamView(
+      new Uint8Array(this.#buffer(this.#out[0], Number(this.#out[1]))),
+    );
+    const core = this.#sym;
+    const handle = this.#handle;
+    const lib = this.#lib;
+    this.#bus = new Bus({
+      strict,
+      listener: {
+        added: (r) =>
+          lib.check(
+            core.dv_vm_range(
+              handle,
+              0,
+              SPACE_CODE[r.space],
+              BigInt(r.base),
+              BigInt(r.length),
+              0,
+              0n,
+            ),
+            `claim ${formatRange(r)}`,
+          ),
+        removed: (r) =>
+          lib.check(
+            core.dv_vm_range(
+              handle,
+              1,
+              SPACE_CODE[r.space],
+              BigInt(r.base),
+              0n,
+              0,
+              0n,
+            ),
+            `release ${formatRange(r)}`,
+          ),
+      },
+    });
+    for (const r of options.ignoredPorts ?? []) {
+      lib.check(
+        core.dv_vm_range(
+          handle,
+          0,
+          SPACE_CODE[r.space],
+          BigInt(r.base),
+          BigInt(r.length),
+          1,
+          0xffffffffn,
+        ),
+        `fast-path ${formatRange(r)}`,
+      );
+    }
+    try {
+      for (const p of options.plugins ?? []) this.add(p);
+    } catch (e) {
+      this.close();
+      throw e;
+    }
+  }
+
+  #buffer(address: bigint, length: number): ArrayBuffer {
+    const ptr = Deno.UnsafePointer.create(address);
+    if (ptr === null) throw new Error("core returned a null pointer");
+    return Deno.UnsafePointerView.getArrayBuffer(ptr, length);
+  }
+
+  #query(what: number, arg: number, n: number): BigUint64Array {
+    this.#alive();
+    this.#lib.check(
+      this.#sym.dv_vm_query(
+        this.#handle,
+        what,
+        arg,
+        this.#out,
+        BigInt(this.#out.length),
+      ),
+      "query",
+    );
+    return this.#out.subarray(0, n);
+  }
+
+  #alive(): void {
+    if (this.#closed) throw new Error("VM is closed");
+  }
+
+  /** Opaque handle of the VM in the core (usable from other threads). */
+  get handle(): bigint {
+    return this.#handle;
+  }
+
+  /** The bus (ranges and counters). */
+  get bus(): Bus {
+    return this.#bus;
+  }
+
+  /** Guest RAM (bounds-checked). */
+  get memory(): RamView {
+    return this.#ram;
+  }
+
+  /** Attached plugins. */
+  get plugins(): readonly Plugin[] {
+    return this.#plugins;
+  }
+
+  /** Attach a plugin: calls its `setup` and claims its regions. */
+  add(plugin: Plugin): this {
+    this.#alive();
+    if (this.#plugins.some((p) => p.name === plugin.name)) {
+      throw new Error(`a plugin named "${plugin.name}" is already attached`);
+    }
+    if (plugin.lineController) {
+      if (this.irqchip !== "split") {
+        throw new Error(
+          `${plugin.name}: a userspace interrupt controller needs irqchip "split"`,
+        );
+      }
+      if (this.#lineController) {
+        throw new Error(`${plugin.name}: the VM already has a line controller`);
+      }
+    }
+    const regions = plugin.setup(this.#context(plugin.name));
+    const added: Region[] = [];
+    try {
+      for (const r of regions) {
+        this.#bus.add(r, plugin.name);
+        added.push(r);
+      }
+    } catch (e) {
+      for (const r of added) this.#bus.remove(r);
+      throw e;
+    }
+    this.#plugins.push(plugin);
+    if (plugin.eoi) this.#eoiPlugins.push(plugin);
+    if (plugin.service) this.#servicePlugins.push(plugin);
+    if (plugin.lineController) this.#lineController = plugin.lineController;
+    return this;
+  }
+
+  #context(source: string): PluginContext {
+    // deno-lint-ignore no-this-alias
+    const vm = this;
+    const sym = this.#sym;
+    const lib = this.#lib;
+    const h = this.#handle;
+    const lines = new Map<number, IrqLine>();
+    return {
+      irqLine(gsi: number): IrqLine {
+        if (!Number.isInteger(gsi) || gsi < 0 || gsi > 1023) {
+          throw new RangeError(`${source}: bad GSI ${gsi}`);
+        }
+        let line = lines.get(gsi);
+        if (!line) {
+          const set = (level: boolean) => vm.#setLine(gsi, level);
+          line = {
+            gsi,
+            set,
+            pulse() {
+              set(true);
+              set(false);
+            },
+          };
+          lines.set(gsi, line);
+        }
+        return line;
+      },
+      signalMsi(msg: MsiMessage): void {
+        vm.signalMsi(msg);
+      },
+      memory: this.#ram,
+      clock: this.#clock,
+      log: (level, msg) => this.#log(level, source, msg),
+      map: (region: Region): Mapping => {
+        this.#bus.add(region, source);
+        let mapped = true;
+        return {
+          range: region.range,
+          unmap: () => {
+            if (mapped && !this.#closed) this.#bus.remove(region);
+            mapped = false;
+          },
+        };
+      },
+      exit: (status: number) => {
+        this.exitStatus = status;
+        this.#end = { reason: "exit", status };
+      },
+      halt: () => {
+        this.#end ??= { reason: "halt" };
+      },
+      createTickSource: (target: TickTarget): TickSource => {
+        const t = new CoreTickSource(lib, sym, h, target);
+        this.#tickSources.push(t);
+        return t;
+      },
+      lapicEoi: () => {
+        lib.check(sym.dv_irq(h, 3, 0, 0, 0n), "LAPIC EOI");
+      },
+      routeMsi: (gsi: number, msg: MsiMessage | null) => {
+        if (msg === null) {
+          lib.check(sym.dv_irq(h, 5, gsi, 0, 0n), `clear route of GSI ${gsi}`);
+        } else {
+          lib.check(
+            sym.dv_irq(h, 4, gsi, msg.data >>> 0, BigInt(msg.address)),
+            `route GSI ${gsi}`,
+          );
+        }
+      },
+    };
+  }
+
+  #setLine(gsi: number, level: boolean): void {
+    if (this.irqchip === "kernel") {
+      this.#lib.check(
+        this.#sym.dv_irq(this.#handle, 0, gsi, level ? 1 : 0, 0n),
+        `IRQ line ${gsi}`,
+      );
+    } else if (this.#lineController) {
+      this.#lineController.setLevel(gsi, level);
+    } else {
+      this.#log(
+        "warn",
+        "vm",
+        `GSI ${gsi} raised but no IOAPIC plugin is attached`,
+      );
+    }
+  }
+
+  /** Deliver an MSI now (KVM_SIGNAL_MSI). Returns false if KVM blocked it. */
+  signalMsi(msg: MsiMessage): boolean {
+    this.#alive();
+    const rc = this.#lib.check(
+      this.#sym.dv_irq(this.#handle, 1, 0, msg.data >>> 0, BigInt(msg.address)),
+      "signal MSI",
+    );
+    return rc > 0;
+  }
+
+  /**
+   * Inject `vector` at LAPIC `destination` (built on KVM_SIGNAL_MSI).
+   * Returns false if KVM reported the interrupt as blocked.
+   */
+  requestVirtualInterrupt(
+    vector: number,
+    destination = 0,
+    trigger: "edge" | "level" = "edge",
+  ): boolean {
+    this.#alive();
+    const flags = trigger === "level" ? 1 : 0;
+    return this.#lib.check(
+      this.#sym.dv_irq(this.#handle, 2, vector, destination, BigInt(flags)),
+      "request virtual interrupt",
+    ) > 0;
+  }
+
+  /** Drive a GSI line from the host (KVM_IRQ_LINE or our IOAPIC). */
+  setIrqLine(gsi: number, level: boolean): void {
+    this.#alive();
+    this.#setLine(gsi, level);
+  }
+
+  /**
+   * Load an ELF64 image (bytes or a file path) and set the long-mode entry
+   * state with up to four 64-bit arguments in RDI, RSI, RDX, RCX.
+   */
+  load(
+    image: Uint8Array | string,
+    args: readonly (number | bigint)[] = [],
+  ): void {
+    this.#alive();
+    const bytes = typeof image === "string" ? Deno.readFileSync(image) : image;
+    if (args.length > 4) throw new RangeError("at most 4 guest arguments");
+    const a = new BigUint64Array(4);
+    args.forEach((v, i) => a[i] = BigInt.asUintN(64, BigInt(v)));
+    this.#lib.check(
+      this.#sym.dv_vm_load_elf(this.#handle, bytes, BigInt(bytes.length), a),
+      typeof image === "string" ? `load ${image}` : "load image",
+    );
+  }
+
+  /**
+   * Run vCPU 0 until the guest exits, halts, fails, is stopped or times
+   * out. Synchronous: call it in a Worker to keep a thread free.
+   */
+  run(options: RunOptions = {}): RunResult {
+    this.#alive();
+    const sym = this.#sym;
+    const h = this.#handle;
+    const rec = this.#rec;
+    this.#end = undefined;
+    this.exitStatus = null;
+    sym.dv_vm_control(h, 1, 0n);
+    if (options.timeoutMs !== undefined) {
+      const ns = Math.max(1, Math.round(options.timeoutMs * 1e6));
+      this.#lib.check(sym.dv_vm_control(h, 3, BigInt(ns)), "set timeout");
+    }
+    try {
+      for (;;) {
+        const r = sym.dv_vcpu_run(h, 0);
+        if (r === ExitReason.Io || r === ExitReason.Mmio) {
+          this.#dispatch(r === ExitReason.Io ? "pio" : "mmio", rec);
+        } else if (r < 0) {
+          this.#lib.check(r, "run");
+        } else {
+          const end = this.#other(r, rec);
+          if (end) return end;
+        }
+        if (this.#servicePlugins.length > 0) this.#service();
+        if (this.#end) return this.#end;
+      }
+    } catch (e) {
+      return { reason: "error", detail: (e as Error).message };
+    } finally {
+      sym.dv_vm_control(h, 3, 0n);
+      for (const t of this.#tickSources) t.disarm();
+    }
+  }
+
+  #dispatch(space: "pio" | "mmio", rec: ExitRecordView): void {
+    const size = rec.size;
+    const count = rec.count;
+    const address = rec.address;
+    const isWrite = rec.isWrite;
+    const vcpu = rec.vcpu;
+    for (let i = 0; i < count; i++) {
+      this.#bus.dispatch(
+        space,
+        address,
+        size,
+        isWrite,
+        rec.data(size, i),
+        vcpu,
+      );
+    }
+  }
+
+  #other(r: number, rec: ExitRecordView): RunResult | undefined {
+    switch (r) {
+      case ExitReason.IoapicEoi:
+        for (const p of this.#eoiPlugins) p.eoi!(rec.arg);
+        return undefined;
+      case ExitReason.Wake:
+        this.#wakeAt = null;
+        return undefined;
+      case ExitReason.IrqWindow:
+        return undefined;
+      case ExitReason.Stopped:
+        return { reason: "stopped" };
+      case ExitReason.Timeout:
+        return { reason: "timeout" };
+      case ExitReason.Hlt:
+        return { reason: "hlt" };
+      case ExitReason.Shutdown:
+        return { reason: "shutdown", detail: "guest triple fault or shutdown" };
+      case ExitReason.InternalError:
+        return {
+          reason: "internal-error",
+          detail: `KVM internal error, suberror ${rec.arg}`,
+        };
+      case ExitReason.FailEntry:
+        return {
+          reason: "fail-entry",
+          detail: `VM entry failed, hardware reason 0x${rec.arg.toString(16)}`,
+        };
+      case ExitReason.SystemEvent:
+        return { reason: "system-event", detail: `type ${rec.arg}` };
+      case ExitReason.Unclaimed: {
+        const what = `${rec.isWrite ? "write to" : "read of"} ${
+          rec.space === 0 ? "port" : "MMIO"
+        } 0x${rec.address.toString(16)} (${rec.size} bytes)`;
+        return { reason: "error", detail: `strict mode: unclaimed ${what}` };
+      }
+      default:
+        return { reason: "error", detail: `unexpected exit reason ${r}` };
+    }
+  }
+
+  #service(): void {
+    const now = this.#clock.now();
+    let next: number | null = null;
+    for (const p of this.#servicePlugins) {
+      const d = p.service!(now);
+      if (d !== null && (next === null || d < next)) next = d;
+    }
+    if (next !== null && next !== this.#wakeAt) {
+      this.#wakeAt = next;
+      const ns = Math.max(1, Math.round(next - now));
+      this.#lib.check(
+        this.#sym.dv_vm_control(this.#handle, 4, BigInt(ns)),
+        "wake alarm",
+      );
+    }
+  }
+
+  /** Stop a running vCPU (from any thread via {@link stopVm}); sticky. */
+  stop(): void {
+    if (this.#closed) return;
+    this.#lib.check(this.#sym.dv_vm_control(this.#handle, 0, 0n), "stop");
+  }
+
+  /** Run-loop counters (not while running). */
+  counters(): VcpuCounters {
+    const c = this.#query(2, 0, 5);
+    return {
+      exits: Number(c[0]),
+      fastPath: Number(c[1]),
+      forwarded: Number(c[2]),
+      unclaimedReads: Number(c[3]),
+      unclaimedWrites: Number(c[4]),
+    };
+  }
+
+  /** TSC frequency of vCPU 0 in kHz. */
+  tscKhz(): number {
+    return Number(this.#query(3, 0, 1)[0]);
+  }
+
+  /** Number of host timer threads currently running for this VM. */
+  armedTimers(): number {
+    return Number(this.#query(5, 0, 2)[0]);
+  }
+
+  /** Close plugins and free the VM (idempotent). */
+  close(): void {
+    if (this.#closed) return;
+    for (const p of this.#plugins) {
+      try {
+        p.close?.();
+      } catch (e) {
+        this.#log("warn", p.name, `close failed: ${(e as Error).message}`);
+      }
+    }
+    this.#closed = true;
+    finalizer.unregister(this);
+    this.#sym.dv_vm_destroy(this.#handle);
+  }
+
+  /** Same as {@link Vm.close}. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+/** A host tick source backed by a core timer thread and an irqfd. */
+class CoreTickSource implements TickSource {
+  readonly #lib: CoreLibrary;
+  readonly #sym: CoreSymbols;
+  readonly #h: bigint;
+  readonly #id: number;
+  readonly #out = new BigUint64Array(4);
+  #armed = false;
+
+  constructor(
+    lib: CoreLibrary,
+    sym: CoreSymbols,
+    h: bigint,
+    target: TickTarget,
+  ) {
+    this.#lib = lib;
+    this.#sym = sym;
+    this.#h = h;
+    this.#id = target.kind === "gsi"
+      ? lib.check(sym.dv_event(h, 10, target.gsi, 0, 0n), "create timer")
+      : lib.check(
+        sym.dv_event(
+          h,
+          10,
+          (target.vector & 0xff) | (target.destination << 8),
+          1,
+          0n,
+        ),
+        "create timer",
+      );
+  }
+  arm(periodNs: number): void {
+    if (!(periodNs > 0) || !Number.isFinite(periodNs)) {
+      throw new RangeError(`bad timer period ${periodNs} ns`);
+    }
+    this.#lib.check(
+      this.#sym.dv_event(
+        this.#h,
+        11,
+        this.#id,
+        0,
+        BigInt(Math.round(periodNs)),
+      ),
+      "arm timer",
+    );
+    this.#armed = true;
+  }
+  disarm(): void {
+    if (!this.#armed) return;
+    this.#armed = false;
+    this.#sym.dv_event(this.#h, 12, this.#id, 0, 0n);
+  }
+  get armed(): boolean {
+    return this.#armed;
+  }
+  #stats(): BigUint64Array {
+    this.#lib.check(
+      this.#sym.dv_vm_query(this.#h, 4, this.#id, this.#out, 4n),
+      "timer stats",
+    );
+    return this.#out;
+  }
+  get ticks(): number {
+    return Number(this.#stats()[0]);
+  }
+  get missedTicks(): number {
+    return Number(this.#stats()[1]);
+  }
+  /** CPU time of the timer thread in ns. */
+  get cpuNs(): number {
+    return Number(this.#stats()[2]);
+  }
+}
+
+/**
+ * Create a VM.
+ *
+ * @example
+ * ```ts ignore
+ * import { createVm } from "./vm.ts";
+ * using vm = createVm({ memory: "16M", irqchip: "kernel" });
+ * ```
+ */
+export function createVm(options: VmOptions = {}): Vm {
+  return new Vm(options);
+}
