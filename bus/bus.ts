@@ -159,7 +159,10 @@ export class Bus {
     return true;
   }
 
-  /** The owner and region containing `[address, address + size)`. */
+  /**
+   * The owner and region an access belongs to: by first port for `pio`,
+   * wholly contained for `mmio`.
+   */
   find(
     space: Space,
     address: number,
@@ -179,7 +182,10 @@ export class Bus {
       else hi = mid;
     }
     const e = list[lo - 1];
-    return e && address + size <= e.end ? e : undefined;
+    // Ports decode by their first port (ISA semantics: the device sees the
+    // width); MMIO accesses must lie wholly inside the region.
+    const last = space === "pio" ? address + 1 : address + size;
+    return e && last <= e.end ? e : undefined;
   }
 
   /** All claimed ranges of a space, sorted, with owners. */

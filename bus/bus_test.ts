@@ -74,11 +74,22 @@ Deno.test("bus", async (t) => {
     });
   });
 
-  await t.step("an access straddling a region end is unclaimed", () => {
+  await t.step("ports decode by first port; MMIO must fit", () => {
     const bus = new Bus();
-    bus.add(store({ space: "pio", base: 0x10, length: 2 }), "s");
+    let seen = 0;
+    bus.add({
+      range: { space: "pio", base: 0x6b, length: 1 },
+      read: () => {},
+      write: (a) => void (seen = a.size),
+    }, "period");
     assert.equal(
-      bus.dispatch("pio", 0x11, 2, false, new Uint8Array(2), 0),
+      bus.dispatch("pio", 0x6b, 4, true, new Uint8Array(4), 0),
+      true,
+    );
+    assert.equal(seen, 4);
+    bus.add(store({ space: "mmio", base: 0x10, length: 2 }), "s");
+    assert.equal(
+      bus.dispatch("mmio", 0x11, 2, false, new Uint8Array(2), 0),
       false,
     );
   });

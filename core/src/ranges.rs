@@ -104,10 +104,13 @@ impl RangeTable {
         }
     }
 
-    /// The entry containing the whole access `[addr, addr + size)`, if any.
-    /// An access that straddles a range end is treated as unclaimed.
+    /// The entry an access `[addr, addr + size)` belongs to, if any. Port
+    /// I/O is decoded by its first port, as on the ISA bus (a 4-byte `out`
+    /// to a 1-port device reaches that device, which sees the width); an
+    /// MMIO access must lie wholly inside the range.
     #[inline]
     pub fn lookup(&self, space: Space, addr: u64, size: u64) -> Option<&Entry> {
+        let size = if space == Space::Pio { 1 } else { size };
         let list = self.list(space);
         let idx = list.partition_point(|e| e.base <= addr);
         if idx == 0 {
@@ -131,7 +134,8 @@ mod tests {
         t.add(Space::Mmio, 0xfec0_0000, 0x100, Action::Forward).unwrap();
         assert_eq!(t.lookup(Space::Pio, 0x3f8, 1).unwrap().base, 0x3f8);
         assert_eq!(t.lookup(Space::Pio, 0x3ff, 1).unwrap().base, 0x3f8);
-        assert!(t.lookup(Space::Pio, 0x3ff, 2).is_none(), "straddling access is unclaimed");
+        assert_eq!(t.lookup(Space::Pio, 0x3ff, 4).unwrap().base, 0x3f8, "ports decode by first port");
+        assert!(t.lookup(Space::Mmio, 0xfec0_00fe, 4).is_none(), "straddling MMIO access is unclaimed");
         assert!(t.lookup(Space::Pio, 0x400, 1).is_none());
         assert!(t.lookup(Space::Pio, 0x3f7, 1).is_none());
         assert!(t.lookup(Space::Mmio, 0x3f8, 1).is_none(), "spaces are separate");

@@ -4,11 +4,12 @@
  *
  * @module
  */
-import type { Access, Plugin, Region } from "../../bus/types.ts";
+import type { Access, Plugin, PluginContext, Region } from "../../bus/types.ts";
 import {
-  type Ioapic,
+  Ioapic,
   IOAPIC_DEFAULT_BASE,
   IOAPIC_MMIO_LENGTH,
+  type IoapicOptions,
 } from "./ioapic.ts";
 
 /**
@@ -23,8 +24,18 @@ import {
  * ```
  */
 export interface IoapicPluginOptions {
-  /** The device, constructed by the host (it is also the split irqchip). */
-  readonly ioapic: Ioapic;
+  /**
+   * The device, when the host constructs it. When absent the plugin builds
+   * one whose sink is the context: deliveries go to `ctx.signalMsi`, route
+   * changes to `ctx.routeMsi` (pin n = GSI n), logs to `ctx.log`, time from
+   * `ctx.clock` (all from `setup` on; earlier deliveries are dropped).
+   */
+  readonly ioapic?: Ioapic;
+  /** Storm-guard settings for a plugin-built device. */
+  readonly storm?: Pick<
+    IoapicOptions,
+    "stormThreshold" | "stormWindowNs" | "stormDelayNs"
+  >;
   /** MMIO base; default 0xFEC00000. */
   readonly base?: number;
 }
@@ -33,6 +44,25 @@ function readLe(data: Uint8Array): number {
   let v = 0;
   for (let i = data.length - 1; i >= 0; i--) v = v * 256 + data[i];
   return v;
+}
+
+/**
+ * The IOAPIC plugin: also the split-irqchip line controller.
+ *
+ * @example
+ * ```ts
+ * import { ioapicPlugin } from "./plugin.ts";
+ * const p = ioapicPlugin({});
+ * p.ioapic.setLevel(4, true);
+ * ```
+ */
+export interface IoapicPlugin extends Plugin {
+  /** The device. */
+  readonly ioapic: Ioapic;
+  /** The device, as the owner of the GSI lines. */
+  readonly lineController: Ioapic;
+  /** Run deferred deliveries due at `now`; returns the next deadline. */
+  service(now: number): number | null;
 }
 
 /**
@@ -49,12 +79,26 @@ function readLe(data: Uint8Array): number {
  * console.log(plugin.name); // "ioapic"
  * ```
  */
-export function ioapicPlugin(options: IoapicPluginOptions): Plugin {
-  const { ioapic } = options;
+export function ioapicPlugin(
+  options: IoapicPluginOptions = {},
+): IoapicPlugin {
+  let ctx: PluginContext | null = null;
+  const ioapic = options.ioapic ?? new Ioapic({
+    sink: {
+      deliver: (msg) => ctx?.signalMsi(msg),
+      routeChanged: (pin, msg) => ctx?.routeMsi(pin, msg),
+    },
+    clock: { now: () => ctx?.clock.now() ?? 0 },
+    log: (level, msg) => ctx?.log(level, msg),
+    ...options.storm,
+  });
   const base = options.base ?? IOAPIC_DEFAULT_BASE;
   return {
     name: "ioapic",
-    setup(): readonly Region[] {
+    ioapic,
+    lineController: ioapic,
+    setup(context: PluginContext): readonly Region[] {
+      ctx = context;
       return [{
         range: { space: "mmio", base, length: IOAPIC_MMIO_LENGTH },
         read(access: Access, data: Uint8Array): void {
@@ -76,6 +120,10 @@ export function ioapicPlugin(options: IoapicPluginOptions): Plugin {
     },
     reset(): void {
       ioapic.reset();
+    },
+    service(now: number): number | null {
+      ioapic.service(now);
+      return ioapic.nextDeadline();
     },
   };
 }

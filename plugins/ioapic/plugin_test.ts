@@ -66,4 +66,24 @@ Deno.test("ioapic plugin", async (t) => {
     plugin.reset?.();
     assert.equal(ioapic.entry(0).masked, true);
   });
+  await t.step("built-in device: context sink, routes, service", () => {
+    const ctx = new FakeContext();
+    const plugin = ioapicPlugin({ storm: { stormThreshold: 1 } });
+    const [region] = plugin.setup(ctx);
+    assert.equal(plugin.lineController, plugin.ioapic);
+    writeValue(region, 0x00, 4, 0x10 + 2 * 3);
+    writeValue(region, 0x10, 4, 0x33 | REDIR_TRIGGER_LEVEL);
+    assert.deepEqual(ctx.routes.get(3), { address: 0xfee00000, data: 0xc033 });
+    plugin.lineController.setLevel(3, true);
+    plugin.eoi?.(0x33); // retrigger 1
+    plugin.eoi?.(0x33); // retrigger 2: deferred by the storm guard
+    assert.equal(ctx.events.length, 2);
+    const next = plugin.service(ctx.clock.now());
+    assert.equal(next, 100_000);
+    ctx.clock.advance(100_000);
+    assert.equal(plugin.service(ctx.clock.now()), null);
+    assert.equal(ctx.events.length, 3);
+    writeValue(region, 0x10, 4, 0x33 | REDIR_TRIGGER_LEVEL | 0x10000);
+    assert.equal(ctx.routes.has(3), false);
+  });
 });

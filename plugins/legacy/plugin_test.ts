@@ -1,0 +1,45 @@
+import assert from "node:assert/strict";
+import { FakeContext, readValue, writeValue } from "../testing/fake_context.ts";
+import { legacyPlugin } from "./plugin.ts";
+
+Deno.test("legacy plugin", async (t) => {
+  await t.step("claims PIC and PIT ports", () => {
+    const regions = legacyPlugin().setup(new FakeContext());
+    assert.deepEqual(regions.map((r) => r.range), [
+      { space: "pio", base: 0x20, length: 2 },
+      { space: "pio", base: 0xa0, length: 2 },
+      { space: "pio", base: 0x40, length: 4 },
+    ]);
+  });
+  await t.step("port values through regions", () => {
+    const [master, slave, pit] = legacyPlugin().setup(new FakeContext());
+    assert.equal(readValue(master, 1, 1), 0xff);
+    assert.equal(readValue(slave, 1, 1), 0xff);
+    assert.equal(readValue(master, 0, 1), 0);
+    assert.equal(readValue(pit, 0, 1), 0);
+    assert.equal(readValue(pit, 3, 1), 0);
+  });
+  await t.step("EOI reaches ctx.lapicEoi while the timer is active", () => {
+    let active = false;
+    const ctx = new FakeContext();
+    const p = legacyPlugin({ timerActive: () => active });
+    const [master] = p.setup(ctx);
+    writeValue(master, 0, 1, 0x20);
+    assert.equal(ctx.lapicEois, 0);
+    active = true;
+    writeValue(master, 0, 1, 0x20);
+    assert.equal(ctx.lapicEois, 1);
+    assert.equal(p.pic()?.stats.eoisForwarded, 1);
+  });
+  await t.step("wide accesses are counted no-ops", () => {
+    const ctx = new FakeContext();
+    const p = legacyPlugin({ timerActive: () => true });
+    const [master, , pit] = p.setup(ctx);
+    writeValue(master, 0, 2, 0x20);
+    assert.equal(readValue(master, 0, 2), 0xffff);
+    writeValue(pit, 0, 4, 0);
+    assert.equal(ctx.lapicEois, 0);
+    assert.equal(p.pic()?.stats.badAccesses, 2);
+    assert.equal(p.pit()?.stats.badAccesses, 1);
+  });
+});
