@@ -626,6 +626,12 @@ export class Vm implements Disposable {
     };
   }
 
+  /** True when `vector` is in service in vCPU 0's in-kernel LAPIC. */
+  lapicInService(vector: number): boolean {
+    const isr = this.#query(6, 0, 8);
+    return ((Number(isr[vector >> 5]) >>> (vector & 31)) & 1) === 1;
+  }
+
   /** TSC frequency of vCPU 0 in kHz. */
   tscKhz(): number {
     return Number(this.#query(3, 0, 1)[0]);

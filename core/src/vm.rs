@@ -615,6 +615,20 @@ impl Vm {
         Ok(-1)
     }
 
+    /// The in-service register (256 bits as 8 words) of a vCPU's in-kernel
+    /// LAPIC (SDM 11.8.4).
+    pub fn lapic_isr(&self, index: u32) -> Result<[u32; 8]> {
+        let v = self.vcpu(index)?;
+        let g = v.inner.try_lock().map_err(|_| Error::new(Code::Busy, "vCPU is running"))?;
+        let st = g.fd.get_lapic().map_err(kvm_err("KVM_GET_LAPIC"))?;
+        let mut isr = [0u32; 8];
+        for (i, w) in isr.iter_mut().enumerate() {
+            let off = 0x100 + 0x10 * i;
+            *w = u32::from_le_bytes([st.regs[off] as u8, st.regs[off + 1] as u8, st.regs[off + 2] as u8, st.regs[off + 3] as u8]);
+        }
+        Ok(isr)
+    }
+
     /// TSC frequency of a vCPU in kHz.
     pub fn tsc_khz(&self, index: u32) -> Result<u32> {
         let v = self.vcpu(index)?;

@@ -334,6 +334,8 @@ export class Ioapic {
   readonly #levels: boolean[] = new Array(IOAPIC_PINS).fill(false);
   readonly #routes: (MsiMessage | null)[] = new Array(IOAPIC_PINS).fill(null);
   readonly #invalidLogged: boolean[] = new Array(IOAPIC_PINS).fill(false);
+  /** Route updates held back until the in-service level interrupt's EOI. */
+  readonly #routePending: boolean[] = new Array(IOAPIC_PINS).fill(false);
   readonly #stormStart: number[] = new Array(IOAPIC_PINS).fill(0);
   readonly #stormCount: number[] = new Array(IOAPIC_PINS).fill(0);
   /** Deadline (ns) of a deferred retrigger per pin, or null. */
@@ -383,6 +385,7 @@ export class Ioapic {
     this.#deferredAt.fill(null);
     this.#stormCount.fill(0);
     this.#invalidLogged.fill(false);
+    this.#routePending.fill(false);
     for (let pin = 0; pin < IOAPIC_PINS; pin++) this.#updateRoute(pin);
   }
 
@@ -491,6 +494,16 @@ export class Ioapic {
   #updateRoute(pin: number): void {
     const lo = this.#lo[pin];
     const msg = lo & REDIR_MASKED ? null : entryToMsi(lo, this.#hi[pin]);
+    // A level interrupt still in service keeps its route until its EOI:
+    // with KVM's split irqchip the route is what puts the vector in the
+    // EOI-exit bitmap, and without it the guest's EOI would never reach us
+    // (Remote IRR would stay set forever). The masked route is applied on
+    // EOI.
+    if (msg === null && this.#routes[pin] !== null && lo & REDIR_REMOTE_IRR) {
+      this.#routePending[pin] = true;
+      return;
+    }
+    this.#routePending[pin] = false;
     if (sameMsi(msg, this.#routes[pin])) return;
     this.#routes[pin] = msg;
     this.#sink.routeChanged?.(pin, msg);
@@ -554,6 +567,7 @@ export class Ioapic {
       ) continue;
       matched = true;
       this.#lo[pin] = (lo & ~REDIR_REMOTE_IRR) >>> 0;
+      if (this.#routePending[pin]) this.#updateRoute(pin);
       if (lo & REDIR_MASKED || !this.#levels[pin]) {
         this.#stormCount[pin] = 0;
         continue;

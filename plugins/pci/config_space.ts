@@ -87,6 +87,7 @@ export class ConfigSpace {
   readonly #wmask = new Uint8Array(CFG.SIZE);
   readonly #w1c = new Uint8Array(CFG.SIZE);
   readonly #bars: (BarDefinition | undefined)[] = new Array(CFG.BAR_COUNT);
+  readonly #upper = new Set<number>();
   readonly #watches: Watch[] = [];
   readonly #readWatches: Watch[] = [];
   #lastCap = 0;
@@ -287,12 +288,19 @@ export class ConfigSpace {
     ) {
       throw new RangeError(`BAR index ${index} out of range for ${def.kind}`);
     }
-    if (this.#bars[index] !== undefined || (wide && this.#bars[index + 1])) {
+    if (
+      this.#bars[index] !== undefined || this.#upper.has(index) ||
+      (wide && this.#bars[index + 1] !== undefined)
+    ) {
       throw new RangeError(`BAR ${index} already defined`);
     }
     const s = def.size;
     const min = def.kind === "io" ? 4 : 16;
-    const max = def.kind === "io" ? 256 : def.kind === "mem32" ? 2 ** 31 : 2 ** 52;
+    const max = def.kind === "io"
+      ? 256
+      : def.kind === "mem32"
+      ? 2 ** 31
+      : 2 ** 52;
     if (!Number.isSafeInteger(s) || s < min || s > max || !isPowerOfTwo(s)) {
       throw new RangeError(`bad BAR size ${s} for ${def.kind}`);
     }
@@ -304,7 +312,9 @@ export class ConfigSpace {
       const flags = (wide ? BAR_BITS.MEM_TYPE_64 : BAR_BITS.MEM_TYPE_32) |
         (def.prefetchable ? BAR_BITS.MEM_PREFETCHABLE : 0);
       this.set32(off, flags);
-      const lowMask = s >= 2 ** 32 ? 0 : (~(s - 1) & BAR_BITS.MEM_ADDRESS_MASK) >>> 0;
+      const lowMask = s >= 2 ** 32
+        ? 0
+        : (~(s - 1) & BAR_BITS.MEM_ADDRESS_MASK) >>> 0;
       this.setWritable(off, 4, lowMask);
       if (wide) {
         const hiMask = s > 2 ** 32 ? (~(s / 2 ** 32 - 1)) >>> 0 : 0xffffffff;
@@ -313,6 +323,7 @@ export class ConfigSpace {
       }
     }
     this.#bars[index] = def;
+    if (wide) this.#upper.add(index + 1);
   }
 
   /** The definition of BAR `index`, if any. */
@@ -329,7 +340,7 @@ export class ConfigSpace {
     if (def === undefined) return null;
     const off = CFG.BAR0 + 4 * index;
     if (def.kind === "io") {
-      const lo = this.get32(off) & BAR_BITS.IO_ADDRESS_MASK;
+      const lo = (this.get32(off) & BAR_BITS.IO_ADDRESS_MASK) >>> 0;
       const m = this.#mask32(off);
       if (lo === 0 || lo === m) return null;
       return lo >>> 0;

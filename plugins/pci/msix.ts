@@ -123,10 +123,12 @@ export class MsixCapability {
     if (!Number.isInteger(n) || n < 1 || n > MSIX.MAX_VECTORS) {
       throw new RangeError(`MSI-X vector count ${n} not in 1..2048`);
     }
-    for (const [bir, off] of [
-      [options.tableBar, options.tableOffset],
-      [options.pbaBar, options.pbaOffset],
-    ]) {
+    for (
+      const [bir, off] of [
+        [options.tableBar, options.tableOffset],
+        [options.pbaBar, options.pbaOffset],
+      ]
+    ) {
       if (!Number.isInteger(bir) || bir < 0 || bir > 5 || off % 8 !== 0) {
         throw new RangeError(`bad MSI-X BIR ${bir} / offset ${off}`);
       }

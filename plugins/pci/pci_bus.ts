@@ -156,7 +156,12 @@ export class PciBus implements Plugin {
       ? hostBridge()
       : options.hostBridge;
     const gsiOf = options.intxGsi ?? defaultIntxGsi;
-    const add = (fn: PciFunction, device: number, func: number, gsi?: number) => {
+    const add = (
+      fn: PciFunction,
+      device: number,
+      func: number,
+      gsi?: number,
+    ) => {
       if (
         !Number.isInteger(device) || device < 0 || device > 31 ||
         !Number.isInteger(func) || func < 0 || func > 7
@@ -260,7 +265,12 @@ export class PciBus implements Plugin {
    * Read configuration space of `00:device.fn` at `offset` (what a guest
    * sees; all-ones for an absent function).
    */
-  configRead(device: number, fn: number, offset: number, data: Uint8Array): void {
+  configRead(
+    device: number,
+    fn: number,
+    offset: number,
+    data: Uint8Array,
+  ): void {
     const s = this.#slots.get(device * 8 + fn);
     if (!s) {
       data.fill(0xff);
@@ -273,13 +283,26 @@ export class PciBus implements Plugin {
    * Write configuration space of `00:device.fn` at `offset` as the guest
    * would, then move BARs and re-evaluate INTx.
    */
-  configWrite(device: number, fn: number, offset: number, data: Uint8Array): void {
+  configWrite(
+    device: number,
+    fn: number,
+    offset: number,
+    data: Uint8Array,
+  ): void {
     const s = this.#slots.get(device * 8 + fn);
     if (!s) return;
     try {
       s.fn.config.writeBytes(offset, data);
     } catch (e) {
       this.#handlerError(s, e);
+    }
+    const end = offset + data.length;
+    if (
+      (offset < CFG.COMMAND + 2 && CFG.COMMAND < end) ||
+      (offset < CFG.BAR0 + 4 * CFG.BAR_COUNT && CFG.BAR0 < end)
+    ) {
+      // The guest reprogrammed placement: retry BARs that failed to map.
+      s.failedAt.fill(null);
     }
     this.#sync(s);
     this.#updateLine(s);
@@ -314,7 +337,10 @@ export class PciBus implements Plugin {
 
   #initInterruptLine(s: Attached): void {
     // What firmware would do: report the routed GSI in the interrupt line.
-    s.fn.config.set8(CFG.INTERRUPT_LINE, s.gsi !== null && s.gsi < 255 ? s.gsi : 0xff);
+    s.fn.config.set8(
+      CFG.INTERRUPT_LINE,
+      s.gsi !== null && s.gsi < 255 ? s.gsi : 0xff,
+    );
   }
 
   #addressRead(a: Access, d: Uint8Array): void {
@@ -338,7 +364,10 @@ export class PciBus implements Plugin {
   #dataAccess(a: Access, d: Uint8Array, write: boolean): void {
     const addr = this.#address;
     const n = Math.min(d.length, 4 - a.offset);
-    if ((addr & CONFIG_MECHANISM.ENABLE) === 0 || ((addr >>> 16) & 0xff) !== 0 || n <= 0) {
+    if (
+      (addr & CONFIG_MECHANISM.ENABLE) === 0 || ((addr >>> 16) & 0xff) !== 0 ||
+      n <= 0
+    ) {
       if (!write) d.fill(0xff);
       return;
     }
@@ -399,7 +428,9 @@ export class PciBus implements Plugin {
       const def = cs.bar(i);
       if (!def) continue;
       const io = def.kind === "io";
-      let want = (io ? cs.ioEnabled : cs.memoryEnabled) ? cs.barAddress(i) : null;
+      let want = (io ? cs.ioEnabled : cs.memoryEnabled)
+        ? cs.barAddress(i)
+        : null;
       if (want !== null && io && want + def.size > 0x10000) want = null;
       const cur = s.mappings[i];
       if (cur && want === cur.range.base) continue;

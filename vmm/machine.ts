@@ -1,0 +1,154 @@
+/**
+ * The wiring file: the one place that knows the guest-visible ports, MMIO
+ * bases and GSIs of a denovmm machine, and which plugins each irqchip mode
+ * gets. Plugins themselves take their addresses from here as options.
+ *
+ * | port / address      | device                          | GSI |
+ * |---------------------|---------------------------------|-----|
+ * | 0x3F8–0x3FF         | 16550 UART COM1                 | 4   |
+ * | 0xF4 (4 ports)      | isa-debug-exit                  |     |
+ * | 107 / 108           | PV timer period / halt          |     |
+ * | 0x2000 + n          | pc-testdev IRQ line n           | n   |
+ * | 0x510 / 0x511       | fw_cfg selector / data          |     |
+ * | 0x20/0x21, 0xA0/0xA1, 0x40–0x43 | PIC/PIT stubs (split only) | |
+ * | 0x80                | POST port, Rust fast path       |     |
+ * | 0xFEC00000          | IOAPIC (split only)             |     |
+ *
+ * @module
+ */
+import type { Plugin, TickTarget } from "../bus/types.ts";
+import { debugExitPlugin } from "../plugins/debug_exit/plugin.ts";
+import { fwCfgPlugin } from "../plugins/fw_cfg/plugin.ts";
+import { type IoapicPlugin, ioapicPlugin } from "../plugins/ioapic/plugin.ts";
+import { legacyPlugin } from "../plugins/legacy/plugin.ts";
+import {
+  type PvTimerPlugin,
+  pvTimerPlugin,
+} from "../plugins/pv_timer/plugin.ts";
+import { type SerialPlugin, serialPlugin } from "../plugins/serial/plugin.ts";
+import { testdevPlugin } from "../plugins/testdev/plugin.ts";
+import { createVm, parseSize, type Vm, type VmOptions } from "./vm.ts";
+
+/** Guest-visible addresses and GSIs of the standard machine. */
+export const WIRING = {
+  serial: { base: 0x3f8, gsi: 4 },
+  debugExit: { base: 0xf4, iosize: 4 },
+  testdev: { base: 0x2000, lines: 24 },
+  postPort: 0x80,
+  ioapic: { base: 0xfec00000 },
+  /** PV timer ticks: GSI 0 (IRQ0) or a direct MSI to vector 0x20. */
+  timer: { gsi: 0, vector: 0x20, destination: 0 },
+} as const;
+
+/** Where PV timer ticks go. */
+export type TimerDelivery = "msi" | "gsi";
+
+/** Options of {@link createMachine}. */
+export interface MachineOptions
+  extends Omit<VmOptions, "plugins" | "ignoredPorts"> {
+  /** Bytes the guest writes to COM1 (default: discarded). */
+  serialOutput?: (byte: number) => void;
+  /** PV timer delivery (default `msi`). */
+  timerDelivery?: TimerDelivery;
+  /** PV timer period clamp in µs (default 50 .. 10 s). */
+  timerRangeUs?: { min?: number; max?: number };
+  /** Kernel command line served by fw_cfg. */
+  cmdline?: string;
+  /** More plugins, attached after the standard ones. */
+  plugins?: readonly Plugin[];
+}
+
+/** A VM with the standard devices attached. */
+export interface Machine extends Disposable {
+  /** The VM. */
+  readonly vm: Vm;
+  /** COM1. */
+  readonly serial: SerialPlugin;
+  /** The PV timer. */
+  readonly pvTimer: PvTimerPlugin;
+  /** The userspace IOAPIC (split mode only). */
+  readonly ioapic: IoapicPlugin | null;
+}
+
+/**
+ * The standard plugins for an irqchip mode (kernel: the in-kernel PIC, PIT
+ * ports and IOAPIC stay KVM's; split: our IOAPIC and the PIC/PIT stubs).
+ *
+ * @example
+ * ```ts
+ * import { standardPlugins } from "./machine.ts";
+ * const { plugins } = standardPlugins({ irqchip: "split" });
+ * console.log(plugins.map((p) => p.name));
+ * ```
+ */
+export function standardPlugins(options: MachineOptions = {}): {
+  plugins: Plugin[];
+  serial: SerialPlugin;
+  pvTimer: PvTimerPlugin;
+  ioapic: IoapicPlugin | null;
+} {
+  const irqchip = options.irqchip ?? "kernel";
+  const target: TickTarget = options.timerDelivery === "gsi"
+    ? { kind: "gsi", gsi: WIRING.timer.gsi }
+    : {
+      kind: "msi",
+      vector: WIRING.timer.vector,
+      destination: WIRING.timer.destination,
+    };
+  const serial = serialPlugin({
+    ...WIRING.serial,
+    output: options.serialOutput,
+  });
+  const pvTimer = pvTimerPlugin({
+    target,
+    minUs: options.timerRangeUs?.min,
+    maxUs: options.timerRangeUs?.max,
+  });
+  const plugins: Plugin[] = [
+    serial,
+    debugExitPlugin(WIRING.debugExit),
+    pvTimer,
+    testdevPlugin(WIRING.testdev),
+    fwCfgPlugin({
+      ramSize: parseSize(options.memory ?? 16 << 20),
+      cpus: 1,
+      cmdline: options.cmdline,
+    }),
+  ];
+  let ioapic: IoapicPlugin | null = null;
+  if (irqchip === "split") {
+    ioapic = ioapicPlugin(WIRING.ioapic);
+    plugins.push(ioapic, legacyPlugin({ timerActive: () => pvTimer.active }));
+  }
+  return { plugins, serial, pvTimer, ioapic };
+}
+
+/**
+ * Create a VM with the standard devices of its irqchip mode.
+ *
+ * @example
+ * ```ts ignore
+ * import { createMachine } from "./machine.ts";
+ * using m = createMachine({
+ *   irqchip: "split",
+ *   serialOutput: (b) => Deno.stdout.writeSync(new Uint8Array([b])),
+ * });
+ * m.vm.load("guests/build/hello.elf");
+ * console.log(m.vm.run({ timeoutMs: 5000 }));
+ * ```
+ */
+export function createMachine(options: MachineOptions = {}): Machine {
+  const std = standardPlugins(options);
+  const vm = createVm({
+    ...options,
+    plugins: [...std.plugins, ...(options.plugins ?? [])],
+    ignoredPorts: [{ space: "pio", base: WIRING.postPort, length: 1 }],
+  });
+  return {
+    vm,
+    serial: std.serial,
+    pvTimer: std.pvTimer,
+    ioapic: std.ioapic,
+    [Symbol.dispose]: () => vm.close(),
+  };
+}
