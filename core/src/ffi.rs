@@ -151,7 +151,8 @@ pub unsafe extern "C" fn dv_vm_load_elf(h: u64, ptr: *const u8, len: usize, args
 /// forwarded, unclaimed reads, unclaimed writes]; 3 = TSC kHz of vCPU
 /// `arg`; 4 = timer `arg` stats [ticks, missed, cpu ns, period ns];
 /// 5 = [armed timers, TSC-deadline advertised]; 6 = LAPIC ISR of vCPU
-/// `arg` as 8 words (vectors 32*i..32*i+31 in word i).
+/// `arg` as 8 words (vectors 32*i..32*i+31 in word i); 7 = LAPIC [version,
+/// spurious-vector register] of vCPU `arg`.
 ///
 /// # Safety
 /// `out` must be valid for `cap` u64 writes.
@@ -172,7 +173,8 @@ pub unsafe extern "C" fn dv_vm_query(h: u64, what: u32, arg: u32, out: *mut u64,
             3 => vec![vm.tsc_khz(arg)? as u64],
             4 => vm.timer_stats(arg)?.to_vec(),
             5 => vec![vm.timers_armed() as u64, vm.tsc_deadline() as u64],
-            6 => vm.lapic_isr(arg)?.iter().map(|&w| w as u64).collect(),
+            6 => vm.lapic_regs(arg, &[0x100, 0x110, 0x120, 0x130, 0x140, 0x150, 0x160, 0x170])?.iter().map(|&w| w as u64).collect(),
+            7 => vm.lapic_regs(arg, &[0x30, 0xf0])?.iter().map(|&w| w as u64).collect(),
             _ => return Err(Error::invalid(format!("bad query {what}"))),
         };
         // SAFETY: forwarded from the caller's contract.

@@ -128,7 +128,7 @@ pub fn open_kvm() -> Result<Kvm> {
 impl Vm {
     /// Create a VM with one vCPU.
     pub fn new(config: VmConfig) -> Result<Vm> {
-        if config.mem_size < MIN_MEM || config.mem_size > MAX_MEM || config.mem_size % 0x1000 != 0 {
+        if config.mem_size < MIN_MEM || config.mem_size > MAX_MEM || !config.mem_size.is_multiple_of(0x1000) {
             return Err(Error::invalid(format!(
                 "memory size {:#x} must be a multiple of 4 KiB in [{MIN_MEM:#x}, {MAX_MEM:#x}]",
                 config.mem_size
@@ -615,18 +615,21 @@ impl Vm {
         Ok(-1)
     }
 
-    /// The in-service register (256 bits as 8 words) of a vCPU's in-kernel
-    /// LAPIC (SDM 11.8.4).
-    pub fn lapic_isr(&self, index: u32) -> Result<[u32; 8]> {
+    /// Registers of a vCPU's in-kernel LAPIC, by offset (SDM 11.4.1): for
+    /// example 0x30 version, 0xF0 spurious-vector (SVR), 0x100.. ISR.
+    pub fn lapic_regs(&self, index: u32, offsets: &[usize]) -> Result<Vec<u32>> {
         let v = self.vcpu(index)?;
         let g = v.inner.try_lock().map_err(|_| Error::new(Code::Busy, "vCPU is running"))?;
         let st = g.fd.get_lapic().map_err(kvm_err("KVM_GET_LAPIC"))?;
-        let mut isr = [0u32; 8];
-        for (i, w) in isr.iter_mut().enumerate() {
-            let off = 0x100 + 0x10 * i;
-            *w = u32::from_le_bytes([st.regs[off] as u8, st.regs[off + 1] as u8, st.regs[off + 2] as u8, st.regs[off + 3] as u8]);
-        }
-        Ok(isr)
+        offsets
+            .iter()
+            .map(|&off| {
+                if off % 16 != 0 || off + 4 > st.regs.len() {
+                    return Err(Error::invalid(format!("bad LAPIC register offset {off:#x}")));
+                }
+                Ok(u32::from_le_bytes([st.regs[off] as u8, st.regs[off + 1] as u8, st.regs[off + 2] as u8, st.regs[off + 3] as u8]))
+            })
+            .collect()
     }
 
     /// TSC frequency of a vCPU in kHz.
