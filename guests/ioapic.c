@@ -67,12 +67,26 @@ static void h_count(u64 v, struct frame *f)            /* edge pins */
 
 static u8 pin_of[256];                                 /* vector -> pin */
 
+/* Directed EOI (SDM 11.8.5): when the LAPIC offers "suppress EOI
+ * broadcast" (version register bit 24; KVM does with a userspace IOAPIC)
+ * and we enable it (SVR bit 12), a LAPIC EOI no longer reaches the IOAPIC
+ * and level interrupts are retired through the IOAPIC EOI register, as
+ * Linux does with a version-0x20 IOAPIC. */
+static int directed;
+
+static void level_eoi(u64 v)
+{
+    lapic_eoi();
+    if (directed)
+        ioapic_eoi((u8)v);
+}
+
 static void h_level_lower(u64 v, struct frame *f)
 {
     (void)f;
     cnt[v]++;
     irq_line(pin_of[v], 0);
-    lapic_eoi();
+    level_eoi(v);
 }
 
 static void h_coalesce(u64 v, struct frame *f)         /* pin 7 */
@@ -87,7 +101,7 @@ static void h_coalesce(u64 v, struct frame *f)         /* pin 7 */
     } else {
         irq_line(7, 0);
     }
-    lapic_eoi();
+    level_eoi(v);
 }
 
 static void h_retrigger(u64 v, struct frame *f)        /* pin 9 */
@@ -96,7 +110,7 @@ static void h_retrigger(u64 v, struct frame *f)        /* pin 9 */
     u32 c = ++cnt[v];
     if (c >= 2)
         irq_line(9, 0);
-    lapic_eoi();                      /* first time: line still asserted */
+    level_eoi(v);                      /* first time: line still asserted */
 }
 
 static void h_mask_retrigger(u64 v, struct frame *f)   /* pin 11 */
@@ -107,7 +121,7 @@ static void h_mask_retrigger(u64 v, struct frame *f)   /* pin 11 */
         ioapic_mask(11, 1);           /* line stays asserted */
     else
         irq_line(11, 0);
-    lapic_eoi();
+    level_eoi(v);
 }
 
 static void h_rirr(u64 v, struct frame *f)             /* pin 12 */
@@ -116,7 +130,7 @@ static void h_rirr(u64 v, struct frame *f)             /* pin 12 */
     cnt[v]++;
     rirr_before[v] = rirr(12);
     irq_line(12, 0);
-    lapic_eoi();
+    level_eoi(v);
 }
 
 static void h_eoi_reg(u64 v, struct frame *f)          /* pin 13 */
@@ -127,6 +141,13 @@ static void h_eoi_reg(u64 v, struct frame *f)          /* pin 13 */
     irq_line(13, 0);
     ioapic_eoi((u8)v);                /* IOAPIC EOI register (+0x40) */
     rirr_after[v] = rirr(13);
+    lapic_eoi();
+}
+
+static void h_lapic_eoi_only(u64 v, struct frame *f)  /* pin 15 */
+{
+    (void)f;
+    cnt[v]++;
     lapic_eoi();
 }
 
@@ -192,6 +213,26 @@ int main(u64 arg0, u64 arg1, u64 arg2, u64 arg3)
     CHECK("level_delivered_once", wait_for(&cnt[0x51], 1) == 1);
     CHECK("level_remote_irr_clear_after_eoi", !rirr(4));
     cleanup(4);
+
+    /* ---- from here on: directed EOI when the LAPIC offers it ------------- */
+    if (lapic_read(LAPIC_VERSION) & (1u << 24)) {
+        lapic_write(LAPIC_SVR, lapic_read(LAPIC_SVR) | (1u << 12));
+        directed = 1;
+    }
+    kprintf("ioapic: %s EOI\n", directed ? "directed (suppress broadcast)" : "broadcast");
+    if (directed) {
+        /* A LAPIC EOI alone must not retire a level interrupt now. */
+        irq_register(0x5C, h_lapic_eoi_only);
+        ioapic_set_redir(15, 0x5C, 1, 0, dest);
+        irq_line(15, 1);
+        CHECK("directed_lapic_eoi_only_delivered_once", wait_for(&cnt[0x5C], 1) == 1);
+        CHECK("directed_lapic_eoi_keeps_remote_irr", rirr(15));
+        irq_line(15, 0);
+        ioapic_eoi(0x5C);
+        CHECK("directed_ioapic_eoi_clears_remote_irr", !rirr(15));
+        CHECK("directed_no_redelivery_after_lowering", cnt[0x5C] == 1);
+        cleanup(15);
+    }
 
     /* ---- two edges raised with interrupts off --------------------------- */
     irq_register(0x52, h_count);

@@ -122,6 +122,15 @@ export function parseSize(size: number | string): number {
 
 const SPACE_CODE = { pio: 0, mmio: 1 } as const;
 
+/** LAPIC spurious-vector register: suppress EOI broadcast (SDM 11.8.5). */
+const LAPIC_SVR_SUPPRESS_EOI_BROADCAST = 1 << 12;
+
+/** Counters of a VM's TypeScript run loop. */
+export interface VmStats {
+  /** KVM_EXIT_IOAPIC_EOI exits ignored because the guest enabled directed EOI. */
+  suppressedEoiBroadcasts: number;
+}
+
 const defaultLogger: Logger = (level, source, msg) => {
   if (level === "warn" || level === "error") {
     console.error(`[denovmm ${source}] ${level}: ${msg}`);
@@ -184,6 +193,8 @@ export class Vm implements Disposable {
   readonly irqchip: IrqchipMode;
   /** Status of the last `exit` result, or null. */
   exitStatus: number | null = null;
+  /** Run-loop counters. */
+  readonly stats: VmStats = { suppressedEoiBroadcasts: 0 };
 
   /** @internal Use {@link createVm}. */
   constructor(options: VmOptions = {}) {
@@ -553,6 +564,14 @@ export class Vm implements Disposable {
   #other(r: number, rec: ExitRecordView): RunResult | undefined {
     switch (r) {
       case ExitReason.IoapicEoi:
+        // SDM 11.8.5: with "suppress EOI broadcast" (SVR bit 12, offered by
+        // KVM's LAPIC in split mode) a LAPIC EOI is not broadcast to the
+        // IOAPICs; the guest EOIs through the IOAPIC's EOI register. KVM
+        // still reports the exit, so the filter is ours.
+        if (this.#eoiBroadcastSuppressed()) {
+          this.stats.suppressedEoiBroadcasts++;
+          return undefined;
+        }
         for (const p of this.#eoiPlugins) p.eoi!(rec.arg);
         return undefined;
       case ExitReason.Wake:
@@ -624,6 +643,11 @@ export class Vm implements Disposable {
       unclaimedReads: Number(c[3]),
       unclaimedWrites: Number(c[4]),
     };
+  }
+
+  #eoiBroadcastSuppressed(): boolean {
+    const [, svr] = this.#query(7, 0, 2);
+    return (Number(svr) & LAPIC_SVR_SUPPRESS_EOI_BROADCAST) !== 0;
   }
 
   /** True when `vector` is in service in vCPU 0's in-kernel LAPIC. */

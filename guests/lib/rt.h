@@ -32,6 +32,7 @@ typedef unsigned long      usize;
 #define LAPIC_VER        0x030
 #define LAPIC_TPR        0x080
 #define LAPIC_EOI        0x0B0
+#define LAPIC_VERSION    0x030
 #define LAPIC_SVR        0x0F0
 #define LAPIC_ISR0       0x100
 #define LAPIC_IRR0       0x200
