@@ -738,7 +738,16 @@ fn run_loop(inner: &mut VcpuInner, kick: &Kick, ranges: &RwLock<RangeTable>, str
         let ranges_guard = ranges.read().unwrap_or_else(|p| p.into_inner());
         let exit = match inner.fd.run() {
             Ok(e) => e,
-            Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => continue,
+            Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {
+                // With no flag pending, `immediate_exit` is stale (left by a
+                // kick whose flag was already consumed or cleared): drop it.
+                // A kick racing with this is caught by the flag check at the
+                // top of the loop, which runs before the next KVM_RUN.
+                if kick.flags() == 0 {
+                    kick.clear_immediate_exit();
+                }
+                continue;
+            }
             Err(e) => return Err(Error::os("KVM_RUN", e)),
         };
         // SAFETY: KVM has just written the exit; for KVM_EXIT_IO the `io`

@@ -1,0 +1,109 @@
+/**
+ * The project's test command (`./deno task test`): builds the core and the
+ * guests, runs `cargo test` and `deno test`, streams their output and ends
+ * with one line `N passed, M failed` summed over both runners.
+ *
+ * @module
+ */
+
+/** Counts read from a runner's summary lines. */
+export interface Tally {
+  /** Tests passed. */
+  passed: number;
+  /** Tests failed. */
+  failed: number;
+}
+
+const ANSI = new RegExp(String.fromCharCode(27) + "\\[[0-9;]*m", "g");
+
+/**
+ * Sum `cargo test` ("test result: ok. 5 passed; 0 failed") and `deno test`
+ * ("ok | 12 passed (80 steps) | 0 failed") summary lines in `text`.
+ *
+ * @example
+ * ```ts
+ * import { tally } from "./test_all.ts";
+ * console.log(tally("test result: ok. 3 passed; 1 failed; 0 ignored"));
+ * ```
+ */
+export function tally(text: string): Tally {
+  const clean = text.replace(ANSI, "");
+  let passed = 0;
+  let failed = 0;
+  for (
+    const m of clean.matchAll(/test result: \w+\. (\d+) passed; (\d+) failed/g)
+  ) {
+    passed += Number(m[1]);
+    failed += Number(m[2]);
+  }
+  for (
+    const m of clean.matchAll(
+      /^(?:ok|FAILED) \| (\d+) passed(?: \(\d+ steps?\))? \| (\d+) failed/gm,
+    )
+  ) {
+    passed += Number(m[1]);
+    failed += Number(m[2]);
+  }
+  return { passed, failed };
+}
+
+async function step(
+  name: string,
+  cmd: string[],
+  cwd?: string,
+): Promise<{ ok: boolean; out: string }> {
+  console.log(`\n=== ${name}: ${cmd.join(" ")}`);
+  const child = new Deno.Command(cmd[0], {
+    args: cmd.slice(1),
+    cwd,
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).spawn();
+  const dec = new TextDecoder();
+  let out = "";
+  const pump = async (
+    s: ReadableStream<Uint8Array>,
+    to: typeof Deno.stdout,
+  ) => {
+    for await (const chunk of s) {
+      out += dec.decode(chunk, { stream: true });
+      await to.write(chunk);
+    }
+  };
+  await Promise.all([
+    pump(child.stdout, Deno.stdout),
+    pump(child.stderr, Deno.stderr),
+  ]);
+  const status = await child.status;
+  return { ok: status.success, out };
+}
+
+if (import.meta.main) {
+  const root = new URL("..", import.meta.url).pathname;
+  const deno = Deno.execPath();
+  if (
+    !(await step("build core", [
+      "cargo",
+      "build",
+      "--release",
+      "--manifest-path",
+      `${root}core/Cargo.toml`,
+    ])).ok
+  ) Deno.exit(1);
+  if (!(await step("build guests", ["bash", `${root}guests/build.sh`])).ok) {
+    Deno.exit(1);
+  }
+  const cargo = await step("cargo test", [
+    "cargo",
+    "test",
+    "--release",
+    "--manifest-path",
+    `${root}core/Cargo.toml`,
+  ]);
+  const dtest = await step("deno test", [deno, "test", "-A", "--doc"], root);
+  const t = tally(cargo.out + dtest.out);
+  const ok = cargo.ok && dtest.ok && t.failed === 0 && t.passed > 0;
+  console.log(`\n${t.passed} passed, ${t.failed} failed`);
+  Deno.exit(ok ? 0 : 1);
+}

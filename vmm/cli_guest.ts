@@ -1,0 +1,71 @@
+/**
+ * Setup module used by the CLI: builds the standard machine inside the
+ * vCPU worker, with COM1 output written to stdout.
+ *
+ * @module
+ */
+import { createMachine, type TimerDelivery } from "./machine.ts";
+import type { IrqchipMode } from "./vm.ts";
+import type { WorkerSetup } from "./worker_host.ts";
+
+/** Arguments the CLI passes to the worker. */
+export interface CliGuestArgs {
+  /** ELF64 guest path. */
+  path: string;
+  /** Irqchip mode. */
+  irqchip: IrqchipMode;
+  /** RAM size string or bytes. */
+  memory: string;
+  /** Fail on unclaimed accesses. */
+  strict: boolean;
+  /** Run timeout in ms. */
+  timeoutMs: number;
+  /** Guest arguments (RDI, RSI, RDX, RCX). */
+  args: string[];
+  /** PV timer delivery. */
+  timer: TimerDelivery;
+}
+
+/**
+ * Build the CLI's machine.
+ *
+ * @example
+ * ```ts ignore
+ * import setup from "./cli_guest.ts";
+ * const s = setup({ path: "guests/build/hello.elf", irqchip: "kernel", memory: "16M", strict: false, timeoutMs: 1000, args: [], timer: "msi" });
+ * console.log(s.vm.run(s.run));
+ * ```
+ */
+export default function setup(a: CliGuestArgs): WorkerSetup {
+  const out = new Uint8Array(4096);
+  let n = 0;
+  const flush = () => {
+    if (n === 0) return;
+    let off = 0;
+    while (off < n) off += Deno.stdout.writeSync(out.subarray(off, n));
+    n = 0;
+  };
+  const machine = createMachine({
+    irqchip: a.irqchip,
+    memory: a.memory,
+    strict: a.strict,
+    timerDelivery: a.timer,
+    serialOutput: (b) => {
+      out[n++] = b;
+      if (b === 0x0a || n === out.length) flush();
+    },
+    log: (level, source, msg) => {
+      if (level === "warn" || level === "error") {
+        flush();
+        console.error(`[denovmm ${source}] ${level}: ${msg}`);
+      }
+    },
+  });
+  try {
+    machine.vm.load(a.path, a.args.map((s) => BigInt(s)));
+  } catch (e) {
+    machine.vm.close();
+    throw e;
+  }
+  return { vm: machine.vm, run: { timeoutMs: a.timeoutMs }, report: flush };
+}
