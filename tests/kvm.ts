@@ -95,3 +95,62 @@ export function threadNames(): string[] {
   }
   return names;
 }
+
+/** Magic at the start of a timer guest's results buffer ("DNVMTICK"). */
+export const TICK_MAGIC = 0x4b4349544d564e44n;
+/** Guest-physical address of the results buffer. */
+export const RESULTS_GPA = 0x200000;
+
+/** Tick timestamps (TSC) recorded by the timer guests. */
+export function readTicks(m: Machine): number[] {
+  const head = new DataView(m.vm.memory.view(RESULTS_GPA, 16).slice().buffer);
+  if (head.getBigUint64(0, true) !== TICK_MAGIC) {
+    throw new Error("timer guest results buffer has no magic");
+  }
+  const n = Number(head.getBigUint64(8, true));
+  if (n > 4000) throw new Error(`bad tick count ${n}`);
+  const dv = new DataView(
+    m.vm.memory.view(RESULTS_GPA + 16, 8 * n).slice().buffer,
+  );
+  return Array.from({ length: n }, (_, i) => Number(dv.getBigUint64(8 * i, true)));
+}
+
+/** Period statistics of tick timestamps, in microseconds. */
+export interface PeriodStats {
+  /** Ticks. */
+  n: number;
+  /** Mean period: (last - first) / (n - 1). */
+  meanUs: number;
+  /** Mean period error relative to `requestedUs`, in percent. */
+  errorPct: number;
+  /** Median absolute deviation of each period from the request. */
+  p50DevUs: number;
+  /** 99th percentile absolute deviation. */
+  p99DevUs: number;
+  /** Largest absolute deviation. */
+  maxDevUs: number;
+  /** Every period (µs). */
+  periods: number[];
+}
+
+/** Compute {@link PeriodStats} from TSC stamps at `tscKhz`. */
+export function periodStats(
+  tsc: number[],
+  tscKhz: number,
+  requestedUs: number,
+): PeriodStats {
+  const us = (d: number) => d / tscKhz * 1000;
+  const periods = tsc.slice(1).map((t, i) => us(t - tsc[i]));
+  const meanUs = us(tsc[tsc.length - 1] - tsc[0]) / (tsc.length - 1);
+  const dev = periods.map((p) => Math.abs(p - requestedUs)).sort((a, b) => a - b);
+  const q = (f: number) => dev[Math.min(dev.length - 1, Math.floor(f * dev.length))];
+  return {
+    n: tsc.length,
+    meanUs,
+    errorPct: (meanUs - requestedUs) / requestedUs * 100,
+    p50DevUs: q(0.5),
+    p99DevUs: q(0.99),
+    maxDevUs: dev[dev.length - 1],
+    periods,
+  };
+}

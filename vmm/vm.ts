@@ -52,6 +52,13 @@ export interface VmOptions {
   clock?: Clock;
   /** Path of the core library (default: `$DENOVMM_LIB` or the build). */
   libraryPath?: string;
+  /**
+   * How host tick sources pace their ticks: `absolute` (default; timerfd
+   * with absolute deadlines, drift-free) or `relative-sleep` (a thread that
+   * sleeps one period between ticks, as Hyperlight does; it drifts, and
+   * exists only as the baseline of `bench/run_timer_bench.ts`).
+   */
+  timerPacing?: "absolute" | "relative-sleep";
 }
 
 /** How a run ended. */
@@ -184,6 +191,7 @@ export class Vm implements Disposable {
   readonly #tickSources: CoreTickSource[] = [];
   readonly #log: Logger;
   readonly #clock: Clock;
+  readonly #pacing: 0 | 1;
   readonly #out = new BigUint64Array(8);
   #lineController: LineController | undefined;
   #end: RunResult | undefined;
@@ -206,6 +214,7 @@ export class Vm implements Disposable {
     }
     this.#log = options.log ?? defaultLogger;
     this.#clock = options.clock ?? realClock;
+    this.#pacing = options.timerPacing === "relative-sleep" ? 1 : 0;
     const mem = parseSize(options.memory ?? 16 << 20);
     const strict = options.strict ?? false;
     this.#lib.check(
@@ -416,7 +425,7 @@ export class Vm implements Disposable {
         this.#end ??= { reason: "halt" };
       },
       createTickSource: (target: TickTarget): TickSource => {
-        const t = new CoreTickSource(lib, sym, h, target);
+        const t = new CoreTickSource(lib, sym, h, target, this.#pacing);
         this.#tickSources.push(t);
         return t;
       },
@@ -693,7 +702,7 @@ class CoreTickSource implements TickSource {
   readonly #sym: CoreSymbols;
   readonly #h: bigint;
   readonly #id: number;
-  readonly #out = new BigUint64Array(4);
+  readonly #out = new BigUint64Array(5);
   #armed = false;
 
   constructor(
@@ -701,6 +710,7 @@ class CoreTickSource implements TickSource {
     sym: CoreSymbols,
     h: bigint,
     target: TickTarget,
+    pacing: 0 | 1,
   ) {
     this.#lib = lib;
     this.#sym = sym;
@@ -717,6 +727,12 @@ class CoreTickSource implements TickSource {
         ),
         "create timer",
       );
+    if (pacing !== 0) {
+      lib.check(
+        sym.dv_event(h, 14, this.#id, 0, BigInt(pacing)),
+        "timer pacing",
+      );
+    }
   }
   arm(periodNs: number): void {
     if (!(periodNs > 0) || !Number.isFinite(periodNs)) {
@@ -744,7 +760,7 @@ class CoreTickSource implements TickSource {
   }
   #stats(): BigUint64Array {
     this.#lib.check(
-      this.#sym.dv_vm_query(this.#h, 4, this.#id, this.#out, 4n),
+      this.#sym.dv_vm_query(this.#h, 4, this.#id, this.#out, 5n),
       "timer stats",
     );
     return this.#out;
@@ -758,6 +774,10 @@ class CoreTickSource implements TickSource {
   /** CPU time of the timer thread in ns. */
   get cpuNs(): number {
     return Number(this.#stats()[2]);
+  }
+  /** True when the timer thread runs with real-time priority. */
+  get realtime(): boolean {
+    return this.#stats()[4] === 1n;
   }
 }
 

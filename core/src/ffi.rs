@@ -149,7 +149,7 @@ pub unsafe extern "C" fn dv_vm_load_elf(h: u64, ptr: *const u8, len: usize, args
 /// Query: `what` 0 = guest RAM [host address, size]; 1 = exit record
 /// address of vCPU `arg`; 2 = vCPU `arg` counters [exits, fast path,
 /// forwarded, unclaimed reads, unclaimed writes]; 3 = TSC kHz of vCPU
-/// `arg`; 4 = timer `arg` stats [ticks, missed, cpu ns, period ns];
+/// `arg`; 4 = timer `arg` stats [ticks, missed, cpu ns, period ns, realtime];
 /// 5 = [armed timers, TSC-deadline advertised]; 6 = LAPIC ISR of vCPU
 /// `arg` as 8 words (vectors 32*i..32*i+31 in word i); 7 = LAPIC [version,
 /// spurious-vector register] of vCPU `arg`.
@@ -272,7 +272,9 @@ pub extern "C" fn dv_irq(h: u64, op: u32, a: u32, b: u32, addr: u64) -> i32 {
 /// resamplefd of `a`; 4 = consume the resamplefd of `a` (returns 1 if it was
 /// signalled); 10 = timer create (`b` = 0: to gsi `a`; `b` = 1: MSI with
 /// vector `a & 0xff`, destination `a >> 8`), returns id; 11 = arm timer `a`
-/// with period `arg` ns; 12 = disarm timer `a`; 13 = destroy timer `a`.
+/// with period `arg` ns; 12 = disarm timer `a`; 13 = destroy timer `a`;
+/// 14 = set pacing of timer `a` (`arg` 0 absolute timerfd, 1 relative sleep,
+/// the drifting baseline for benchmarks).
 #[no_mangle]
 pub extern "C" fn dv_event(h: u64, op: u32, a: u32, b: u32, arg: u64) -> i32 {
     guard(|| {
@@ -304,6 +306,15 @@ pub extern "C" fn dv_event(h: u64, op: u32, a: u32, b: u32, arg: u64) -> i32 {
             }
             13 => {
                 vm.timer_destroy(a)?;
+                0
+            }
+            14 => {
+                let pacing = match arg {
+                    0 => crate::timer::Pacing::Absolute,
+                    1 => crate::timer::Pacing::RelativeSleep,
+                    _ => return Err(Error::invalid(format!("bad pacing {arg}"))),
+                };
+                vm.timer_set_pacing(a, pacing)?;
                 0
             }
             _ => return Err(Error::invalid(format!("bad event op {op}"))),

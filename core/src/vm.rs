@@ -549,6 +549,13 @@ impl Vm {
         }
     }
 
+    /// Set a timer's pacing (see [`crate::timer::Pacing`]).
+    pub fn timer_set_pacing(&self, id: u32, pacing: crate::timer::Pacing) -> Result<()> {
+        let mut g = lock(&self.timers);
+        g.get_mut(&id).ok_or_else(|| Error::invalid(format!("no timer {id}")))?.timer.set_pacing(pacing);
+        Ok(())
+    }
+
     /// Disarm a timer (thread joined).
     pub fn timer_disarm(&self, id: u32) -> Result<()> {
         let mut g = lock(&self.timers);
@@ -567,8 +574,8 @@ impl Vm {
         Ok(())
     }
 
-    /// Timer counters: ticks, missed, thread CPU ns, period ns.
-    pub fn timer_stats(&self, id: u32) -> Result<[u64; 4]> {
+    /// Timer counters: ticks, missed, thread CPU ns, period ns, realtime.
+    pub fn timer_stats(&self, id: u32) -> Result<[u64; 5]> {
         let g = lock(&self.timers);
         let s: Arc<TimerStats> = g.get(&id).ok_or_else(|| Error::invalid(format!("no timer {id}")))?.timer.stats();
         Ok([
@@ -576,6 +583,7 @@ impl Vm {
             s.missed.load(Ordering::SeqCst),
             s.cpu_ns.load(Ordering::SeqCst),
             s.period_ns.load(Ordering::SeqCst),
+            s.realtime.load(Ordering::SeqCst),
         ])
     }
 

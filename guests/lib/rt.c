@@ -188,6 +188,17 @@ extern const u64 isr_stub_table[256];
 static struct idt_entry idt[256] __attribute__((aligned(16)));
 static irq_handler_t handlers[256];
 
+void idt_set_entry(u8 v, u64 a)
+{
+    idt[v].off_lo = (u16)a;
+    idt[v].sel = 0x08;
+    idt[v].ist = 0;
+    idt[v].type_attr = 0x8E;              /* present, DPL0, 64-bit interrupt gate */
+    idt[v].off_mid = (u16)(a >> 16);
+    idt[v].off_hi = (u32)(a >> 32);
+    idt[v].zero = 0;
+}
+
 void idt_init(void)
 {
     for (int v = 0; v < 256; v++) {

@@ -116,6 +116,9 @@ struct frame {
 typedef void (*irq_handler_t)(u64 vector, struct frame *f);
 
 void idt_init(void);                                /* load 256-entry IDT   */
+/* Point IDT entry `v` at a raw handler (which must save what it uses and
+ * end with iretq), bypassing the generic stub and C dispatch. */
+void idt_set_entry(u8 v, u64 handler);
 void irq_register(u8 vector, irq_handler_t h);      /* NULL = unregister    */
 void isr_dispatch(u64 vector, struct frame *f);     /* called from entry.S  */
 extern volatile u32 unexpected_irqs;
