@@ -112,7 +112,10 @@ export function readTicks(m: Machine): number[] {
   const dv = new DataView(
     m.vm.memory.view(RESULTS_GPA + 16, 8 * n).slice().buffer,
   );
-  return Array.from({ length: n }, (_, i) => Number(dv.getBigUint64(8 * i, true)));
+  return Array.from(
+    { length: n },
+    (_, i) => Number(dv.getBigUint64(8 * i, true)),
+  );
 }
 
 /** Period statistics of tick timestamps, in microseconds. */
@@ -123,6 +126,8 @@ export interface PeriodStats {
   meanUs: number;
   /** Mean period error relative to `requestedUs`, in percent. */
   errorPct: number;
+  /** Median period (robust to a few lost ticks). */
+  medianUs: number;
   /** Median absolute deviation of each period from the request. */
   p50DevUs: number;
   /** 99th percentile absolute deviation. */
@@ -131,6 +136,17 @@ export interface PeriodStats {
   maxDevUs: number;
   /** Every period (µs). */
   periods: number[];
+  /**
+   * Ticks lost between recorded ones: Σ (round(gap / period) − 1). Host
+   * stalls (another process on the core) make the irqfd fire while the
+   * previous tick is still pending, and the LAPIC coalesces them.
+   */
+  lost: number;
+  /**
+   * Loss-corrected mean period: (last − first) / Σ max(1, round(gap /
+   * period)). Separates drift (every gap longer) from lost ticks.
+   */
+  correctedMeanUs: number;
 }
 
 /** Compute {@link PeriodStats} from TSC stamps at `tscKhz`. */
@@ -142,10 +158,21 @@ export function periodStats(
   const us = (d: number) => d / tscKhz * 1000;
   const periods = tsc.slice(1).map((t, i) => us(t - tsc[i]));
   const meanUs = us(tsc[tsc.length - 1] - tsc[0]) / (tsc.length - 1);
-  const dev = periods.map((p) => Math.abs(p - requestedUs)).sort((a, b) => a - b);
-  const q = (f: number) => dev[Math.min(dev.length - 1, Math.floor(f * dev.length))];
+  const dev = periods.map((p) => Math.abs(p - requestedUs)).sort((a, b) =>
+    a - b
+  );
+  const q = (f: number) =>
+    dev[Math.min(dev.length - 1, Math.floor(f * dev.length))];
+  const sorted = [...periods].sort((a, b) => a - b);
+  const slots = periods.reduce(
+    (a, p) => a + Math.max(1, Math.round(p / requestedUs)),
+    0,
+  );
   return {
     n: tsc.length,
+    lost: slots - periods.length,
+    correctedMeanUs: us(tsc[tsc.length - 1] - tsc[0]) / slots,
+    medianUs: sorted[sorted.length >> 1],
     meanUs,
     errorPct: (meanUs - requestedUs) / requestedUs * 100,
     p50DevUs: q(0.5),
