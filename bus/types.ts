@@ -265,6 +265,12 @@ export interface PluginContext {
    * deliver `msg` directly. Used by the split-irqchip IOAPIC and MSI-X.
    */
   routeMsi(gsi: number, msg: MsiMessage | null): void;
+  /**
+   * Split irqchip: a level interrupt on `gsi` was retired by the userspace
+   * IOAPIC; signal the resample eventfds of host irqfds on that line (the
+   * in-kernel irqchip does this itself). No-op when there are none.
+   */
+  resample(gsi: number): void;
 }
 
 /**

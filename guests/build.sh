@@ -18,7 +18,7 @@ LDFLAGS=(
     -Wl,--build-id=none -Wl,-z,max-page-size=0x1000 -Wl,-z,noexecstack
     -Wl,--no-warn-rwx-segments
 )
-GUESTS=(hello ports spin selfipi exits timer lapic_timer ioapic)
+GUESTS=(hello ports spin selfipi exits timer lapic_timer ioapic virtio timer_garbage level_irq)
 
 mkdir -p build
 for g in "${GUESTS[@]}"; do
@@ -27,5 +27,6 @@ for g in "${GUESTS[@]}"; do
         lib/entry.S lib/rt.c "$g.c"  || { echo "build.sh: FAILED building $g" >&2; exit 1; }
 done
 
+bash multiboot/build.sh   # multiboot_elf32.elf + multiboot_aout.bin
 bash ./check_insns.sh build/*.elf
 echo "build.sh: OK (${#GUESTS[@]} guests in $(pwd)/build)"

@@ -51,6 +51,7 @@ export function bootGuest(
   name: string,
   args: (number | bigint)[] = [],
   options: MachineOptions & { timeoutMs?: number } = {},
+  beforeRun?: (vm: Machine["vm"]) => void,
 ): Booted {
   let out = "";
   const machine = createMachine({
@@ -59,6 +60,7 @@ export function bootGuest(
   });
   try {
     machine.vm.load(guestPath(name), args);
+    beforeRun?.(machine.vm);
     const result = machine.vm.run({ timeoutMs: options.timeoutMs ?? 20_000 });
     return { result, out, machine };
   } catch (e) {

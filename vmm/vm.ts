@@ -132,6 +132,40 @@ const SPACE_CODE = { pio: 0, mmio: 1 } as const;
 /** LAPIC spurious-vector register: suppress EOI broadcast (SDM 11.8.5). */
 const LAPIC_SVR_SUPPRESS_EOI_BROADCAST = 1 << 12;
 
+/** Counters of a {@link LevelSource}. */
+export interface LevelSourceStats {
+  /** Line assertions. */
+  asserts: number;
+  /** EOIs seen (one work item retired each). */
+  eois: number;
+  /** Work items left. */
+  pending: number;
+  /** Mean assert → EOI round trip (ns). */
+  meanRttNs: number;
+  /** Shortest round trip (ns). */
+  minRttNs: number;
+  /** Longest round trip (ns). */
+  maxRttNs: number;
+  /**
+   * Split irqchip: assertions the vCPU re-signalled with KVM_SIGNAL_MSI
+   * because the irqfd's message never reached the LAPIC (a nested-KVM
+   * quirk on this project's machines; 0 on healthy hosts).
+   */
+  reinjected: number;
+}
+
+/** A host-thread level interrupt source (see {@link Vm.createLevelSource}). */
+export interface LevelSource {
+  /** The line. */
+  readonly gsi: number;
+  /** Add `n` work items; each raises the line until its EOI. */
+  add(n: number): void;
+  /** Counters. */
+  stats(): LevelSourceStats;
+  /** Stop the thread and unregister the irqfd. */
+  close(): void;
+}
+
 /** Counters of a VM's TypeScript run loop. */
 export interface VmStats {
   /** KVM_EXIT_IOAPIC_EOI exits ignored because the guest enabled directed EOI. */
@@ -432,6 +466,11 @@ export class Vm implements Disposable {
       lapicEoi: () => {
         lib.check(sym.dv_irq(h, 3, 0, 0, 0n), "LAPIC EOI");
       },
+      resample: (gsi: number) => {
+        if (this.irqchip === "split") {
+          lib.check(sym.dv_event(h, 5, gsi, 0, 0n), `resample GSI ${gsi}`);
+        }
+      },
       routeMsi: (gsi: number, msg: MsiMessage | null) => {
         if (msg === null) {
           lib.check(sym.dv_irq(h, 5, gsi, 0, 0n), `clear route of GSI ${gsi}`);
@@ -640,6 +679,56 @@ export class Vm implements Disposable {
   stop(): void {
     if (this.#closed) return;
     this.#lib.check(this.#sym.dv_vm_control(this.#handle, 0, 0n), "stop");
+  }
+
+  /**
+   * Start a host-thread level-triggered interrupt source on `gsi`: a Rust
+   * thread that asserts the line through an irqfd while it has work, learns
+   * of each EOI through the resample eventfd (KVM's, or our IOAPIC's in
+   * split mode), retires one work item per EOI and re-asserts while work
+   * remains. It is the device model of an INTx line without TypeScript in
+   * the loop; tests and benchmarks use it.
+   */
+  createLevelSource(gsi: number): LevelSource {
+    this.#alive();
+    const lib = this.#lib;
+    const sym = this.#sym;
+    const h = this.#handle;
+    const id = lib.check(
+      sym.dv_event(h, 20, gsi, 0, 0n),
+      `level source on GSI ${gsi}`,
+    );
+    const out = new BigUint64Array(7);
+    let closed = false;
+    const vmClosed = () => this.#closed;
+    return {
+      gsi,
+      add(n: number) {
+        lib.check(sym.dv_event(h, 21, id, 0, BigInt(n)), "level source work");
+      },
+      stats() {
+        lib.check(sym.dv_vm_query(h, 8, id, out, 7n), "level source stats");
+        const [asserts, eois, pending, total, min, max, reinjected] = Array
+          .from(
+            out,
+            Number,
+          );
+        return {
+          asserts,
+          eois,
+          pending,
+          meanRttNs: eois ? total / eois : 0,
+          minRttNs: min,
+          maxRttNs: max,
+          reinjected,
+        };
+      },
+      close() {
+        if (closed || vmClosed()) return;
+        closed = true;
+        lib.check(sym.dv_event(h, 22, id, 0, 0n), "close level source");
+      },
+    };
   }
 
   /** Run-loop counters (not while running). */

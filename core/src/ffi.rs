@@ -152,7 +152,9 @@ pub unsafe extern "C" fn dv_vm_load_elf(h: u64, ptr: *const u8, len: usize, args
 /// `arg`; 4 = timer `arg` stats [ticks, missed, cpu ns, period ns, realtime];
 /// 5 = [armed timers, TSC-deadline advertised]; 6 = LAPIC ISR of vCPU
 /// `arg` as 8 words (vectors 32*i..32*i+31 in word i); 7 = LAPIC [version,
-/// spurious-vector register] of vCPU `arg`.
+/// spurious-vector register] of vCPU `arg`; 8 = level source `arg` stats
+/// [asserts, eois, pending, rtt total ns, rtt min ns, rtt max ns,
+/// re-signalled assertions].
 ///
 /// # Safety
 /// `out` must be valid for `cap` u64 writes.
@@ -175,6 +177,7 @@ pub unsafe extern "C" fn dv_vm_query(h: u64, what: u32, arg: u32, out: *mut u64,
             5 => vec![vm.timers_armed() as u64, vm.tsc_deadline() as u64],
             6 => vm.lapic_regs(arg, &[0x100, 0x110, 0x120, 0x130, 0x140, 0x150, 0x160, 0x170])?.iter().map(|&w| w as u64).collect(),
             7 => vm.lapic_regs(arg, &[0x30, 0xf0])?.iter().map(|&w| w as u64).collect(),
+            8 => vm.level_stats(arg)?.to_vec(),
             _ => return Err(Error::invalid(format!("bad query {what}"))),
         };
         // SAFETY: forwarded from the caller's contract.
@@ -270,7 +273,10 @@ pub extern "C" fn dv_irq(h: u64, op: u32, a: u32, b: u32, addr: u64) -> i32 {
 /// irqfds and timers: `op` 0 = irqfd create on gsi `a` (`b` = 1 resample),
 /// returns id; 1 = trigger irqfd `a`; 2 = destroy irqfd `a`; 3 = signal the
 /// resamplefd of `a`; 4 = consume the resamplefd of `a` (returns 1 if it was
-/// signalled); 10 = timer create (`b` = 0: to gsi `a`; `b` = 1: MSI with
+/// signalled); 5 = signal the resamplefds of every resampling irqfd on gsi
+/// `a` (split irqchip EOI path), returns how many; 20 = start a level
+/// source on gsi `a`, returns id; 21 = add `arg` work items to level source
+/// `a`; 22 = destroy level source `a`; 10 = timer create (`b` = 0: to gsi `a`; `b` = 1: MSI with
 /// vector `a & 0xff`, destination `a >> 8`), returns id; 11 = arm timer `a`
 /// with period `arg` ns; 12 = disarm timer `a`; 13 = destroy timer `a`;
 /// 14 = set pacing of timer `a` (`arg` 0 absolute timerfd, 1 relative sleep,
@@ -291,6 +297,16 @@ pub extern "C" fn dv_event(h: u64, op: u32, a: u32, b: u32, arg: u64) -> i32 {
             }
             3 => vm.irqfd_resample(a, false)? as i32,
             4 => vm.irqfd_resample(a, true)? as i32,
+            5 => vm.resample_gsi(a)? as i32,
+            20 => vm.level_create(a)? as i32,
+            21 => {
+                vm.level_add(a, arg)?;
+                0
+            }
+            22 => {
+                vm.level_destroy(a)?;
+                0
+            }
             10 => match b {
                 0 => vm.timer_create(a, None)? as i32,
                 1 => vm.timer_create(0, Some((a & 0xff, a >> 8)))? as i32,

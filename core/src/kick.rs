@@ -16,6 +16,9 @@ pub const STOP: u32 = 1;
 pub const TIMEOUT: u32 = 2;
 /// A one-shot host wake-up.
 pub const WAKE: u32 = 4;
+/// Internal: re-check outstanding level interrupts, then resume without
+/// returning to the caller.
+pub const POLL: u32 = 8;
 
 /// The real-time signal used to interrupt `KVM_RUN` (SIGRTMIN + 5).
 pub fn kick_signal() -> libc::c_int {

@@ -7,6 +7,7 @@
 //! - [`loader`]: ELF64 loading and long-mode entry state;
 //! - [`timer`]: drift-free timerfd tick threads;
 //! - [`kick`]: race-free vCPU kicks;
+//! - [`level_source`]: host-thread level interrupts on irqfd + resamplefd;
 //! - [`ffi`]: the only `extern "C"` surface.
 
 pub mod error;
@@ -14,7 +15,9 @@ pub mod exit;
 pub mod ffi;
 pub mod handles;
 pub mod kick;
+pub mod level_source;
 pub mod loader;
+pub mod multiboot;
 pub mod ranges;
 pub mod routing;
 pub mod timer;

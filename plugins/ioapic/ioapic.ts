@@ -120,6 +120,13 @@ export interface IoapicSink {
    * GSI route used by irqfd-driven lines). Called only on a change.
    */
   routeChanged?(pin: number, msg: MsiMessage | null): void;
+  /**
+   * A level-triggered interrupt on `pin` was retired (an EOI for its
+   * vector, broadcast or through the EOI register). Lines driven by a host
+   * irqfd bypass this device's Remote IRR; the host uses this to signal
+   * their resample eventfd, as the in-kernel IOAPIC would.
+   */
+  levelEoi?(pin: number): void;
 }
 
 /**
@@ -562,9 +569,10 @@ export class Ioapic {
     for (let pin = 0; pin < IOAPIC_PINS; pin++) {
       const lo = this.#lo[pin];
       if (
-        (lo & REDIR_VECTOR_MASK) !== vector || !(lo & REDIR_TRIGGER_LEVEL) ||
-        !(lo & REDIR_REMOTE_IRR)
+        (lo & REDIR_VECTOR_MASK) !== vector || !(lo & REDIR_TRIGGER_LEVEL)
       ) continue;
+      this.#sink.levelEoi?.(pin);
+      if (!(lo & REDIR_REMOTE_IRR)) continue;
       matched = true;
       this.#lo[pin] = (lo & ~REDIR_REMOTE_IRR) >>> 0;
       if (this.#routePending[pin]) this.#updateRoute(pin);

@@ -27,7 +27,8 @@ export interface IoapicPluginOptions {
   /**
    * The device, when the host constructs it. When absent the plugin builds
    * one whose sink is the context: deliveries go to `ctx.signalMsi`, route
-   * changes to `ctx.routeMsi` (pin n = GSI n), logs to `ctx.log`, time from
+   * changes to `ctx.routeMsi` (pin n = GSI n), level EOIs to `ctx.resample`,
+   * logs to `ctx.log`, time from
    * `ctx.clock` (all from `setup` on; earlier deliveries are dropped).
    */
   readonly ioapic?: Ioapic;
@@ -87,6 +88,7 @@ export function ioapicPlugin(
     sink: {
       deliver: (msg) => ctx?.signalMsi(msg),
       routeChanged: (pin, msg) => ctx?.routeMsi(pin, msg),
+      levelEoi: (pin) => ctx?.resample(pin),
     },
     clock: { now: () => ctx?.clock.now() ?? 0 },
     log: (level, msg) => ctx?.log(level, msg),

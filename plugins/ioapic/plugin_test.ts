@@ -83,7 +83,13 @@ Deno.test("ioapic plugin", async (t) => {
     ctx.clock.advance(100_000);
     assert.equal(plugin.service(ctx.clock.now()), null);
     assert.equal(ctx.events.length, 3);
+    // Masked while the level interrupt is in service: the route stays
+    // until the EOI (KVM's EOI-exit bitmap comes from it), then goes.
     writeValue(region, 0x10, 4, 0x33 | REDIR_TRIGGER_LEVEL | 0x10000);
+    assert.equal(ctx.routes.has(3), true);
+    plugin.eoi?.(0x33);
     assert.equal(ctx.routes.has(3), false);
+    // every level EOI is passed on for host irqfd resampling
+    assert.deepEqual(ctx.resamples, [3, 3, 3]);
   });
 });

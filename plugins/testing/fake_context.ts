@@ -246,6 +246,12 @@ export class FakeContext implements PluginContext {
   }
   /** Current MSI routes set through `routeMsi`. */
   readonly routes: Map<number, MsiMessage> = new Map();
+  /** GSIs passed to `resample`, in order. */
+  readonly resamples: number[] = [];
+  /** Record a resample. */
+  resample(gsi: number): void {
+    this.resamples.push(gsi);
+  }
   /** Record a route change. */
   routeMsi(gsi: number, msg: MsiMessage | null): void {
     if (msg) this.routes.set(gsi, msg);
