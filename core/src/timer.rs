@@ -67,8 +67,11 @@ fn thread_cpu_ns() -> u64 {
 impl TickTimer {
     /// A disarmed timer that will write `target` on each tick.
     pub fn new(target: Arc<EventFd>) -> Result<Self> {
+        // Non-blocking: `disarm` may clear a pending expiration between the
+        // tick thread's poll and its read; a blocking read would then hang
+        // the thread (and the join in `disarm`) forever.
         // SAFETY: plain syscall; the result is checked before use.
-        let fd = unsafe { libc::timerfd_create(libc::CLOCK_MONOTONIC, libc::TFD_CLOEXEC) };
+        let fd = unsafe { libc::timerfd_create(libc::CLOCK_MONOTONIC, libc::TFD_CLOEXEC | libc::TFD_NONBLOCK) };
         if fd < 0 {
             return Err(Error::os("timerfd_create", std::io::Error::last_os_error()));
         }

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Build the multiboot v1 test kernel in two flavours:
+#   guests/build/multiboot_elf32.elf  ELF32 i386 ET_EXEC at 0x100000
+#                                     (header flags 0x3: loaded by program headers)
+#   guests/build/multiboot_aout.bin   flat binary, a.out kludge (flags 0x10003)
+# Both link entry32.S + lib/rt.c + multiboot.c as a 64-bit ELF first
+# (guests/build/multiboot/*.elf64), then convert. Usable from any directory.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+
+CC=${CC:-gcc}
+OBJCOPY=${OBJCOPY:-objcopy}
+CFLAGS=(
+    -std=gnu11 -m64 -O2 -g0
+    -ffreestanding -nostdlib -fno-builtin -fno-pic -no-pie -static
+    -fno-stack-protector -fno-asynchronous-unwind-tables -fno-unwind-tables
+    -fno-tree-loop-distribute-patterns -fcf-protection=none
+    -mgeneral-regs-only -mno-red-zone -mcmodel=small
+    -Wall -Wextra -Werror -Wno-unused-parameter
+)
+LDFLAGS=(
+    -T multiboot.ld
+    -Wl,--build-id=none -Wl,-z,max-page-size=0x1000 -Wl,-z,noexecstack
+    -Wl,--no-warn-rwx-segments
+)
+OUT=../build
+TMP=$OUT/multiboot
+mkdir -p "$TMP"
+
+# lib/entry.S provides the 64-bit interrupt stubs rt.c's idt_init refers to
+# (its _start is unused; the entry point is mb_start32).
+for flavour in elf aout; do
+    defs=()
+    [ "$flavour" = aout ] && defs=(-DMB_AOUT)
+    echo "  CC+LD  build/multiboot/$flavour.elf64"
+    "$CC" "${CFLAGS[@]}" "${defs[@]}" "${LDFLAGS[@]}" -o "$TMP/$flavour.elf64" \
+        entry32.S ../lib/entry.S ../lib/rt.c multiboot.c \
+        || { echo "multiboot/build.sh: FAILED building $flavour" >&2; exit 1; }
+done
+
+# ELF32: same bytes, i386 headers. The 64-bit sections are marked as data so
+# that objdump -d (check_insns.sh on build/*.elf) decodes only the 32-bit
+# entry (.boot32), in the right mode; the 64-bit code is checked below on
+# the ELF64. Program headers (what loaders use) are unchanged.
+echo "  OBJCOPY build/multiboot_elf32.elf"
+"$OBJCOPY" -O elf32-i386 \
+    --set-section-flags .text=alloc,load,readonly,data,contents \
+    "$TMP/elf.elf64" "$OUT/multiboot_elf32.elf"
+
+# Flat a.out-kludge image: file offset 0 = load_addr 0x100000 .. _edata.
+echo "  OBJCOPY build/multiboot_aout.bin"
+"$OBJCOPY" -O binary -j .multiboot -j .boot32 -j .text -j .rodata -j .data \
+    "$TMP/aout.elf64" "$OUT/multiboot_aout.bin"
+
+# Sanity: the flat binary is exactly load_addr.._edata.
+sym() { echo $(( 16#$(nm "$TMP/aout.elf64" | awk -v s="$1" '$3 == s { print $1 }') )); }
+want=$(( $(sym _edata) - $(sym __image_start) ))
+got=$(stat -c %s "$OUT/multiboot_aout.bin")
+[ "$want" -eq "$got" ] || { echo "multiboot/build.sh: flat binary is $got bytes, want $want" >&2; exit 1; }
+
+# Forbidden instructions: 64-bit code on a copy of the ELF64 whose 32-bit
+# section is marked as data; the 32-bit entry decoded as i386 (no int n, no
+# 16/32-bit iret) through the ELF32.
+for flavour in elf aout; do
+    "$OBJCOPY" --set-section-flags .boot32=alloc,load,readonly,data,contents \
+        "$TMP/$flavour.elf64" "$TMP/$flavour.check64.elf"
+done
+# (check_insns.sh changes to guests/: pass paths relative to it.)
+bash ../check_insns.sh build/multiboot/elf.check64.elf build/multiboot/aout.check64.elf build/multiboot_elf32.elf
+echo "multiboot/build.sh: OK"
