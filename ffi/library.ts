@@ -21,6 +21,10 @@ const SYMBOLS = {
     parameters: ["u64", "buffer", "usize", "buffer"],
     result: "i32",
   },
+  dv_vm_load_multiboot: {
+    parameters: ["u64", "buffer", "usize", "buffer", "usize"],
+    result: "i32",
+  },
   dv_vm_query: {
     parameters: ["u64", "u32", "u32", "buffer", "usize"],
     result: "i32",

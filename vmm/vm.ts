@@ -84,6 +84,22 @@ export interface RunResult {
   readonly detail?: string;
 }
 
+/** A Multiboot module. */
+export interface MultibootModuleSpec {
+  /** Contents, or a file path. */
+  bytes: Uint8Array | string;
+  /** Module command line. */
+  cmdline?: string;
+}
+
+/** Options of {@link Vm.loadMultiboot}. */
+export interface MultibootOptions {
+  /** Kernel command line (serve the same one through fw_cfg). */
+  cmdline?: string;
+  /** Boot modules, placed page-aligned after the kernel. */
+  modules?: MultibootModuleSpec[];
+}
+
 /** Options of {@link Vm.run}. */
 export interface RunOptions {
   /** End the run with reason `timeout` after this many milliseconds. */
@@ -550,6 +566,62 @@ export class Vm implements Disposable {
     this.#lib.check(
       this.#sym.dv_vm_load_elf(this.#handle, bytes, BigInt(bytes.length), a),
       typeof image === "string" ? `load ${image}` : "load image",
+    );
+  }
+
+  /**
+   * Load a Multiboot v1 kernel (ELF32, ELF64 or a.out-kludge image; bytes
+   * or a path) with a command line and modules, and set the protected-mode
+   * entry state the Multiboot spec defines (EAX = 0x2BADB002, EBX = info).
+   * The kernel must switch to long mode itself (this host's KVM cannot run
+   * 32-bit `iret` or `int n`).
+   */
+  loadMultiboot(
+    image: Uint8Array | string,
+    options: MultibootOptions = {},
+  ): void {
+    this.#alive();
+    const bytes = typeof image === "string" ? Deno.readFileSync(image) : image;
+    const enc = new TextEncoder();
+    const parts: Uint8Array[] = [];
+    const u32 = (n: number) => {
+      const b = new Uint8Array(4);
+      new DataView(b.buffer).setUint32(0, n, true);
+      parts.push(b);
+    };
+    const str = (s: string) => {
+      const b = enc.encode(s);
+      u32(b.length);
+      parts.push(b);
+    };
+    str(options.cmdline ?? "");
+    const modules = options.modules ?? [];
+    u32(modules.length);
+    for (const m of modules) {
+      const b = typeof m.bytes === "string"
+        ? Deno.readFileSync(m.bytes)
+        : m.bytes;
+      u32(b.length);
+      parts.push(b);
+      str(m.cmdline ?? "");
+    }
+    const extras = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
+    let off = 0;
+    for (const p of parts) {
+      extras.set(p, off);
+      off += p.length;
+    }
+    this.#lib.check(
+      this.#sym.dv_vm_load_multiboot(
+        this.#handle,
+        bytes,
+        BigInt(bytes.length),
+        extras,
+        BigInt(extras.length),
+      ),
+      typeof image === "string"
+        ? `load multiboot ${image}`
+        : "load multiboot image",
     );
   }
 

@@ -146,6 +146,60 @@ pub unsafe extern "C" fn dv_vm_load_elf(h: u64, ptr: *const u8, len: usize, args
     })
 }
 
+/// Parse the Multiboot extras blob: u32 cmdline length, cmdline bytes, u32
+/// module count, then per module u32 length, bytes, u32 cmdline length,
+/// cmdline bytes (all little-endian). Every length is bounds-checked.
+fn str_of(s: &[u8]) -> Result<&str> {
+    std::str::from_utf8(s).map_err(|_| Error::invalid("multiboot command line is not UTF-8"))
+}
+
+fn parse_multiboot_extras(b: &[u8]) -> Result<(&str, Vec<crate::multiboot::MultibootModule<'_>>)> {
+    let mut off = 0usize;
+    let mut take = |n: usize| -> Result<&[u8]> {
+        let end = off.checked_add(n).filter(|&e| e <= b.len()).ok_or_else(|| Error::invalid("multiboot extras: truncated"))?;
+        let s = &b[off..end];
+        off = end;
+        Ok(s)
+    };
+    let u32_at = |s: &[u8]| u32::from_le_bytes([s[0], s[1], s[2], s[3]]) as usize;
+    let n = u32_at(take(4)?);
+    let cmdline = str_of(take(n)?)?;
+    let count = u32_at(take(4)?);
+    if count > 64 {
+        return Err(Error::invalid(format!("{count} multiboot modules (at most 64)")));
+    }
+    let mut mods = Vec::with_capacity(count);
+    for _ in 0..count {
+        let n = u32_at(take(4)?);
+        let bytes = take(n)?;
+        let n = u32_at(take(4)?);
+        let cmd = str_of(take(n)?)?;
+        mods.push(crate::multiboot::MultibootModule { bytes, cmdline: cmd });
+    }
+    Ok((cmdline, mods))
+}
+
+/// Load a Multiboot v1 image (`len` bytes at `ptr`) with `extras`
+/// (`extras_len` bytes; see the layout in the crate docs of
+/// `parse_multiboot_extras`): command line and modules. Returns 0.
+///
+/// # Safety
+/// `ptr` must be valid for `len` byte reads and `extras` for `extras_len`.
+#[no_mangle]
+pub unsafe extern "C" fn dv_vm_load_multiboot(h: u64, ptr: *const u8, len: usize, extras: *const u8, extras_len: usize) -> i32 {
+    guard(|| {
+        let vm = vm(h)?;
+        if ptr.is_null() || extras.is_null() {
+            return Err(Error::invalid("null image or extras"));
+        }
+        // SAFETY: the caller guarantees both ranges are readable.
+        let (bytes, extras) = unsafe { (std::slice::from_raw_parts(ptr, len), std::slice::from_raw_parts(extras, extras_len)) };
+        let (cmdline, mods) = parse_multiboot_extras(extras)?;
+        vm.load_multiboot(bytes, cmdline, &mods)?;
+        Ok(0)
+    })
+}
+
 /// Query: `what` 0 = guest RAM [host address, size]; 1 = exit record
 /// address of vCPU `arg`; 2 = vCPU `arg` counters [exits, fast path,
 /// forwarded, unclaimed reads, unclaimed writes]; 3 = TSC kHz of vCPU
@@ -352,6 +406,26 @@ mod tests {
         let n = unsafe { dv_last_error(buf.as_mut_ptr(), buf.len()) };
         let msg = std::str::from_utf8(&buf[..n.min(128)]).unwrap();
         assert!(msg.contains("handle 777"), "{msg}");
+    }
+
+    #[test]
+    fn multiboot_extras_are_bounds_checked() {
+        let mut b = Vec::new();
+        b.extend(3u32.to_le_bytes());
+        b.extend(b"a=1");
+        b.extend(1u32.to_le_bytes());
+        b.extend(2u32.to_le_bytes());
+        b.extend(b"MZ");
+        b.extend(1u32.to_le_bytes());
+        b.extend(b"m");
+        let (c, m) = parse_multiboot_extras(&b).unwrap();
+        assert_eq!((c, m.len(), m[0].bytes, m[0].cmdline), ("a=1", 1, &b"MZ"[..], "m"));
+        for cut in 0..b.len() {
+            assert!(parse_multiboot_extras(&b[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut huge = 0xffff_fff0u32.to_le_bytes().to_vec();
+        huge.extend([0; 8]);
+        assert!(parse_multiboot_extras(&huge).is_err());
     }
 
     #[test]

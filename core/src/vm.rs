@@ -322,6 +322,64 @@ impl Vm {
         Ok(img.entry)
     }
 
+    /// Load a Multiboot v1 image (ELF32/ELF64 or a.out kludge) with its
+    /// command line and modules, and set vCPU 0 to the protected-mode
+    /// entry state of the Multiboot spec (3.2): flat 32-bit CS/DS/ES/FS/GS/
+    /// SS, CR0.PE = 1, paging off, EFLAGS.IF = 0, EAX = 0x2BADB002, EBX =
+    /// the info structure.
+    pub fn load_multiboot(&self, bytes: &[u8], cmdline: &str, modules: &[crate::multiboot::MultibootModule]) -> Result<u32> {
+        let boot = crate::multiboot::load(&self.mem, bytes, cmdline, modules, self.config.mem_size)?;
+        let gdt: [u64; 5] = [0, 0x00cf_9a00_0000_ffff, 0x00cf_9200_0000_ffff, loader::gdt()[3], 0];
+        for (i, d) in gdt.iter().enumerate() {
+            self.mem.write_obj(*d, GuestAddress(loader::GDT_ADDR + 8 * i as u64)).map_err(|e| Error::os("gdt", e))?;
+        }
+        let v = self.vcpu(0)?;
+        let inner = v.inner.try_lock().map_err(|_| Error::new(Code::Busy, "vCPU 0 is running"))?;
+        let mut sregs = inner.fd.get_sregs().map_err(kvm_err("KVM_GET_SREGS"))?;
+        let code = kvm_bindings::kvm_segment {
+            base: 0,
+            limit: 0xffff_ffff,
+            selector: loader::CODE_SEL,
+            type_: 0xb,
+            present: 1,
+            dpl: 0,
+            db: 1,
+            s: 1,
+            l: 0,
+            g: 1,
+            avl: 0,
+            unusable: 0,
+            padding: 0,
+        };
+        let data = kvm_bindings::kvm_segment { selector: loader::DATA_SEL, type_: 0x3, ..code };
+        let tss = kvm_bindings::kvm_segment { selector: loader::TSS_SEL, type_: 0xb, s: 0, db: 0, g: 0, limit: 0x67, ..code };
+        sregs.cs = code;
+        sregs.ds = data;
+        sregs.es = data;
+        sregs.fs = data;
+        sregs.gs = data;
+        sregs.ss = data;
+        sregs.tr = tss;
+        sregs.gdt.base = loader::GDT_ADDR;
+        sregs.gdt.limit = (8 * gdt.len() - 1) as u16;
+        sregs.idt.base = 0;
+        sregs.idt.limit = 0;
+        sregs.cr0 = 0x11; // PE | ET
+        sregs.cr3 = 0;
+        sregs.cr4 = 0;
+        sregs.efer = 0;
+        inner.fd.set_sregs(&sregs).map_err(kvm_err("KVM_SET_SREGS"))?;
+        let regs = kvm_bindings::kvm_regs {
+            rip: boot.entry as u64,
+            rax: crate::multiboot::BOOTLOADER_MAGIC as u64,
+            rbx: boot.info_addr as u64,
+            rflags: 0x2,
+            ..Default::default()
+        };
+        inner.fd.set_regs(&regs).map_err(kvm_err("KVM_SET_REGS"))?;
+        Ok(boot.entry)
+    }
+
     /// Pointer to vCPU `index`'s exit record.
     pub fn record(&self, index: u32) -> Result<usize> {
         Ok(self.vcpu(index)?.record_ptr)
