@@ -271,6 +271,37 @@ export interface PluginContext {
    * in-kernel irqchip does this itself). No-op when there are none.
    */
   resample(gsi: number): void;
+  /**
+   * An irqfd on a freshly allocated GSI with an MSI route, for a vector a
+   * host thread may fire without TypeScript (MSI-X with irqfds).
+   */
+  msiIrqfd(): MsiIrqfd;
+}
+
+/**
+ * An irqfd bound to its own GSI whose MSI route follows the guest's
+ * message. Masking detaches it from KVM (writes keep counting) instead of
+ * changing the route, so mask/unmask costs no routing-table rewrite.
+ *
+ * @example
+ * ```ts
+ * import type { MsiIrqfd } from "./types.ts";
+ * function deliver(q: MsiIrqfd) { q.fire(); }
+ * ```
+ */
+export interface MsiIrqfd {
+  /** The GSI carrying the route. */
+  readonly gsi: number;
+  /** Point the route at `msg`, or drop it (`null`: undeliverable). */
+  route(msg: MsiMessage | null): void;
+  /** Write the eventfd (what a device thread does). */
+  fire(): void;
+  /** Detach from KVM: fires are held in the eventfd. */
+  mask(): void;
+  /** Re-attach; true when it was fired while masked (deliver it now). */
+  unmask(): boolean;
+  /** Unregister and free. */
+  close(): void;
 }
 
 /**

@@ -33,68 +33,84 @@ Deno.test({
   name: "virtio: rng + blk over PCI with MSI-X on KVM",
   ignore: !HAVE_KVM,
   fn: async (t) => {
-    for (const irqchip of ["kernel", "split"] as const) {
-      await t.step(`${irqchip} irqchip`, () => {
-        const path = Deno.makeTempFileSync({
-          prefix: "denovmm-virtio-",
-          suffix: ".img",
-        });
-        try {
-          Deno.truncateSync(path, DISK_BYTES);
-          const blk = virtioBlk({ path });
-          const pci = pciBusPlugin({
-            devices: [
-              { device: 1, function: virtioRng() },
-              { device: 2, function: blk },
-            ],
+    for (
+      const [irqchip, msixIrqfd] of [
+        ["kernel", false],
+        ["split", false],
+        ["kernel", true],
+        ["split", true],
+      ] as const
+    ) {
+      await t.step(
+        `${irqchip} irqchip, MSI-X via ${
+          msixIrqfd ? "irqfd" : "KVM_SIGNAL_MSI"
+        }`,
+        () => {
+          const path = Deno.makeTempFileSync({
+            prefix: "denovmm-virtio-",
+            suffix: ".img",
           });
-          let resizes = 0;
-          const hook = resizeHook(() => {
-            resizes++;
-            blk.device.resize(RESIZED_BYTES);
-          });
-          const { result, out, machine } = bootGuest("virtio", [
-            RESIZED_BYTES / 512,
-          ], {
-            irqchip,
-            plugins: [pci, hook],
-          });
-          machine.vm.close();
-          assert.deepEqual(failures(out), [], out);
-          const passed = passes(out);
-          assert.ok(
-            passed.length >= 60,
-            `only ${passed.length} checks ran\n${out}`,
-          );
-          for (
-            const c of [
-              "msix_masked_no_interrupt",
-              "msix_masked_pba_bit_set",
-              "msix_unmask_delivers_once",
-              "msix_unmask_pba_bit_clear",
-              "fmask_no_interrupt",
-              "fmask_clear_delivers_once",
-              "config_change_irq_on_config_vector",
-              "after_resize_sector1_intact",
-            ]
-          ) assert.ok(passed.includes(c), `${c} ran`);
-          assert.match(out, /WAITING_FOR_RESIZE/);
-          assert.deepEqual(result, { reason: "exit", status: 1 });
-          assert.equal(resizes, 1);
-          // what the guest wrote is in the backing file, after a resize
-          const disk = Deno.readFileSync(path);
-          assert.equal(disk.length, RESIZED_BYTES);
-          for (let i = 0; i < 512; i++) {
-            assert.equal(
-              disk[512 + i],
-              (i * 7 + 0x5a) & 0xff,
-              `sector 1 byte ${i}`,
+          try {
+            Deno.truncateSync(path, DISK_BYTES);
+            const blk = virtioBlk({ path });
+            const pci = pciBusPlugin({
+              msixIrqfd,
+              devices: [
+                { device: 1, function: virtioRng() },
+                { device: 2, function: blk },
+              ],
+            });
+            let resizes = 0;
+            const hook = resizeHook(() => {
+              resizes++;
+              blk.device.resize(RESIZED_BYTES);
+            });
+            const { result, out, machine } = bootGuest("virtio", [
+              RESIZED_BYTES / 512,
+            ], {
+              irqchip,
+              plugins: [pci, hook],
+            });
+            if (msixIrqfd) {
+              assert.ok(pci.irqfdCount >= 4, `irqfds: ${pci.irqfdCount}`);
+            }
+            machine.vm.close();
+            assert.deepEqual(failures(out), [], out);
+            const passed = passes(out);
+            assert.ok(
+              passed.length >= 60,
+              `only ${passed.length} checks ran\n${out}`,
             );
+            for (
+              const c of [
+                "msix_masked_no_interrupt",
+                "msix_masked_pba_bit_set",
+                "msix_unmask_delivers_once",
+                "msix_unmask_pba_bit_clear",
+                "fmask_no_interrupt",
+                "fmask_clear_delivers_once",
+                "config_change_irq_on_config_vector",
+                "after_resize_sector1_intact",
+              ]
+            ) assert.ok(passed.includes(c), `${c} ran`);
+            assert.match(out, /WAITING_FOR_RESIZE/);
+            assert.deepEqual(result, { reason: "exit", status: 1 });
+            assert.equal(resizes, 1);
+            // what the guest wrote is in the backing file, after a resize
+            const disk = Deno.readFileSync(path);
+            assert.equal(disk.length, RESIZED_BYTES);
+            for (let i = 0; i < 512; i++) {
+              assert.equal(
+                disk[512 + i],
+                (i * 7 + 0x5a) & 0xff,
+                `sector 1 byte ${i}`,
+              );
+            }
+          } finally {
+            Deno.removeSync(path);
           }
-        } finally {
-          Deno.removeSync(path);
-        }
-      });
+        },
+      );
     }
   },
 });

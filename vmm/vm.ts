@@ -12,6 +12,7 @@ import type {
   LineController,
   LogLevel,
   Mapping,
+  MsiIrqfd,
   MsiMessage,
   Plugin,
   PluginContext,
@@ -481,6 +482,49 @@ export class Vm implements Disposable {
       },
       lapicEoi: () => {
         lib.check(sym.dv_irq(h, 3, 0, 0, 0n), "LAPIC EOI");
+      },
+      msiIrqfd: (): MsiIrqfd => {
+        const gsi = lib.check(sym.dv_irq(h, 6, 0, 0, 0n), "allocate GSI");
+        const id = lib.check(
+          sym.dv_event(h, 0, gsi, 0, 0n),
+          `irqfd on GSI ${gsi}`,
+        );
+        let routed = false;
+        let closed = false;
+        return {
+          gsi,
+          route(msg: MsiMessage | null) {
+            if (msg) {
+              lib.check(
+                sym.dv_irq(h, 4, gsi, msg.data >>> 0, BigInt(msg.address)),
+                `route GSI ${gsi}`,
+              );
+              routed = true;
+            } else if (routed) {
+              lib.check(sym.dv_irq(h, 5, gsi, 0, 0n), `clear GSI ${gsi}`);
+              routed = false;
+            }
+          },
+          fire() {
+            lib.check(sym.dv_event(h, 1, id, 0, 0n), "fire irqfd");
+          },
+          mask() {
+            lib.check(sym.dv_event(h, 6, id, 0, 0n), "detach irqfd");
+          },
+          unmask() {
+            lib.check(sym.dv_event(h, 6, id, 1, 0n), "attach irqfd");
+            return lib.check(sym.dv_event(h, 7, id, 0, 0n), "irqfd pending") ===
+              1;
+          },
+          close: () => {
+            if (closed || this.#closed) return;
+            closed = true;
+            lib.check(sym.dv_event(h, 2, id, 0, 0n), "close irqfd");
+            if (routed) {
+              lib.check(sym.dv_irq(h, 5, gsi, 0, 0n), `clear GSI ${gsi}`);
+            }
+          },
+        };
       },
       resample: (gsi: number) => {
         if (this.irqchip === "split") {

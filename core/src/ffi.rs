@@ -328,7 +328,9 @@ pub extern "C" fn dv_irq(h: u64, op: u32, a: u32, b: u32, addr: u64) -> i32 {
 /// returns id; 1 = trigger irqfd `a`; 2 = destroy irqfd `a`; 3 = signal the
 /// resamplefd of `a`; 4 = consume the resamplefd of `a` (returns 1 if it was
 /// signalled); 5 = signal the resamplefds of every resampling irqfd on gsi
-/// `a` (split irqchip EOI path), returns how many; 20 = start a level
+/// `a` (split irqchip EOI path), returns how many; 6 = detach (`b` = 0) or
+/// re-attach (`b` = 1) irqfd `a` from KVM; 7 = consume the trigger eventfd
+/// of irqfd `a` (returns 1 if it was written); 20 = start a level
 /// source on gsi `a`, returns id; 21 = add `arg` work items to level source
 /// `a`; 22 = destroy level source `a`; 10 = timer create (`b` = 0: to gsi `a`; `b` = 1: MSI with
 /// vector `a & 0xff`, destination `a >> 8`), returns id; 11 = arm timer `a`
@@ -352,6 +354,11 @@ pub extern "C" fn dv_event(h: u64, op: u32, a: u32, b: u32, arg: u64) -> i32 {
             3 => vm.irqfd_resample(a, false)? as i32,
             4 => vm.irqfd_resample(a, true)? as i32,
             5 => vm.resample_gsi(a)? as i32,
+            6 => {
+                vm.irqfd_attach(a, b != 0)?;
+                0
+            }
+            7 => vm.irqfd_take(a)? as i32,
             20 => vm.level_create(a)? as i32,
             21 => {
                 vm.level_add(a, arg)?;

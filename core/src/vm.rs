@@ -72,6 +72,7 @@ struct Irqfd {
     gsi: u32,
     efd: Arc<EventFd>,
     resample: Option<Arc<EventFd>>,
+    attached: bool,
 }
 
 struct TimerEntry {
@@ -546,7 +547,7 @@ impl Vm {
             None
         };
         let id = self.new_id();
-        lock(&self.irqfds).insert(id, Irqfd { gsi, efd: Arc::new(efd), resample: rfd });
+        lock(&self.irqfds).insert(id, Irqfd { gsi, efd: Arc::new(efd), resample: rfd, attached: true });
         Ok(id)
     }
 
@@ -666,9 +667,41 @@ impl Vm {
         }
     }
 
+    /// Detach (`attached` = false) an irqfd from KVM, or re-attach it.
+    /// While detached its eventfd still counts writes, so a device thread
+    /// never notices; used for masked MSI-X vectors (the route stays put).
+    pub fn irqfd_attach(&self, id: u32, attached: bool) -> Result<()> {
+        let mut g = lock(&self.irqfds);
+        let f = g.get_mut(&id).ok_or_else(|| Error::invalid(format!("no irqfd {id}")))?;
+        if attached == f.attached {
+            return Ok(());
+        }
+        if f.resample.is_some() {
+            return Err(Error::invalid(format!("irqfd {id} resamples; it cannot be detached")));
+        }
+        if attached {
+            self.fd.register_irqfd(&f.efd, f.gsi).map_err(kvm_err("KVM_IRQFD"))?;
+        } else {
+            self.fd.unregister_irqfd(&f.efd, f.gsi).map_err(kvm_err("KVM_IRQFD(deassign)"))?;
+        }
+        f.attached = attached;
+        Ok(())
+    }
+
+    /// Consume the trigger eventfd of an (detached) irqfd: true when it was
+    /// written since the last consume (a message pending while masked).
+    pub fn irqfd_take(&self, id: u32) -> Result<bool> {
+        let g = lock(&self.irqfds);
+        let f = g.get(&id).ok_or_else(|| Error::invalid(format!("no irqfd {id}")))?;
+        Ok(f.efd.read().is_ok())
+    }
+
     /// Unregister and close an irqfd.
     pub fn irqfd_destroy(&self, id: u32) -> Result<()> {
         let f = lock(&self.irqfds).remove(&id).ok_or_else(|| Error::invalid(format!("no irqfd {id}")))?;
+        if !f.attached {
+            return Ok(());
+        }
         self.fd.unregister_irqfd(&f.efd, f.gsi).map_err(kvm_err("KVM_IRQFD(deassign)"))
     }
 

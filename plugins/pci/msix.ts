@@ -44,6 +44,13 @@ export interface MsixOptions {
    * mask/unmask); `msg` is `null` when the new address is not deliverable.
    */
   readonly routeChanged?: (vector: number, msg: MsiMessage | null) => void;
+  /**
+   * Called when a vector's effective mask changes (MSI-X disabled, function
+   * mask or entry mask), so a host irqfd can be detached while masked. On
+   * unmask, returning true means the host held a message for the vector
+   * (it becomes pending and is delivered now).
+   */
+  readonly vectorMask?: (vector: number, masked: boolean) => boolean;
   /** Log sink. */
   readonly log?: (level: LogLevel, msg: string) => void;
 }
@@ -114,6 +121,8 @@ export class MsixCapability {
   readonly #opts: MsixOptions;
   #wasEnabled = false;
   #wasFunctionMasked = false;
+  /** Effective mask last reported to `vectorMask` (1 = masked). */
+  readonly #reportedMask: Uint8Array;
   #loggedBadAddress = false;
   #loggedBadAccess = false;
 
@@ -144,6 +153,7 @@ export class MsixCapability {
     this.pbaSize = Math.ceil(n / 64) * 8;
     this.#table = new Uint32Array(n * 4);
     this.#pending = new Uint8Array(n);
+    this.#reportedMask = new Uint8Array(n).fill(1);
     const cap = config.addCapability(CAP_ID.MSIX, MSIX.CAP_LENGTH);
     this.capOffset = cap;
     config.set16(cap + MSIX.CONTROL, n - 1);
@@ -248,7 +258,20 @@ export class MsixCapability {
       const msg = this.message(vector);
       this.#opts.routeChanged?.(vector, isDeliverable(msg) ? msg : null);
     }
+    this.#syncMask(vector);
     if (wasMasked && !this.isMasked(vector)) this.#flush(vector);
+  }
+
+  /** Report a change of `vector`'s effective mask to the host. */
+  #syncMask(vector: number): void {
+    if (!this.#opts.vectorMask) return;
+    const masked = !this.enabled || this.functionMasked ||
+      this.isMasked(vector);
+    if ((this.#reportedMask[vector] === 1) === masked) return;
+    this.#reportedMask[vector] = masked ? 1 : 0;
+    if (this.#opts.vectorMask(vector, masked) && !masked) {
+      this.#pending[vector] = 1;
+    }
   }
 
   /** Guest read of the PBA at `offset` (relative to the PBA start). */
@@ -281,6 +304,7 @@ export class MsixCapability {
     this.#pending.fill(0);
     this.#wasEnabled = this.enabled;
     this.#wasFunctionMasked = this.functionMasked;
+    for (let v = 0; v < this.vectors; v++) this.#syncMask(v);
   }
 
   #control(): number {
@@ -295,6 +319,7 @@ export class MsixCapability {
     this.#wasEnabled = en;
     this.#wasFunctionMasked = fm;
     if (enableChanged) this.#opts.onEnableChange?.(en);
+    for (let v = 0; v < this.vectors; v++) this.#syncMask(v);
     if (unmasked && en && !fm) {
       for (let v = 0; v < this.vectors; v++) this.#flush(v);
     }

@@ -240,3 +240,53 @@ Deno.test("MsixCapability", async (t) => {
     assert.equal(pba(), 0);
   });
 });
+
+Deno.test("MsixCapability: vector mask changes reach the host (irqfd detach)", () => {
+  const cs = new ConfigSpace({
+    vendorId: 1,
+    deviceId: 2,
+    classCode: 0,
+    interruptPin: 1,
+  });
+  cs.defineBar(0, { kind: "mem32", size: 0x2000 });
+  const sent: number[] = [];
+  const reports: string[] = [];
+  let held = false; // a host thread fired the vector's irqfd while masked
+  const msix = new MsixCapability(cs, {
+    vectors: 2,
+    tableBar: 0,
+    tableOffset: 0,
+    pbaBar: 0,
+    pbaOffset: 0x1000,
+    sink: (_m, v) => sent.push(v),
+    vectorMask: (v, masked) => {
+      reports.push(`${v}:${masked ? "mask" : "unmask"}`);
+      const h = held && !masked;
+      if (h) held = false;
+      return h;
+    },
+  });
+  const w32 = (off: number, v: number) => {
+    const d = new Uint8Array(4);
+    new DataView(d.buffer).setUint32(0, v, true);
+    msix.tableWrite(off, d);
+  };
+  const control = (v: number) => cs.write(msix.capOffset + MSIX.CONTROL, 2, v);
+  w32(0, 0xfee00000);
+  w32(8, 0x41);
+  w32(12, 0); // entry 0 unmasked, but MSI-X still disabled: no report
+  assert.deepEqual(reports, []);
+  control(MSIX.CONTROL_ENABLE);
+  assert.deepEqual(reports, ["0:unmask"], "enable unmasks vector 0 only");
+  control(MSIX.CONTROL_ENABLE | MSIX.CONTROL_FUNCTION_MASK);
+  assert.deepEqual(reports, ["0:unmask", "0:mask"]);
+  held = true; // the device thread fires while the function is masked
+  control(MSIX.CONTROL_ENABLE);
+  assert.deepEqual(reports, ["0:unmask", "0:mask", "0:unmask"]);
+  assert.deepEqual(sent, [0], "the held message is delivered on unmask");
+  assert.equal(msix.isPending(0), false);
+  w32(12, 1); // entry mask
+  assert.equal(reports.at(-1), "0:mask");
+  w32(8, 0x42); // data rewrite while masked: no mask report
+  assert.equal(reports.length, 4);
+});

@@ -14,6 +14,7 @@ import type {
   IrqLine,
   LogLevel,
   Mapping,
+  MsiIrqfd,
   MsiMessage,
   Plugin,
   PluginContext,
@@ -69,6 +70,13 @@ export interface PciBusOptions {
    * swizzle `16 + ((device + pin - 1) & 3)` (IOAPIC pins 16..19).
    */
   readonly intxGsi?: (device: number, pin: number) => number;
+  /**
+   * Deliver MSI-X messages through one irqfd per vector (its own GSI with
+   * an MSI route that follows the table entry; masked vectors detach the
+   * irqfd instead of touching the route), so a host thread can fire a
+   * vector without TypeScript. Default false: `KVM_SIGNAL_MSI` per message.
+   */
+  readonly msixIrqfd?: boolean;
   /** Called when a function's MSI-X entry changes its address/data. */
   readonly onMsixRouteChanged?: (
     fn: PciFunction,
@@ -104,6 +112,7 @@ interface Attached {
   lineOn: boolean;
   readonly mappings: (Mapping | null)[];
   readonly failedAt: (number | null)[];
+  readonly irqfds: Map<number, MsiIrqfd>;
 }
 
 /**
@@ -183,6 +192,7 @@ export class PciBus implements Plugin {
         lineOn: false,
         mappings: new Array(CFG.BAR_COUNT).fill(null),
         failedAt: new Array(CFG.BAR_COUNT).fill(null),
+        irqfds: new Map(),
       });
     };
     if (hb) add(hb, 0, 0);
@@ -205,6 +215,35 @@ export class PciBus implements Plugin {
     }
   }
 
+  /**
+   * The irqfd of `s`'s MSI-X `vector` (created on first use, routed to
+   * `msg` when given), or undefined when the bus does not use irqfds.
+   */
+  #irqfd(
+    s: Attached,
+    vector: number,
+    msg: MsiMessage | null,
+  ): MsiIrqfd | undefined {
+    if (!this.#opts.msixIrqfd || !this.#ctx) return undefined;
+    if (!Number.isInteger(vector) || vector < 0 || vector >= 2048) {
+      return undefined;
+    }
+    let q = s.irqfds.get(vector);
+    if (!q) {
+      q = this.#ctx.msiIrqfd();
+      s.irqfds.set(vector, q);
+      if (msg) q.route(msg);
+    }
+    return q;
+  }
+
+  /** Irqfds created for MSI-X vectors so far. */
+  get irqfdCount(): number {
+    let n = 0;
+    for (const s of this.#slots.values()) n += s.irqfds.size;
+    return n;
+  }
+
   /** The function at `device.fn` on bus 0, if any. */
   functionAt(device: number, fn = 0): PciFunction | undefined {
     return this.#slots.get(device * 8 + fn)?.fn;
@@ -223,10 +262,27 @@ export class PciBus implements Plugin {
         memory: ctx.memory,
         log: (level: LogLevel, msg: string) =>
           ctx.log(level, `${s.fn.name}@${s.device}.${s.func}: ${msg}`),
-        signalMsi: (msg: MsiMessage) => ctx.signalMsi(msg),
+        signalMsi: (msg: MsiMessage, vector?: number) => {
+          const q = vector === undefined
+            ? undefined
+            : this.#irqfd(s, vector, msg);
+          if (q) q.fire();
+          else ctx.signalMsi(msg);
+        },
         setIntx: (level: boolean) => this.#setIntx(s, level),
-        msixRouteChanged: (vector: number, msg: MsiMessage | null) =>
-          this.#opts.onMsixRouteChanged?.(s.fn, vector, msg),
+        msixRouteChanged: (vector: number, msg: MsiMessage | null) => {
+          this.#irqfd(s, vector, null)?.route(msg);
+          this.#opts.onMsixRouteChanged?.(s.fn, vector, msg);
+        },
+        msixVectorMask: (vector: number, masked: boolean) => {
+          const q = this.#irqfd(s, vector, null);
+          if (!q) return false;
+          if (masked) {
+            q.mask();
+            return false;
+          }
+          return q.unmask();
+        },
       };
       s.fn.attach(host);
       this.#initInterruptLine(s);
@@ -332,6 +388,8 @@ export class PciBus implements Plugin {
         s.mappings[i] = null;
       }
       s.fn.close?.();
+      for (const q of s.irqfds.values()) q.close();
+      s.irqfds.clear();
     }
   }
 

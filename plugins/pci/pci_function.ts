@@ -22,8 +22,11 @@ export interface PciHost {
   readonly memory: GuestMemory;
   /** Log a message attributed to the function. */
   log(level: LogLevel, msg: string): void;
-  /** Deliver an MSI now. */
-  signalMsi(msg: MsiMessage): void;
+  /**
+   * Deliver an MSI now. `vector` (the function's MSI-X vector) lets the
+   * bus deliver through that vector's irqfd when it uses irqfds.
+   */
+  signalMsi(msg: MsiMessage, vector?: number): void;
   /**
    * Set the function's INTx pending state. The bus mirrors it in status
    * bit 3 and drives the routed GSI while command bit 10 is clear.
@@ -31,6 +34,11 @@ export interface PciHost {
   setIntx(level: boolean): void;
   /** Forwarded MSI-X route change (irqfd GSI routes in the host). */
   msixRouteChanged(vector: number, msg: MsiMessage | null): void;
+  /**
+   * Forwarded MSI-X effective mask change; on unmask, true means a message
+   * was held for the vector while masked (the MSI-X `vectorMask` option).
+   */
+  msixVectorMask?(vector: number, masked: boolean): boolean;
 }
 
 /**

@@ -12,6 +12,7 @@ import type {
   IrqLine,
   LogLevel,
   Mapping,
+  MsiIrqfd,
   MsiMessage,
   PluginContext,
   Region,
@@ -246,6 +247,14 @@ export class FakeContext implements PluginContext {
   }
   /** Current MSI routes set through `routeMsi`. */
   readonly routes: Map<number, MsiMessage> = new Map();
+  /** Irqfds created through `msiIrqfd`. */
+  readonly irqfds: FakeMsiIrqfd[] = [];
+  /** Create a recording irqfd on the next free GSI (from 24). */
+  msiIrqfd(): MsiIrqfd {
+    const q = new FakeMsiIrqfd(24 + this.irqfds.length, this);
+    this.irqfds.push(q);
+    return q;
+  }
   /** GSIs passed to `resample`, in order. */
   readonly resamples: number[] = [];
   /** Record a resample. */
@@ -256,6 +265,59 @@ export class FakeContext implements PluginContext {
   routeMsi(gsi: number, msg: MsiMessage | null): void {
     if (msg) this.routes.set(gsi, msg);
     else this.routes.delete(gsi);
+  }
+}
+
+/**
+ * A recording {@link MsiIrqfd}: a fire while attached is recorded as an MSI
+ * to the current route; while masked it is held.
+ *
+ * @example
+ * ```ts
+ * import { FakeContext } from "./fake_context.ts";
+ * const ctx = new FakeContext();
+ * const q = ctx.msiIrqfd();
+ * q.route({ address: 0xfee00000, data: 0x41 });
+ * q.fire();
+ * ```
+ */
+export class FakeMsiIrqfd implements MsiIrqfd {
+  /** Current route. */
+  msg: MsiMessage | null = null;
+  /** True while detached. */
+  masked = false;
+  /** A fire happened while masked. */
+  held = false;
+  /** Number of route changes. */
+  routeChanges = 0;
+  /** True once closed. */
+  closed = false;
+  /** Create on `gsi`, recording into `ctx`. */
+  constructor(readonly gsi: number, readonly ctx: FakeContext) {}
+  /** Set the route. */
+  route(msg: MsiMessage | null): void {
+    this.msg = msg;
+    this.routeChanges++;
+  }
+  /** Deliver to the route, or hold while masked. */
+  fire(): void {
+    if (this.masked) this.held = true;
+    else if (this.msg) this.ctx.signalMsi(this.msg);
+  }
+  /** Detach. */
+  mask(): void {
+    this.masked = true;
+  }
+  /** Re-attach; report a held fire. */
+  unmask(): boolean {
+    this.masked = false;
+    const h = this.held;
+    this.held = false;
+    return h;
+  }
+  /** Close. */
+  close(): void {
+    this.closed = true;
   }
 }
 

@@ -224,7 +224,7 @@ export class VirtioPciFunction<D extends VirtioDevice = VirtioDevice>
       tableOffset: VIRTIO_BAR.MSIX_TABLE,
       pbaBar: VIRTIO_BAR.INDEX,
       pbaOffset: VIRTIO_BAR.MSIX_PBA,
-      sink: (msg) => this.#host?.signalMsi(msg),
+      sink: (msg, v) => this.#host?.signalMsi(msg, v),
       onEnableChange: (on) => {
         if (on) {
           this.#isr = 0;
@@ -232,6 +232,8 @@ export class VirtioPciFunction<D extends VirtioDevice = VirtioDevice>
         }
       },
       routeChanged: (v, msg) => this.#host?.msixRouteChanged(v, msg),
+      vectorMask: (v, masked) =>
+        this.#host?.msixVectorMask?.(v, masked) ?? false,
       log: (level, msg) => this.#log(level, msg),
     });
   }
