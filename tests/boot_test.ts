@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { CoreError } from "../ffi/library.ts";
 import { echoPlugin } from "../plugins/echo/plugin.ts";
 import { createMachine } from "../vmm/machine.ts";
-import { createVm, stopVm } from "../vmm/vm.ts";
+import { createVm, interruptVm, stopVm } from "../vmm/vm.ts";
 import { spawnVm } from "../vmm/worker_host.ts";
 import { bootGuest, failures, guestPath, HAVE_KVM, passes } from "./kvm.ts";
 import type { Region } from "../bus/types.ts";
@@ -137,6 +137,27 @@ Deno.test({
       assert.equal((await remote.done).result.reason, "stopped");
       assert.ok(ticks >= 5, `main thread timer ran ${ticks} times`);
     });
+
+    await t.step(
+      "request_virtual_interrupt from another thread while the vCPU runs",
+      async () => {
+        // timer guest: counts 20 interrupts on vector 0x20, then halts; its PV
+        // timer is armed at 10 s, so every interrupt here comes from us
+        const remote = spawnVm(
+          new URL("./fixtures/guest_setup.ts", import.meta.url),
+          { name: "timer", args: [10_000_000, 20, 0x20, 0xffffffff] },
+        );
+        const h = await remote.ready;
+        await new Promise((r) => setTimeout(r, 50));
+        for (let i = 0; i < 20; i++) {
+          interruptVm(h, 0x20);
+          await new Promise((r) => setTimeout(r, 5));
+        }
+        const { result, report } = await remote.done;
+        assert.equal(result.reason, "halt");
+        assert.match((report as { out: string }).out, /done count=20\b/);
+      },
+    );
 
     await t.step("stop before run is sticky until the next run() call", () => {
       using m = createMachine({});

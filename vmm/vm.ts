@@ -219,6 +219,32 @@ export function stopVm(handle: bigint, libraryPath?: string): void {
 }
 
 /**
+ * Inject `vector` at LAPIC `destination` of a VM by handle, from any thread
+ * (for example the main thread while the vCPU runs in a Worker); built on
+ * KVM_SIGNAL_MSI. Returns false if KVM reported the interrupt as blocked.
+ *
+ * @example
+ * ```ts ignore
+ * import { interruptVm } from "./vm.ts";
+ * interruptVm(handleFromWorker, 0x20);
+ * ```
+ */
+export function interruptVm(
+  handle: bigint,
+  vector: number,
+  destination = 0,
+  trigger: "edge" | "level" = "edge",
+  libraryPath?: string,
+): boolean {
+  const lib = openLibrary(libraryPath);
+  const flags = trigger === "level" ? 1n : 0n;
+  return lib.check(
+    lib.symbols.dv_irq(handle, 2, vector, destination, flags),
+    "request virtual interrupt",
+  ) > 0;
+}
+
+/**
  * A virtual machine with one vCPU. Create with {@link createVm}.
  *
  * @example
