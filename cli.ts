@@ -26,6 +26,11 @@ options:
   --strict                 fail on accesses no device claims
   --arg N                  guest argument (RDI, RSI, RDX, RCX), repeatable
   --timer msi|gsi          PV timer delivery (default msi)
+  --cmdline STRING         kernel command line (multiboot info and fw_cfg)
+  --module PATH            multiboot module, repeatable
+
+A file that is not an x86-64 ELF64 but has a Multiboot v1 header boots as a
+Multiboot kernel (32-bit protected-mode entry).
   -h, --help               show this help`;
 
 /**
@@ -74,6 +79,8 @@ export async function main(argv: string[]): Promise<CliOutcome> {
         strict: { type: "boolean", default: false },
         arg: { type: "string", multiple: true, default: [] },
         timer: { type: "string", default: "msi" },
+        cmdline: { type: "string" },
+        module: { type: "string", multiple: true, default: [] },
         help: { type: "boolean", short: "h", default: false },
       },
     });
@@ -106,6 +113,13 @@ export async function main(argv: string[]): Promise<CliOutcome> {
       return { code: 2, error: `--arg ${a}: not an integer` };
     }
   }
+  for (const m of values.module!) {
+    try {
+      Deno.statSync(m);
+    } catch {
+      return { code: 1, error: `--module ${m}: no such file` };
+    }
+  }
   try {
     if (!Deno.statSync(path).isFile) {
       return { code: 1, error: `${path}: not a file` };
@@ -126,6 +140,8 @@ export async function main(argv: string[]): Promise<CliOutcome> {
     timeoutMs,
     args: values.arg!,
     timer: values.timer,
+    cmdline: values.cmdline,
+    modules: values.module,
   };
   const remote = spawnVm(new URL("./vmm/cli_guest.ts", import.meta.url), args);
   const onSigint = () => void remote.stop().catch(() => {});

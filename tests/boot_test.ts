@@ -337,6 +337,30 @@ Deno.test({
       assert.equal(r.code, 0, r.err);
       assert.match(r.out, /count=20/);
     });
+    await t.step(
+      "a Multiboot kernel with command line and module",
+      async () => {
+        const mod = Deno.makeTempFileSync({ prefix: "denovmm-mod-" });
+        try {
+          Deno.writeTextFileSync(mod, "MODULE0 from the CLI");
+          const r = await run(
+            decodeURIComponent(
+              new URL("../guests/build/multiboot_elf32.elf", import.meta.url)
+                .pathname,
+            ),
+            "--cmdline",
+            "denovmm-multiboot-test arg=42",
+            "--module",
+            mod,
+          );
+          assert.equal(r.code, 1, r.out + r.err); // (0 failures << 1) | 1
+          assert.match(r.out, /PASS fwcfg_cmdline/);
+          assert.doesNotMatch(r.out, /FAIL/);
+        } finally {
+          Deno.removeSync(mod);
+        }
+      },
+    );
     await t.step("timeout", async () => {
       const r = await run(guestPath("spin"), "--timeout", "200ms");
       assert.equal(r.code, 124);

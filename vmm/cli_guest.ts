@@ -24,6 +24,32 @@ export interface CliGuestArgs {
   args: string[];
   /** PV timer delivery. */
   timer: TimerDelivery;
+  /** Kernel command line (multiboot info and fw_cfg). */
+  cmdline?: string;
+  /** Multiboot module paths. */
+  modules?: string[];
+}
+
+/**
+ * How to boot an image: `elf64` (direct long-mode entry) or `multiboot`
+ * (a Multiboot v1 header in the first 8 KiB, for an image that is not an
+ * x86-64 ELF64).
+ *
+ * @example
+ * ```ts
+ * import { imageKind } from "./cli_guest.ts";
+ * console.log(imageKind(new Uint8Array(16))); // "elf64" (the loader reports the error)
+ * ```
+ */
+export function imageKind(bytes: Uint8Array): "elf64" | "multiboot" {
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const isElf64 = bytes.length >= 20 && dv.getUint32(0, false) === 0x7f454c46 &&
+    bytes[4] === 2 && dv.getUint16(18, true) === 62;
+  if (isElf64) return "elf64";
+  for (let o = 0; o + 12 <= Math.min(bytes.length, 8192); o += 4) {
+    if (dv.getUint32(o, true) === 0x1badb002) return "multiboot";
+  }
+  return "elf64";
 }
 
 /**
@@ -50,6 +76,7 @@ export default function setup(a: CliGuestArgs): WorkerSetup {
     memory: a.memory,
     strict: a.strict,
     timerDelivery: a.timer,
+    cmdline: a.cmdline,
     serialOutput: (b) => {
       out[n++] = b;
       if (b === 0x0a || n === out.length) flush();
@@ -62,7 +89,15 @@ export default function setup(a: CliGuestArgs): WorkerSetup {
     },
   });
   try {
-    machine.vm.load(a.path, a.args.map((s) => BigInt(s)));
+    const image = Deno.readFileSync(a.path);
+    if (imageKind(image) === "multiboot") {
+      machine.vm.loadMultiboot(image, {
+        cmdline: a.cmdline ?? "",
+        modules: (a.modules ?? []).map((m) => ({ bytes: m, cmdline: m })),
+      });
+    } else {
+      machine.vm.load(image, a.args.map((s) => BigInt(s)));
+    }
   } catch (e) {
     machine.vm.close();
     throw e;
