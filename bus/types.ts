@@ -355,10 +355,34 @@ export interface Plugin {
    */
   service?(now: number): number | null;
   /**
-   * Split irqchip only: the controller that owns the GSI lines (set by the
-   * IOAPIC plugin). At most one plugin per VM provides it.
+   * Split irqchip only: a controller that receives GSI lines (our IOAPIC;
+   * the 8259A pair for lines 0..15). Every line goes to every controller,
+   * as ISA lines reach both the PIC and the IOAPIC on a PC.
    */
   readonly lineController?: LineController;
+  /**
+   * Split irqchip only: an ExtINT source (the 8259A pair). While it has an
+   * interrupt pending the VM asks KVM for an interrupt window and, when the
+   * vCPU can take it, runs the INTA cycle and injects the vector.
+   */
+  readonly extint?: ExtIntSource;
+}
+
+/**
+ * An interrupt controller whose output is an ExtINT (SDM 10.5.1): the
+ * vector is supplied by an INTA cycle when the CPU takes the interrupt.
+ *
+ * @example
+ * ```ts
+ * import type { ExtIntSource } from "./types.ts";
+ * const none: ExtIntSource = { interruptPending: false, acknowledge: () => 0x27 };
+ * ```
+ */
+export interface ExtIntSource {
+  /** True while the INT output is asserted. */
+  readonly interruptPending: boolean;
+  /** The INTA cycle: the vector to inject (updates in-service state). */
+  acknowledge(): number;
 }
 
 /**

@@ -18,7 +18,7 @@ LDFLAGS=(
     -Wl,--build-id=none -Wl,-z,max-page-size=0x1000 -Wl,-z,noexecstack
     -Wl,--no-warn-rwx-segments
 )
-GUESTS=(hello ports spin selfipi exits timer lapic_timer ioapic virtio timer_garbage level_irq virtio_bench)
+GUESTS=(hello ports spin selfipi exits timer lapic_timer ioapic virtio timer_garbage level_irq virtio_bench pic)
 
 mkdir -p build
 for g in "${GUESTS[@]}"; do

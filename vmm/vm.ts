@@ -8,6 +8,7 @@
 import { Bus, formatRange } from "../bus/bus.ts";
 import type {
   Clock,
+  ExtIntSource,
   IrqLine,
   LineController,
   LogLevel,
@@ -187,6 +188,8 @@ export interface LevelSource {
 export interface VmStats {
   /** KVM_EXIT_IOAPIC_EOI exits ignored because the guest enabled directed EOI. */
   suppressedEoiBroadcasts: number;
+  /** ExtINT vectors injected for a userspace PIC (split irqchip). */
+  extintInjected: number;
 }
 
 const defaultLogger: Logger = (level, source, msg) => {
@@ -270,7 +273,9 @@ export class Vm implements Disposable {
   readonly #clock: Clock;
   readonly #pacing: 0 | 1;
   readonly #out = new BigUint64Array(8);
-  #lineController: LineController | undefined;
+  readonly #lineControllers: LineController[] = [];
+  #extint: ExtIntSource | undefined;
+  #windowRequested = false;
   #end: RunResult | undefined;
   #closed = false;
   #wakeAt: number | null = null;
@@ -279,7 +284,7 @@ export class Vm implements Disposable {
   /** Status of the last `exit` result, or null. */
   exitStatus: number | null = null;
   /** Run-loop counters. */
-  readonly stats: VmStats = { suppressedEoiBroadcasts: 0 };
+  readonly stats: VmStats = { suppressedEoiBroadcasts: 0, extintInjected: 0 };
 
   /** @internal Use {@link createVm}. */
   constructor(options: VmOptions = {}) {
@@ -422,14 +427,14 @@ export class Vm implements Disposable {
     if (this.#plugins.some((p) => p.name === plugin.name)) {
       throw new Error(`a plugin named "${plugin.name}" is already attached`);
     }
-    if (plugin.lineController) {
+    if (plugin.lineController || plugin.extint) {
       if (this.irqchip !== "split") {
         throw new Error(
           `${plugin.name}: a userspace interrupt controller needs irqchip "split"`,
         );
       }
-      if (this.#lineController) {
-        throw new Error(`${plugin.name}: the VM already has a line controller`);
+      if (plugin.extint && this.#extint) {
+        throw new Error(`${plugin.name}: the VM already has an ExtINT source`);
       }
     }
     const regions = plugin.setup(this.#context(plugin.name));
@@ -446,7 +451,10 @@ export class Vm implements Disposable {
     this.#plugins.push(plugin);
     if (plugin.eoi) this.#eoiPlugins.push(plugin);
     if (plugin.service) this.#servicePlugins.push(plugin);
-    if (plugin.lineController) this.#lineController = plugin.lineController;
+    if (plugin.lineController) {
+      this.#lineControllers.push(plugin.lineController);
+    }
+    if (plugin.extint) this.#extint = plugin.extint;
     return this;
   }
 
@@ -576,8 +584,8 @@ export class Vm implements Disposable {
         this.#sym.dv_irq(this.#handle, 0, gsi, level ? 1 : 0, 0n),
         `IRQ line ${gsi}`,
       );
-    } else if (this.#lineController) {
-      this.#lineController.setLevel(gsi, level);
+    } else if (this.#lineControllers.length > 0) {
+      for (const c of this.#lineControllers) c.setLevel(gsi, level);
     } else {
       this.#log(
         "warn",
@@ -723,6 +731,7 @@ export class Vm implements Disposable {
           if (end) return end;
         }
         if (this.#servicePlugins.length > 0) this.#service();
+        if (this.#extint) this.#pollExtint(r === ExitReason.IrqWindow);
         if (this.#end) return this.#end;
       }
     } catch (e) {
@@ -797,6 +806,39 @@ export class Vm implements Disposable {
       }
       default:
         return { reason: "error", detail: `unexpected exit reason ${r}` };
+    }
+  }
+
+  /**
+   * Split irqchip ExtINT (SDM 10.5.1, KVM api.rst KVM_INTERRUPT): while the
+   * PIC's INT output is high, keep an interrupt window requested; at the
+   * window exit, run INTA and inject the vector.
+   */
+  #pollExtint(windowOpen: boolean): void {
+    const src = this.#extint!;
+    if (windowOpen && src.interruptPending) {
+      const vector = src.acknowledge() & 0xff;
+      const injected = this.#lib.check(
+        this.#sym.dv_irq(this.#handle, 7, 0, vector, 0n),
+        "inject ExtINT",
+      );
+      if (injected === 0) {
+        this.#log(
+          "warn",
+          "vm",
+          `ExtINT vector ${vector} could not be injected at the window`,
+        );
+      } else {
+        this.stats.extintInjected++;
+      }
+    }
+    const want = src.interruptPending;
+    if (want !== this.#windowRequested) {
+      this.#lib.check(
+        this.#sym.dv_vm_control(this.#handle, 5, want ? 1n : 0n),
+        "interrupt window",
+      );
+      this.#windowRequested = want;
     }
   }
 

@@ -297,7 +297,8 @@ pub extern "C" fn dv_vm_control(h: u64, op: u32, ns: u64) -> i32 {
 /// request_virtual_interrupt(vector `a`, destination `b`, `addr` bit 0
 /// level, bit 1 logical); 3 = lapic EOI on vCPU `a` (returns the vector or
 /// -1 as 0xffffffff... see TS); 4 = set MSI route gsi `a` → (`addr`, `b`);
-/// 5 = clear routes of gsi `a`; 6 = allocate a GSI (returned).
+/// 5 = clear routes of gsi `a`; 6 = allocate a GSI (returned); 7 = inject
+/// ExtINT vector `b` on vCPU `a` if it is ready (returns 1) or not (0).
 #[no_mangle]
 pub extern "C" fn dv_irq(h: u64, op: u32, a: u32, b: u32, addr: u64) -> i32 {
     guard(|| {
@@ -319,6 +320,7 @@ pub extern "C" fn dv_irq(h: u64, op: u32, a: u32, b: u32, addr: u64) -> i32 {
                 0
             }
             6 => vm.route_allocate()? as i32,
+            7 => vm.inject_extint(a, b as u8)? as i32,
             _ => return Err(Error::invalid(format!("bad irq op {op}"))),
         })
     })

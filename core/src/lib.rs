@@ -8,12 +8,14 @@
 //! - [`timer`]: drift-free timerfd tick threads;
 //! - [`kick`]: race-free vCPU kicks;
 //! - [`level_source`]: host-thread level interrupts on irqfd + resamplefd;
+//! - [`ioctls`]: typed wrappers for ioctls kvm-ioctls lacks;
 //! - [`ffi`]: the only `extern "C"` surface.
 
 pub mod error;
 pub mod exit;
 pub mod ffi;
 pub mod handles;
+pub mod ioctls;
 pub mod kick;
 pub mod level_source;
 pub mod loader;

@@ -844,6 +844,22 @@ impl Vm {
         g.fd.get_tsc_khz().map_err(kvm_err("KVM_GET_TSC_KHZ"))
     }
 
+    /// Split irqchip: inject the PIC's ExtINT `vector` (KVM_INTERRUPT) if the
+    /// vCPU can take it now (`ready_for_interrupt_injection`). Returns false
+    /// when it cannot (ask for an interrupt window and retry).
+    pub fn inject_extint(&self, index: u32, vector: u8) -> Result<bool> {
+        if self.config.irqchip != IrqchipMode::Split {
+            return Err(Error::invalid("ExtINT injection needs the split irqchip (the in-kernel PIC injects itself)"));
+        }
+        let v = self.vcpu(index)?;
+        let mut g = v.inner.try_lock().map_err(|_| Error::new(Code::Busy, "vCPU is running"))?;
+        if g.fd.get_kvm_run().ready_for_interrupt_injection == 0 {
+            return Ok(false);
+        }
+        crate::ioctls::interrupt(&g.fd, vector)?;
+        Ok(true)
+    }
+
     /// Ask KVM for an IRQ-window exit (`kvm_run.request_interrupt_window`).
     pub fn request_interrupt_window(&self, index: u32, on: bool) -> Result<()> {
         let v = self.vcpu(index)?;

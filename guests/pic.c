@@ -1,0 +1,167 @@
+/* pic: checks the 8259A PIC pair of the split irqchip, delivered as ExtINT
+ * through LAPIC LINT0 (our TypeScript PIC + KVM_INTERRUPT at interrupt-
+ * window exits). Lines are driven through the pc-testdev ports 0x2000 + n.
+ * Prints PASS/FAIL lines and exits through 0xF4 with the failure count. */
+#include "lib/rt.h"
+
+#define PIC1_CMD  0x20
+#define PIC1_DATA 0x21
+#define PIC2_CMD  0xA0
+#define PIC2_DATA 0xA1
+#define ELCR1     0x4D0
+#define OCW2_EOI  0x20      /* non-specific EOI */
+#define OCW3_IRR  0x0A
+#define OCW3_ISR  0x0B
+#define LAPIC_LVT0 0x350
+#define BASE1 0x30
+#define BASE2 0x38
+#define WAIT_ITERS 200
+#define SETTLE_ITERS 20
+
+static volatile u32 cnt[256];
+static volatile u32 isr_in_handler[256];
+static int level_retrigger;
+
+static void poke(void) { outb(PORT_NULL, 0); }
+
+static u32 wait_for(volatile u32 *c, u32 target)
+{
+    sti();
+    for (int i = 0; i < WAIT_ITERS && *c < target; i++) poke();
+    for (int i = 0; i < SETTLE_ITERS; i++) poke();
+    cli();
+    return *c;
+}
+
+static void settle(void)
+{
+    sti();
+    for (int i = 0; i < SETTLE_ITERS; i++) poke();
+    cli();
+}
+
+static u8 read_isr1(void) { outb(PIC1_CMD, OCW3_ISR); return inb(PIC1_CMD); }
+static u8 read_irr1(void) { outb(PIC1_CMD, OCW3_IRR); return inb(PIC1_CMD); }
+
+static void pic_init(u8 icw4_master)
+{
+    outb(PIC1_CMD, 0x11);  outb(PIC1_DATA, BASE1); outb(PIC1_DATA, 0x04); outb(PIC1_DATA, icw4_master);
+    outb(PIC2_CMD, 0x11);  outb(PIC2_DATA, BASE2); outb(PIC2_DATA, 0x02); outb(PIC2_DATA, 0x01);
+    outb(PIC1_DATA, 0xFF); /* all masked */
+    outb(PIC2_DATA, 0xFF);
+}
+
+static void unmask(u8 irq)
+{
+    if (irq < 8) outb(PIC1_DATA, inb(PIC1_DATA) & ~(1u << irq));
+    else {
+        outb(PIC2_DATA, inb(PIC2_DATA) & ~(1u << (irq - 8)));
+        outb(PIC1_DATA, inb(PIC1_DATA) & ~(1u << 2));
+    }
+}
+
+static void mask(u8 irq)
+{
+    if (irq < 8) outb(PIC1_DATA, inb(PIC1_DATA) | (1u << irq));
+    else outb(PIC2_DATA, inb(PIC2_DATA) | (1u << (irq - 8)));
+}
+
+static void h_master(u64 v, struct frame *f)     /* edge, EOI */
+{
+    (void)f;
+    cnt[v]++;
+    isr_in_handler[v] = read_isr1();
+    outb(PIC1_CMD, OCW2_EOI);
+}
+
+static void h_slave(u64 v, struct frame *f)
+{
+    (void)f;
+    cnt[v]++;
+    outb(PIC2_CMD, OCW2_EOI);
+    outb(PIC1_CMD, OCW2_EOI);
+}
+
+static void h_level(u64 v, struct frame *f)      /* IRQ 5, level via ELCR */
+{
+    (void)f;
+    u32 c = ++cnt[v];
+    if (!level_retrigger || c >= 3)
+        irq_line(5, 0);
+    outb(PIC1_CMD, OCW2_EOI);
+}
+
+static void h_aeoi(u64 v, struct frame *f)       /* auto-EOI: no EOI */
+{
+    (void)f;
+    cnt[v]++;
+    isr_in_handler[v] = read_isr1();
+}
+
+int main(u64 a0, u64 a1, u64 a2, u64 a3)
+{
+    (void)a0; (void)a1; (void)a2; (void)a3;
+    cli();
+    idt_init();
+    lapic_enable();
+    lapic_write(LAPIC_LVT0, 0x700);      /* LINT0: ExtINT, unmasked */
+    pic_init(0x01);
+    for (int v = BASE1; v < BASE1 + 8; v++) irq_register((u8)v, h_master);
+    for (int v = BASE2; v < BASE2 + 8; v++) irq_register((u8)v, h_slave);
+
+    CHECK("imr_readback", inb(PIC1_DATA) == 0xFF && inb(PIC2_DATA) == 0xFF);
+
+    /* edge on IRQ 3 */
+    unmask(3);
+    irq_line(3, 1);
+    CHECK("edge_irq3_delivered_once", wait_for(&cnt[BASE1 + 3], 1) == 1);
+    CHECK("isr_bit3_in_handler", (isr_in_handler[BASE1 + 3] & (1u << 3)) != 0);
+    CHECK("isr_clear_after_eoi", (read_isr1() & (1u << 3)) == 0);
+    settle();
+    CHECK("edge_held_high_no_repeat", cnt[BASE1 + 3] == 1);
+    irq_line(3, 0);
+    irq_line(3, 1);
+    CHECK("edge_second_rising_delivered", wait_for(&cnt[BASE1 + 3], 2) == 2);
+    irq_line(3, 0);
+
+    /* masked edge is latched in IRR, delivered on unmask */
+    irq_line(4, 1);
+    settle();
+    CHECK("masked_irq4_not_delivered", cnt[BASE1 + 4] == 0);
+    CHECK("masked_irq4_in_irr", (read_irr1() & (1u << 4)) != 0);
+    unmask(4);
+    CHECK("unmask_irq4_delivered", wait_for(&cnt[BASE1 + 4], 1) == 1);
+    irq_line(4, 0);
+    mask(4);
+
+    /* slave IRQ 10 through the cascade */
+    unmask(10);
+    irq_line(10, 1);
+    CHECK("slave_irq10_delivered_once", wait_for(&cnt[BASE2 + 2], 1) == 1);
+    irq_line(10, 0);
+    mask(10);
+
+    /* level-triggered IRQ 5 (ELCR) */
+    outb(ELCR1, inb(ELCR1) | (1u << 5));
+    CHECK("elcr_readback", (inb(ELCR1) & (1u << 5)) != 0);
+    irq_register(BASE1 + 5, h_level);
+    unmask(5);
+    irq_line(5, 1);
+    CHECK("level_irq5_delivered_once", wait_for(&cnt[BASE1 + 5], 1) == 1);
+    level_retrigger = 1;
+    irq_line(5, 1);
+    CHECK("level_retrigger_while_high", wait_for(&cnt[BASE1 + 5], 3) == 3);
+    mask(5);
+
+    /* auto-EOI */
+    pic_init(0x03);
+    irq_register(BASE1 + 6, h_aeoi);
+    unmask(6);
+    irq_line(6, 1);
+    CHECK("aeoi_delivered", wait_for(&cnt[BASE1 + 6], 1) == 1);
+    CHECK("aeoi_isr_clear_in_handler", (isr_in_handler[BASE1 + 6] & (1u << 6)) == 0);
+    irq_line(6, 0);
+
+    kprintf("pic: %u failures, %u unexpected interrupts\n", failures, unexpected_irqs);
+    return (int)(failures + unexpected_irqs);
+}
