@@ -323,51 +323,28 @@ export class Vm implements Disposable {
     const core = this.#sym;
     const handle = this.#handle;
     const lib = this.#lib;
-    this.#bus = new Bus({
-      strict,
-      listener: {
-        added: (r) =>
-          lib.check(
-            core.dv_vm_range(
-              handle,
-              0,
-              SPACE_CODE[r.space],
-              BigInt(r.base),
-              BigInt(r.length),
-              0,
-              0n,
-            ),
-            `claim ${formatRange(r)}`,
-          ),
-        removed: (r) =>
-          lib.check(
-            core.dv_vm_range(
-              handle,
-              1,
-              SPACE_CODE[r.space],
-              BigInt(r.base),
-              0n,
-              0,
-              0n,
-            ),
-            `release ${formatRange(r)}`,
-          ),
-      },
-    });
-    for (const r of options.ignoredPorts ?? []) {
+    /** dv_vm_range: `op` 0 add / 1 remove; `action` 0 forward / 1 ignore. */
+    const range = (op: 0 | 1, r: Range, action: 0 | 1, what: string) =>
       lib.check(
         core.dv_vm_range(
           handle,
-          0,
+          op,
           SPACE_CODE[r.space],
           BigInt(r.base),
-          BigInt(r.length),
-          1,
-          0xffffffffn,
+          BigInt(op === 0 ? r.length : 0),
+          action,
+          action === 1 ? 0xffffffffn : 0n,
         ),
-        `fast-path ${formatRange(r)}`,
+        `${what} ${formatRange(r)}`,
       );
-    }
+    this.#bus = new Bus({
+      strict,
+      listener: {
+        added: (r) => range(0, r, 0, "claim"),
+        removed: (r) => range(1, r, 0, "release"),
+      },
+    });
+    for (const r of options.ignoredPorts ?? []) range(0, r, 1, "fast-path");
     try {
       for (const p of options.plugins ?? []) this.add(p);
     } catch (e) {

@@ -265,50 +265,6 @@ impl Vm {
                 self.mem.write_obj(*e, GuestAddress(addr + 8 * i as u64)).map_err(|e| Error::os("page tables", e))?;
             }
         }
-        let v = self.vcpu(0)?;
-        let inner = v.inner.try_lock().map_err(|_| Error::new(Code::Busy, "vCPU 0 is running"))?;
-        let mut sregs = inner.fd.get_sregs().map_err(kvm_err("KVM_GET_SREGS"))?;
-        let code = kvm_bindings::kvm_segment {
-            base: 0,
-            limit: 0xffff_ffff,
-            selector: loader::CODE_SEL,
-            type_: 0xb,
-            present: 1,
-            dpl: 0,
-            db: 0,
-            s: 1,
-            l: 1,
-            g: 1,
-            avl: 0,
-            unusable: 0,
-            padding: 0,
-        };
-        let data = kvm_bindings::kvm_segment { selector: loader::DATA_SEL, type_: 0x3, db: 1, l: 0, ..code };
-        let tss = kvm_bindings::kvm_segment {
-            selector: loader::TSS_SEL,
-            type_: 0xb,
-            s: 0,
-            l: 0,
-            g: 0,
-            limit: 0x67,
-            ..code
-        };
-        sregs.cs = code;
-        sregs.ds = data;
-        sregs.es = data;
-        sregs.fs = data;
-        sregs.gs = data;
-        sregs.ss = data;
-        sregs.tr = tss;
-        sregs.gdt.base = loader::GDT_ADDR;
-        sregs.gdt.limit = (8 * loader::gdt().len() - 1) as u16;
-        sregs.idt.base = 0;
-        sregs.idt.limit = 0;
-        sregs.cr0 = loader::cr::CR0;
-        sregs.cr3 = loader::PML4_ADDR;
-        sregs.cr4 = loader::cr::CR4;
-        sregs.efer = loader::cr::EFER;
-        inner.fd.set_sregs(&sregs).map_err(kvm_err("KVM_SET_SREGS"))?;
         let regs = kvm_bindings::kvm_regs {
             rip: img.entry,
             rsp: loader::BOOT_STACK,
@@ -319,7 +275,7 @@ impl Vm {
             rcx: args[3],
             ..Default::default()
         };
-        inner.fd.set_regs(&regs).map_err(kvm_err("KVM_SET_REGS"))?;
+        self.set_entry_state(true, loader::gdt().len(), &regs)?;
         Ok(img.entry)
     }
 
@@ -334,6 +290,22 @@ impl Vm {
         for (i, d) in gdt.iter().enumerate() {
             self.mem.write_obj(*d, GuestAddress(loader::GDT_ADDR + 8 * i as u64)).map_err(|e| Error::os("gdt", e))?;
         }
+        let regs = kvm_bindings::kvm_regs {
+            rip: boot.entry as u64,
+            rax: crate::multiboot::BOOTLOADER_MAGIC as u64,
+            rbx: boot.info_addr as u64,
+            rflags: 0x2,
+            ..Default::default()
+        };
+        self.set_entry_state(false, gdt.len(), &regs)?;
+        Ok(boot.entry)
+    }
+
+    /// Set vCPU 0's segments, control registers and `regs` for a flat
+    /// entry: 64-bit long mode with the host's page tables (`long`), or
+    /// 32-bit protected mode with paging off (Multiboot). The GDT at
+    /// `GDT_ADDR` with `gdt_entries` descriptors must already be written.
+    fn set_entry_state(&self, long: bool, gdt_entries: usize, regs: &kvm_bindings::kvm_regs) -> Result<()> {
         let v = self.vcpu(0)?;
         let inner = v.inner.try_lock().map_err(|_| Error::new(Code::Busy, "vCPU 0 is running"))?;
         let mut sregs = inner.fd.get_sregs().map_err(kvm_err("KVM_GET_SREGS"))?;
@@ -344,16 +316,16 @@ impl Vm {
             type_: 0xb,
             present: 1,
             dpl: 0,
-            db: 1,
+            db: (!long) as u8,
             s: 1,
-            l: 0,
+            l: long as u8,
             g: 1,
             avl: 0,
             unusable: 0,
             padding: 0,
         };
-        let data = kvm_bindings::kvm_segment { selector: loader::DATA_SEL, type_: 0x3, ..code };
-        let tss = kvm_bindings::kvm_segment { selector: loader::TSS_SEL, type_: 0xb, s: 0, db: 0, g: 0, limit: 0x67, ..code };
+        let data = kvm_bindings::kvm_segment { selector: loader::DATA_SEL, type_: 0x3, db: 1, l: 0, ..code };
+        let tss = kvm_bindings::kvm_segment { selector: loader::TSS_SEL, type_: 0xb, s: 0, db: 0, l: 0, g: 0, limit: 0x67, ..code };
         sregs.cs = code;
         sregs.ds = data;
         sregs.es = data;
@@ -362,23 +334,22 @@ impl Vm {
         sregs.ss = data;
         sregs.tr = tss;
         sregs.gdt.base = loader::GDT_ADDR;
-        sregs.gdt.limit = (8 * gdt.len() - 1) as u16;
+        sregs.gdt.limit = (8 * gdt_entries - 1) as u16;
         sregs.idt.base = 0;
         sregs.idt.limit = 0;
-        sregs.cr0 = 0x11; // PE | ET
-        sregs.cr3 = 0;
-        sregs.cr4 = 0;
-        sregs.efer = 0;
+        if long {
+            sregs.cr0 = loader::cr::CR0;
+            sregs.cr3 = loader::PML4_ADDR;
+            sregs.cr4 = loader::cr::CR4;
+            sregs.efer = loader::cr::EFER;
+        } else {
+            sregs.cr0 = 0x11; // PE | ET (Multiboot spec 3.2: paging off)
+            sregs.cr3 = 0;
+            sregs.cr4 = 0;
+            sregs.efer = 0;
+        }
         inner.fd.set_sregs(&sregs).map_err(kvm_err("KVM_SET_SREGS"))?;
-        let regs = kvm_bindings::kvm_regs {
-            rip: boot.entry as u64,
-            rax: crate::multiboot::BOOTLOADER_MAGIC as u64,
-            rbx: boot.info_addr as u64,
-            rflags: 0x2,
-            ..Default::default()
-        };
-        inner.fd.set_regs(&regs).map_err(kvm_err("KVM_SET_REGS"))?;
-        Ok(boot.entry)
+        inner.fd.set_regs(regs).map_err(kvm_err("KVM_SET_REGS"))
     }
 
     /// Pointer to vCPU `index`'s exit record.

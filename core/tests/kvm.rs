@@ -135,7 +135,16 @@ fn run_level(mode: IrqchipMode, delay_ms: u64) -> (u64, [u64; 7]) {
             }
             Reason::Io if rec.address == 0xf4 => {
                 let v = u32::from_le_bytes(rec.data[..4].try_into().unwrap()) as u64;
-                return (v * 2 + 1, vm.level_stats(id.unwrap()).unwrap());
+                // The device thread retires the last item when it reads the
+                // resample eventfd, which can lag the guest's exit a little.
+                let id = id.unwrap();
+                for _ in 0..200 {
+                    if vm.level_stats(id).unwrap()[2] == 0 {
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                return (v * 2 + 1, vm.level_stats(id).unwrap());
             }
             Reason::Mmio if rec.is_write == 1 => {
                 let v = u32::from_le_bytes(rec.data[..4].try_into().unwrap());

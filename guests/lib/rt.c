@@ -201,16 +201,8 @@ void idt_set_entry(u8 v, u64 a)
 
 void idt_init(void)
 {
-    for (int v = 0; v < 256; v++) {
-        u64 a = isr_stub_table[v];
-        idt[v].off_lo = (u16)a;
-        idt[v].sel = 0x08;
-        idt[v].ist = 0;
-        idt[v].type_attr = 0x8E;      /* present, DPL0, 64-bit interrupt gate */
-        idt[v].off_mid = (u16)(a >> 16);
-        idt[v].off_hi = (u32)(a >> 32);
-        idt[v].zero = 0;
-    }
+    for (int v = 0; v < 256; v++)
+        idt_set_entry((u8)v, isr_stub_table[v]);
     struct idt_ptr p = { sizeof(idt) - 1, (u64)idt };
     __asm__ volatile("lidt %0" :: "m"(p) : "memory");
 }
