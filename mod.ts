@@ -33,6 +33,8 @@ export * from "./plugins/testdev/plugin.ts";
 export * from "./plugins/testdev/irq_lines.ts";
 export * from "./plugins/fw_cfg/plugin.ts";
 export * from "./plugins/fw_cfg/fw_cfg.ts";
+export * from "./plugins/pic/plugin.ts";
+export * from "./plugins/pic/pic_8259.ts";
 export * from "./plugins/ioapic/plugin.ts";
 export * from "./plugins/ioapic/ioapic.ts";
 export * from "./plugins/pci/mod.ts";

@@ -37,12 +37,14 @@ function checkPeriod(
     // The whole run: first to last tick, every period counted.
     assert.ok(Math.abs(s.errorPct) < 1, `mean period: ${info}`);
   }
-  // Drift shows in every period, so in the median too; ticks lost to host
-  // stalls (another process on the core while the irqfd fires twice) are a
-  // few long gaps and leave the median alone. A relative-sleep timer fails
-  // this by +13% at 1 ms and +58% at 100 µs on these machines.
+  // Drift shows in every period, so in the median too, while ticks lost to
+  // host stalls (the vCPU not running when the irqfd fires twice) are long
+  // gaps that barely move it. A relative-sleep timer is off by +8..13% at
+  // 1 ms and +40..58% at 100 µs on these machines; the 3% bound catches
+  // that without failing on a stall. The precise numbers (≤ 0.5%) are the
+  // timer benchmark's job, not a timed test's.
   assert.ok(
-    Math.abs(s.medianUs - periodUs) / periodUs < 0.01,
+    Math.abs(s.medianUs - periodUs) / periodUs < 0.03,
     `median period: ${info}`,
   );
   assert.ok(s.lost <= n * 0.2, `too many lost ticks: ${info}`);

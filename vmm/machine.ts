@@ -10,7 +10,8 @@
  * | 107 / 108           | PV timer period / halt          |     |
  * | 0x2000 + n          | pc-testdev IRQ line n           | n   |
  * | 0x510 / 0x511       | fw_cfg selector / data          |     |
- * | 0x20/0x21, 0xA0/0xA1, 0x40–0x43 | PIC/PIT stubs (split only) | |
+ * | 0x20/0x21, 0xA0/0xA1, 0x4D0/0x4D1 | 8259A pair + ELCR (split only) | 0–15 |
+ * | 0x40–0x43           | PIT stub (split only)           |     |
  * | 0x80                | POST port, Rust fast path       |     |
  * | 0xFEC00000          | IOAPIC (split only)             |     |
  *
@@ -21,6 +22,8 @@ import { debugExitPlugin } from "../plugins/debug_exit/plugin.ts";
 import { fwCfgPlugin } from "../plugins/fw_cfg/plugin.ts";
 import { type IoapicPlugin, ioapicPlugin } from "../plugins/ioapic/plugin.ts";
 import { legacyPlugin } from "../plugins/legacy/plugin.ts";
+import { type PicPlugin, picPlugin } from "../plugins/pic/plugin.ts";
+import { I8259_MASTER_COMMAND } from "../plugins/pic/pic_8259.ts";
 import {
   type PvTimerPlugin,
   pvTimerPlugin,
@@ -54,6 +57,11 @@ export interface MachineOptions
   timerRangeUs?: { min?: number; max?: number };
   /** Kernel command line served by fw_cfg. */
   cmdline?: string;
+  /**
+   * Split irqchip: `8259` (default) emulates the 8259A pair (ExtINT through
+   * LINT0); `stub` answers the PIC ports with Hyperlight-style stubs.
+   */
+  pic?: "8259" | "stub";
   /** More plugins, attached after the standard ones. */
   plugins?: readonly Plugin[];
 }
@@ -68,6 +76,8 @@ export interface Machine extends Disposable {
   readonly pvTimer: PvTimerPlugin;
   /** The userspace IOAPIC (split mode only). */
   readonly ioapic: IoapicPlugin | null;
+  /** The userspace 8259A pair (split mode with `pic: "8259"` only). */
+  readonly pic: PicPlugin | null;
 }
 
 /**
@@ -86,6 +96,7 @@ export function standardPlugins(options: MachineOptions = {}): {
   serial: SerialPlugin;
   pvTimer: PvTimerPlugin;
   ioapic: IoapicPlugin | null;
+  pic: PicPlugin | null;
 } {
   const irqchip = options.irqchip ?? "kernel";
   const target: TickTarget = options.timerDelivery === "gsi"
@@ -116,11 +127,48 @@ export function standardPlugins(options: MachineOptions = {}): {
     }),
   ];
   let ioapic: IoapicPlugin | null = null;
+  let pic: PicPlugin | null = null;
   if (irqchip === "split") {
     ioapic = ioapicPlugin(WIRING.ioapic);
-    plugins.push(ioapic, legacyPlugin({ timerActive: () => pvTimer.active }));
+    plugins.push(ioapic);
+    if (options.pic === "stub") {
+      plugins.push(legacyPlugin({ timerActive: () => pvTimer.active }));
+    } else {
+      pic = withTimerEoiBridge(picPlugin(), () => pvTimer.active);
+      plugins.push(pic, legacyPlugin({ pic: false }));
+    }
   }
-  return { plugins, serial, pvTimer, ioapic };
+  return { plugins, serial, pvTimer, ioapic, pic };
+}
+
+/**
+ * Keep Hyperlight-style guests working with a real PIC: they take PV-timer
+ * ticks as MSIs but acknowledge them with a PIC EOI (0x20 to port 0x20).
+ * A non-specific EOI that finds nothing in service in the PIC while the PV
+ * timer runs is passed on to the LAPIC, as the PIC stubs do.
+ */
+function withTimerEoiBridge(
+  plugin: PicPlugin,
+  timerActive: () => boolean,
+): PicPlugin {
+  return {
+    ...plugin,
+    setup(ctx) {
+      return plugin.setup(ctx).map((r) =>
+        r.range.base !== I8259_MASTER_COMMAND ? r : {
+          range: r.range,
+          read: (a, d) => r.read(a, d),
+          write(a, d) {
+            const before = plugin.pic.stats.emptyEois;
+            r.write(a, d);
+            if (plugin.pic.stats.emptyEois !== before && timerActive()) {
+              ctx.lapicEoi();
+            }
+          },
+        }
+      );
+    },
+  };
 }
 
 /**
@@ -149,6 +197,7 @@ export function createMachine(options: MachineOptions = {}): Machine {
     serial: std.serial,
     pvTimer: std.pvTimer,
     ioapic: std.ioapic,
+    pic: std.pic,
     [Symbol.dispose]: () => vm.close(),
   };
 }

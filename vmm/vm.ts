@@ -788,12 +788,20 @@ export class Vm implements Disposable {
 
   /**
    * Split irqchip ExtINT (SDM 10.5.1, KVM api.rst KVM_INTERRUPT): while the
-   * PIC's INT output is high, keep an interrupt window requested; at the
-   * window exit, run INTA and inject the vector.
+   * PIC's INT output is high, inject at once if KVM said at this exit that
+   * the vCPU can take it (run INTA, KVM_INTERRUPT), else keep an interrupt
+   * window requested and inject at the window exit.
    */
   #pollExtint(windowOpen: boolean): void {
     const src = this.#extint!;
-    if (windowOpen && src.interruptPending) {
+    if (
+      src.interruptPending &&
+      (windowOpen ||
+        this.#lib.check(
+            this.#sym.dv_irq(this.#handle, 8, 0, 0, 0n),
+            "ready",
+          ) === 1)
+    ) {
       const vector = src.acknowledge() & 0xff;
       const injected = this.#lib.check(
         this.#sym.dv_irq(this.#handle, 7, 0, vector, 0n),

@@ -298,7 +298,8 @@ pub extern "C" fn dv_vm_control(h: u64, op: u32, ns: u64) -> i32 {
 /// level, bit 1 logical); 3 = lapic EOI on vCPU `a` (returns the vector or
 /// -1 as 0xffffffff... see TS); 4 = set MSI route gsi `a` → (`addr`, `b`);
 /// 5 = clear routes of gsi `a`; 6 = allocate a GSI (returned); 7 = inject
-/// ExtINT vector `b` on vCPU `a` if it is ready (returns 1) or not (0).
+/// ExtINT vector `b` on vCPU `a` if it is ready (returns 1) or not (0);
+/// 8 = whether vCPU `a` is ready for an injected interrupt (1/0).
 #[no_mangle]
 pub extern "C" fn dv_irq(h: u64, op: u32, a: u32, b: u32, addr: u64) -> i32 {
     guard(|| {
@@ -321,6 +322,7 @@ pub extern "C" fn dv_irq(h: u64, op: u32, a: u32, b: u32, addr: u64) -> i32 {
             }
             6 => vm.route_allocate()? as i32,
             7 => vm.inject_extint(a, b as u8)? as i32,
+            8 => vm.ready_for_injection(a)? as i32,
             _ => return Err(Error::invalid(format!("bad irq op {op}"))),
         })
     })

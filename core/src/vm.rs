@@ -54,6 +54,11 @@ pub const MIN_MEM: u64 = 0x20_0000;
 
 struct VcpuInner {
     fd: VcpuFd,
+    /// The caller asked for an interrupt window (an ExtINT is waiting):
+    /// return `IrqWindow` at the first exit where KVM reports the vCPU ready
+    /// for injection, including exits the fast path would have absorbed
+    /// (KVM only checks the window itself between in-kernel exits).
+    want_window: bool,
     record: Box<ExitRecord>,
     pending: Option<PendingRead>,
     counters: Counters,
@@ -217,6 +222,7 @@ impl Vm {
             kick: Arc::new(Kick::new(run_base)),
             inner: Mutex::new(VcpuInner {
                 fd,
+                want_window: false,
                 record,
                 pending: None,
                 counters: Counters::default(),
@@ -815,6 +821,14 @@ impl Vm {
         g.fd.get_tsc_khz().map_err(kvm_err("KVM_GET_TSC_KHZ"))
     }
 
+    /// Whether KVM reported, at the last exit, that vCPU `index` can take an
+    /// injected interrupt now (`kvm_run.ready_for_interrupt_injection`).
+    pub fn ready_for_injection(&self, index: u32) -> Result<bool> {
+        let v = self.vcpu(index)?;
+        let mut g = v.inner.try_lock().map_err(|_| Error::new(Code::Busy, "vCPU is running"))?;
+        Ok(g.fd.get_kvm_run().ready_for_interrupt_injection != 0)
+    }
+
     /// Split irqchip: inject the PIC's ExtINT `vector` (KVM_INTERRUPT) if the
     /// vCPU can take it now (`ready_for_interrupt_injection`). Returns false
     /// when it cannot (ask for an interrupt window and retry).
@@ -836,6 +850,7 @@ impl Vm {
         let v = self.vcpu(index)?;
         let mut g = v.inner.try_lock().map_err(|_| Error::new(Code::Busy, "vCPU is running"))?;
         g.fd.get_kvm_run().request_interrupt_window = on as u8;
+        g.want_window = on;
         Ok(())
     }
 
@@ -973,7 +988,16 @@ fn run_loop(
             &mut inner.pending,
         );
         match d {
-            Decision::Resume | Decision::Interrupted => continue,
+            Decision::Resume | Decision::Interrupted => {
+                // SAFETY: run_base is this vCPU's kvm_run mapping; KVM sets
+                // ready_for_interrupt_injection on every exit.
+                let ready = unsafe { (*(inner.run_base as *const kvm_bindings::kvm_run)).ready_for_interrupt_injection };
+                if inner.want_window && ready != 0 {
+                    inner.record.reason = Reason::IrqWindow as u32;
+                    return Ok(Reason::IrqWindow);
+                }
+                continue;
+            }
             Decision::Return(r) => {
                 if r == Reason::InternalError {
                     // SAFETY: for KVM_EXIT_INTERNAL_ERROR the `internal`

@@ -1,6 +1,8 @@
 /**
  * Legacy PC port stubs for split-irqchip mode: both 8259 PICs
- * (0x20/0x21, 0xA0/0xA1) and the 8254 PIT (0x40–0x43).
+ * (0x20/0x21, 0xA0/0xA1) and the 8254 PIT (0x40–0x43). With `pic: false`
+ * only the PIT stub is claimed, so a real 8259A pair (`plugins/pic`) can
+ * own the PIC ports.
  *
  * @module
  */
@@ -14,12 +16,18 @@ import { PIT_BASE, PIT_PORTS, PitStub } from "./pit_stub.ts";
  * @example
  * ```ts
  * import type { LegacyOptions } from "./plugin.ts";
- * const o: LegacyOptions = { timerActive: () => false };
+ * const o: LegacyOptions = { timerActive: () => false, pic: true };
  * ```
  */
 export interface LegacyOptions {
   /** True while the PV timer ticks (e.g. `pvTimerPlugin(...).active`). */
   readonly timerActive?: () => boolean;
+  /**
+   * Claim the PIC ports 0x20/0x21 and 0xA0/0xA1 with the stub (default
+   * true). False leaves them to a real PIC (`plugins/pic`): only the PIT
+   * ports are claimed and `pic()` stays null.
+   */
+  readonly pic?: boolean;
 }
 
 /**
@@ -33,7 +41,7 @@ export interface LegacyOptions {
  * ```
  */
 export interface LegacyPlugin extends Plugin {
-  /** The PIC stub, once set up. */
+  /** The PIC stub, once set up (always null with `pic: false`). */
   pic(): PicStub | null;
   /** The PIT stub, once set up. */
   pit(): PitStub | null;
@@ -59,10 +67,24 @@ export function legacyPlugin(options: LegacyOptions = {}): LegacyPlugin {
     pic: () => pic,
     pit: () => pit,
     setup(ctx: PluginContext): readonly Region[] {
-      const p = new PicStub({ timerActive, lapicEoi: () => ctx.lapicEoi() });
       const t = new PitStub();
-      pic = p;
       pit = t;
+      const pitRegion: Region = {
+        range: { space: "pio", base: PIT_BASE, length: PIT_PORTS },
+        read(a: Access, data: Uint8Array): void {
+          if (a.size !== 1) {
+            t.stats.badAccesses++;
+            data.fill(0xff);
+          } else data[0] = t.read(a.offset);
+        },
+        write(a: Access, data: Uint8Array): void {
+          if (a.size !== 1) t.stats.badAccesses++;
+          else t.write(a.offset, data[0]);
+        },
+      };
+      if (options.pic === false) return [pitRegion];
+      const p = new PicStub({ timerActive, lapicEoi: () => ctx.lapicEoi() });
+      pic = p;
       const picRegion = (base: number): Region => ({
         range: { space: "pio", base, length: 2 },
         read(a: Access, data: Uint8Array): void {
@@ -79,19 +101,7 @@ export function legacyPlugin(options: LegacyOptions = {}): LegacyPlugin {
       return [
         picRegion(PIC_MASTER_COMMAND),
         picRegion(PIC_SLAVE_COMMAND),
-        {
-          range: { space: "pio", base: PIT_BASE, length: PIT_PORTS },
-          read(a: Access, data: Uint8Array): void {
-            if (a.size !== 1) {
-              t.stats.badAccesses++;
-              data.fill(0xff);
-            } else data[0] = t.read(a.offset);
-          },
-          write(a: Access, data: Uint8Array): void {
-            if (a.size !== 1) t.stats.badAccesses++;
-            else t.write(a.offset, data[0]);
-          },
-        },
+        pitRegion,
       ];
     },
   };

@@ -42,4 +42,16 @@ Deno.test("legacy plugin", async (t) => {
     assert.equal(p.pic()?.stats.badAccesses, 2);
     assert.equal(p.pit()?.stats.badAccesses, 1);
   });
+  await t.step("pic: false claims only the PIT ports", () => {
+    const p = legacyPlugin({ pic: false });
+    const regions = p.setup(new FakeContext());
+    assert.deepEqual(regions.map((r) => r.range), [
+      { space: "pio", base: 0x40, length: 4 },
+    ]);
+    assert.equal(p.pic(), null);
+    assert.notEqual(p.pit(), null);
+    assert.equal(readValue(regions[0], 0, 1), 0);
+    const withPic = legacyPlugin({ pic: true }).setup(new FakeContext());
+    assert.equal(withPic.length, 3);
+  });
 });

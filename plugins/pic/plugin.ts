@@ -1,0 +1,113 @@
+/**
+ * Bus adapter for {@link PicPair}: claims the master (0x20/0x21), slave
+ * (0xA0/0xA1) and ELCR (0x4D0/0x4D1) ports, and offers the pair to the VM
+ * as its split-irqchip line controller (ISA IRQ 0..15) and ExtINT source.
+ *
+ * @module
+ */
+import type { Access, Plugin, Region } from "../../bus/types.ts";
+import {
+  I8259_ELCR_MASTER,
+  I8259_MASTER_COMMAND,
+  I8259_OPEN_BUS,
+  I8259_SLAVE_COMMAND,
+  PicPair,
+} from "./pic_8259.ts";
+
+/**
+ * Options of {@link picPlugin}.
+ *
+ * @example
+ * ```ts
+ * import type { PicPluginOptions } from "./plugin.ts";
+ * const o: PicPluginOptions = { onChange: () => {} };
+ * ```
+ */
+export interface PicPluginOptions {
+  /** The device, when the host constructs it; default a new pair. */
+  readonly pic?: PicPair;
+  /**
+   * Called when the pair's `interruptPending` changed. With `pic` given,
+   * it runs after the pair's own `onChange` (which is kept).
+   */
+  readonly onChange?: () => void;
+}
+
+/**
+ * The PIC plugin: the pair's ports, lines and ExtINT output.
+ *
+ * @example
+ * ```ts
+ * import { picPlugin } from "./plugin.ts";
+ * const p = picPlugin({});
+ * p.pic.setLevel(1, true);
+ * ```
+ */
+export interface PicPlugin extends Plugin {
+  /** The device. */
+  readonly pic: PicPair;
+  /** The device, as a controller of GSI lines 0..15. */
+  readonly lineController: PicPair;
+  /** The device, as the VM's ExtINT source. */
+  readonly extint: PicPair;
+}
+
+/**
+ * Adapt a {@link PicPair} to the bus. Only 1-byte accesses reach the
+ * device; other sizes read 0xFF and are counted in `pic.stats.badAccesses`.
+ *
+ * @example
+ * ```ts
+ * import { picPlugin } from "./plugin.ts";
+ * let changes = 0;
+ * const plugin = picPlugin({ onChange: () => changes++ });
+ * console.log(plugin.name); // "pic"
+ * ```
+ */
+export function picPlugin(options: PicPluginOptions = {}): PicPlugin {
+  const extra = options.onChange;
+  let pic: PicPair;
+  if (options.pic) {
+    pic = options.pic;
+    if (extra) {
+      const own = pic.onChange;
+      pic.onChange = own
+        ? () => {
+          own();
+          extra();
+        }
+        : extra;
+    }
+  } else {
+    pic = new PicPair({ onChange: extra });
+  }
+  const region = (base: number): Region => ({
+    range: { space: "pio", base, length: 2 },
+    read(a: Access, data: Uint8Array): void {
+      if (a.size !== 1) {
+        pic.stats.badAccesses++;
+        data.fill(I8259_OPEN_BUS);
+      } else data[0] = pic.read(a.address);
+    },
+    write(a: Access, data: Uint8Array): void {
+      if (a.size !== 1) pic.stats.badAccesses++;
+      else pic.write(a.address, data[0]);
+    },
+  });
+  return {
+    name: "pic",
+    pic,
+    lineController: pic,
+    extint: pic,
+    setup(): readonly Region[] {
+      return [
+        region(I8259_MASTER_COMMAND),
+        region(I8259_SLAVE_COMMAND),
+        region(I8259_ELCR_MASTER),
+      ];
+    },
+    reset(): void {
+      pic.reset();
+    },
+  };
+}
