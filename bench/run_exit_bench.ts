@@ -24,6 +24,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { positiveInt } from "./cli_args.ts";
 import {
   type BaselineRound,
   coldStart,
@@ -80,15 +81,6 @@ function table(head: string[], rows: string[][]): string {
     )
   } |`;
   return [line(head), rule, ...rows.map(line)].join("\n");
-}
-
-function positiveInt(v: string | undefined, name: string, def: number) {
-  if (v === undefined) return def;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) {
-    throw new RangeError(`--${name} must be a positive integer, not ${v}`);
-  }
-  return n;
 }
 
 const { values } = parseArgs({

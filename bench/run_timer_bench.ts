@@ -19,6 +19,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { positiveInt } from "./cli_args.ts";
 import {
   analyze,
   median,
@@ -45,15 +46,6 @@ const COLOURS: Record<Method, string> = {
 const MAX_ERROR_PCT = 0.5;
 const MAX_P50_VS_LAPIC = 2;
 const TARGET_METHODS: readonly Method[] = ["pv-msi", "pv-gsi"];
-
-function positiveInt(v: string | undefined, name: string, def: number) {
-  if (v === undefined) return def;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) {
-    throw new RangeError(`--${name} must be a positive integer, not ${v}`);
-  }
-  return n;
-}
 
 const { values } = parseArgs({
   args: Deno.args,

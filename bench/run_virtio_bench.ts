@@ -24,6 +24,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { positiveInt } from "./cli_args.ts";
 import type { Plugin } from "../bus/types.ts";
 import { createMachine } from "../vmm/machine.ts";
 import type { IrqchipMode, VcpuCounters } from "../vmm/vm.ts";
@@ -43,15 +44,6 @@ const MAGIC = 0x4e4542564d564e44n; // "DNVMVBEN"
 const RESULTS = 0x200000;
 const MARK_PORT = 0x2f8;
 const MODES: readonly IrqchipMode[] = ["kernel", "split"];
-
-function positiveInt(v: string | undefined, name: string, def: number) {
-  if (v === undefined) return def;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) {
-    throw new RangeError(`--${name} must be a positive integer, not ${v}`);
-  }
-  return n;
-}
 
 const { values } = parseArgs({
   args: Deno.args,

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { prng } from "../testing/prng.ts";
 import type { MsiMessage } from "../../bus/types.ts";
 import { FakeClock } from "../testing/fake_context.ts";
 import {
@@ -495,18 +496,6 @@ Deno.test("ioapic snapshot and restore", async (t) => {
     assert.equal(io.entry(0).masked, false);
   });
 });
-
-/** Small deterministic PRNG (mulberry32). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 Deno.test("ioapic randomized invariants", async (t) => {
   const PINS = 6;

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { prng } from "../testing/prng.ts";
 import {
   I8259_ELCR_MASTER,
   I8259_ELCR_SLAVE,
@@ -66,18 +67,6 @@ function drain(pic: PicPair): number[] {
     pic.write(M_CMD, I8259_OCW2_EOI);
   }
   return out;
-}
-
-/** mulberry32: a small seeded PRNG. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 Deno.test("8259A pair", async (t) => {

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { prng } from "../testing/prng.ts";
 import { CAP_ID, CFG, COMMAND } from "../pci/registers.ts";
 import {
   COMMON_CFG,
@@ -20,18 +21,6 @@ function rng(memSize?: number) {
   const g = new GuestDriver([{ device: DEV, function: fn }], memSize);
   g.placeBar(DEV, BAR);
   return { fn, g };
-}
-
-/** mulberry32: a small seeded PRNG for reproducible fuzzing. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
 }
 
 Deno.test("VirtioPciFunction", async (t) => {
