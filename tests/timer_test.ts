@@ -47,7 +47,9 @@ function checkPeriod(
     Math.abs(s.medianUs - periodUs) / periodUs < 0.03,
     `median period: ${info}`,
   );
-  assert.ok(s.lost <= n * 0.2, `too many lost ticks: ${info}`);
+  // Sanity only (a broken delivery shows in the median): a busy 2-core
+  // host loses a few percent of the ticks, a concurrent process far more.
+  assert.ok(s.lost <= n * 0.5, `too many lost ticks: ${info}`);
 }
 
 Deno.test({
