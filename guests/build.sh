@@ -22,9 +22,13 @@ GUESTS=(hello ports spin selfipi exits timer lapic_timer ioapic virtio timer_gar
 
 mkdir -p build
 for g in "${GUESTS[@]}"; do
+    case "$g" in
+        virtio*) extra=(lib/virtio_drv.c) ;;    # PCI + virtio-pci driver helpers
+        *) extra=() ;;
+    esac
     echo "  CC+LD  build/$g.elf"
     "$CC" "${CFLAGS[@]}" "${LDFLAGS[@]}" -o "build/$g.elf" \
-        lib/entry.S lib/rt.c "$g.c"  || { echo "build.sh: FAILED building $g" >&2; exit 1; }
+        lib/entry.S lib/rt.c "${extra[@]}" "$g.c"  || { echo "build.sh: FAILED building $g" >&2; exit 1; }
 done
 
 bash multiboot/build.sh   # multiboot_elf32.elf + multiboot_aout.bin

@@ -20,112 +20,23 @@
  * with IF=1, then SETTLE_ITERS more to catch duplicates. One PASS/FAIL
  * line per check; exits through 0xF4 with the failure count. */
 #include "lib/rt.h"
+#include "lib/virtio_drv.h"
 
 #define WAIT_ITERS   200
 #define SETTLE_ITERS 20
 
-#define PCI_ADDR 0xCF8
-#define PCI_DATA 0xCFC
 #define ECAM_BASE 0xB0000000UL
 #define PORT_RESIZE 0x2F0
 
-#define VIRTIO_VENDOR 0x1AF4
-#define DEVID_RNG 0x1044
-#define DEVID_BLK 0x1042
-
-#define RNG_BAR 0xE0000000UL
-#define BLK_BAR 0xE0010000UL
-
-#define VEC_RNG_CFG 0x60
-#define VEC_RNG_Q0  0x61
-#define VEC_BLK_CFG 0x62
-#define VEC_BLK_Q0  0x63
-
-#define QSIZE 8
-
-/* common config (virtio 1.2 4.1.4.3) */
-#define CC_DFSEL   0x00
-#define CC_DF      0x04
-#define CC_GFSEL   0x08
-#define CC_GF      0x0C
-#define CC_MSIX    0x10
-#define CC_NUMQ    0x12
-#define CC_STATUS  0x14
-#define CC_GEN     0x15
-#define CC_QSEL    0x16
-#define CC_QSIZE   0x18
-#define CC_QMSIX   0x1A
-#define CC_QENABLE 0x1C
-#define CC_QNOFF   0x1E
-#define CC_QDESC   0x20
-#define CC_QDRIVER 0x28
-#define CC_QDEVICE 0x30
-
-#define ST_ACK 1
-#define ST_DRIVER 2
-#define ST_DRIVER_OK 4
-#define ST_FEATURES_OK 8
-#define ST_NEEDS_RESET 0x40
-
-#define F_VERSION_1_HI 1u        /* bit 32 = bit 0 of the high dword */
 #define BLK_F_BLK_SIZE (1u << 6)
 #define BLK_F_FLUSH    (1u << 9)
-
-#define VIRTQ_DESC_F_NEXT  1
-#define VIRTQ_DESC_F_WRITE 2
-
-#define BLK_T_IN 0
-#define BLK_T_OUT 1
-#define BLK_T_FLUSH 4
-#define BLK_T_GET_ID 8
-
-#define MSIX_CTL_ENABLE (1u << 15)
-#define MSIX_CTL_FMASK  (1u << 14)
-
-/* ---- PCI config mechanism #1 ------------------------------------------- */
-static void cfg_select(u32 dev, u32 off)
-{
-    outl(PCI_ADDR, 0x80000000u | (dev << 11) | (off & 0xFC));
-}
-static u32 cfg_read32(u32 dev, u32 off) { cfg_select(dev, off); return inl(PCI_DATA); }
-static u16 cfg_read16(u32 dev, u32 off) { cfg_select(dev, off); return inw((u16)(PCI_DATA + (off & 2))); }
-static u8  cfg_read8(u32 dev, u32 off)  { cfg_select(dev, off); return inb((u16)(PCI_DATA + (off & 3))); }
-static void cfg_write32(u32 dev, u32 off, u32 v) { cfg_select(dev, off); outl(PCI_DATA, v); }
-static void cfg_write16(u32 dev, u32 off, u16 v) { cfg_select(dev, off); outw((u16)(PCI_DATA + (off & 2)), v); }
-
-/* ---- virtqueue --------------------------------------------------------- */
-struct vq_desc { u64 addr; u32 len; u16 flags; u16 next; };
-struct vq_avail { u16 flags; u16 idx; u16 ring[QSIZE]; u16 used_event; };
-struct vq_used_elem { u32 id; u32 len; };
-struct vq_used { u16 flags; u16 idx; struct vq_used_elem ring[QSIZE]; u16 avail_event; };
-
-struct vq {
-    struct vq_desc desc[QSIZE] __attribute__((aligned(16)));
-    struct vq_avail avail __attribute__((aligned(16)));
-    struct vq_used used __attribute__((aligned(16)));
-};
-
-struct vdev {
-    const char *name;
-    u32 slot;
-    u64 bar;
-    u64 common, notify, isr, devcfg;
-    u32 notify_mul;
-    u32 msix_cap;
-    u64 table, pba;
-    u32 msix_vectors;
-    u8 vec_cfg, vec_q0;
-    u64 notify_addr;
-    struct vq *q;
-    u16 next_desc, avail_idx, last_used;
-};
 
 static struct vq rng_q __attribute__((aligned(4096)));
 static struct vq blk_q __attribute__((aligned(4096)));
 static struct vdev rng, blk;
 
 static u8 rng_buf[16] __attribute__((aligned(64)));
-static struct blk_hdr { u32 type; u32 reserved; u64 sector; } blk_hdr __attribute__((aligned(16)));
+static struct blk_hdr blk_hdr __attribute__((aligned(16)));
 static u8 blk_wbuf[512] __attribute__((aligned(512)));
 static u8 blk_rbuf[512] __attribute__((aligned(512)));
 static u8 blk_id[20] __attribute__((aligned(16)));
@@ -162,9 +73,6 @@ static void settle(void)
 }
 
 /* ---- helpers ------------------------------------------------------------ */
-static u8 status_of(struct vdev *d) { return mmio_read8(d->common + CC_STATUS); }
-static void set_status(struct vdev *d, u8 s) { mmio_write8(d->common + CC_STATUS, s); }
-
 static int pba_bit(struct vdev *d, u32 vector)
 {
     return (mmio_read32(d->pba + 4 * (vector / 32)) >> (vector % 32)) & 1;
@@ -173,51 +81,6 @@ static int pba_bit(struct vdev *d, u32 vector)
 static void msix_entry_mask(struct vdev *d, u32 vector, int masked)
 {
     mmio_write32(d->table + 16 * vector + 12, masked ? 1 : 0);
-}
-
-static void msix_control(struct vdev *d, u16 bits)
-{
-    u16 c = cfg_read16(d->slot, d->msix_cap + 2);
-    c = (u16)((c & ~(MSIX_CTL_ENABLE | MSIX_CTL_FMASK)) | bits);
-    cfg_write16(d->slot, d->msix_cap + 2, c);
-}
-
-/* Chain of n buffers; returns the head. Kicks the queue. */
-struct buf { const void *addr; u32 len; int write; };
-
-static u16 submit(struct vdev *d, const struct buf *b, int n)
-{
-    struct vq *q = d->q;
-    u16 head = d->next_desc;
-    for (int i = 0; i < n; i++) {
-        u16 idx = (u16)((head + i) % QSIZE);
-        q->desc[idx].addr = (u64)b[i].addr;
-        q->desc[idx].len = b[i].len;
-        q->desc[idx].flags = (u16)((i + 1 < n ? VIRTQ_DESC_F_NEXT : 0) |
-                                   (b[i].write ? VIRTQ_DESC_F_WRITE : 0));
-        q->desc[idx].next = (u16)((head + i + 1) % QSIZE);
-    }
-    d->next_desc = (u16)((head + n) % QSIZE);
-    ((volatile u16 *)q->avail.ring)[d->avail_idx % QSIZE] = head;
-    __asm__ volatile("" ::: "memory");
-    d->avail_idx++;
-    *(volatile u16 *)&q->avail.idx = d->avail_idx;
-    __asm__ volatile("" ::: "memory");
-    mmio_write16(d->notify_addr, 0);        /* queue index 0 */
-    return head;
-}
-
-/* Next used element, or 0 if none. */
-static int take_used(struct vdev *d, u32 *id, u32 *len)
-{
-    volatile struct vq_used *u = &d->q->used;
-    if (u->idx == d->last_used)
-        return 0;
-    u32 s = d->last_used % QSIZE;
-    *id = u->ring[s].id;
-    *len = u->ring[s].len;
-    d->last_used++;
-    return 1;
 }
 
 static void blk_req(u32 type, u64 sector, void *data, u32 len, int data_write)
@@ -231,59 +94,54 @@ static void blk_req(u32 type, u64 sector, void *data, u32 len, int data_write)
     b[n].addr = &blk_hdr; b[n].len = sizeof(blk_hdr); b[n].write = 0; n++;
     if (data) { b[n].addr = data; b[n].len = len; b[n].write = data_write; n++; }
     b[n].addr = (const void *)&blk_status; b[n].len = 1; b[n].write = 1; n++;
-    submit(&blk, b, n);
+    vdrv_submit(&blk, b, n);
 }
 
 /* ---- enumeration and BARs ------------------------------------------------ */
-static void find_caps(struct vdev *d, u32 dev_cfg_expected)
+/* Layout expected of this host: every structure in BAR 0, common at 0x0
+ * (at least 0x38 bytes), ISR 0x1000, device 0x2000, notify 0x3000 x4,
+ * MSI-X table 0x4000 / PBA 0x5000 (BIR 0). */
+static int caps_layout_ok;
+
+static void check_cap_layout(struct vdev *d, u8 p, u8 id)
 {
     u32 slot = d->slot;
-    int got_common = 0, got_notify = 0, got_isr = 0, got_dev = 0, got_msix = 0;
-    int ok_layout = 1;
-    u8 p = cfg_read8(slot, 0x34) & 0xFC;
-    for (int n = 0; p && n < 48; n++) {
-        u8 id = cfg_read8(slot, p);
-        if (id == 0x09) {
-            u8 type = cfg_read8(slot, p + 3);
-            u8 bar = cfg_read8(slot, p + 4);
-            u32 off = cfg_read32(slot, p + 8);
-            u32 len = cfg_read32(slot, p + 12);
-            if (type >= 1 && type <= 4 && bar != 0) ok_layout = 0;
-            switch (type) {
-            case 1: d->common = d->bar + off; got_common = 1; if (off != 0x0 || len < 0x38) ok_layout = 0; break;
-            case 2:
-                d->notify = d->bar + off; got_notify = 1;
-                d->notify_mul = cfg_read32(slot, p + 16);
-                if (off != 0x3000 || d->notify_mul != 4) ok_layout = 0;
-                break;
-            case 3: d->isr = d->bar + off; got_isr = 1; if (off != 0x1000) ok_layout = 0; break;
-            case 4: d->devcfg = d->bar + off; got_dev = 1; if (off != 0x2000) ok_layout = 0; break;
-            default: break;
-            }
-        } else if (id == 0x11) {
-            d->msix_cap = p;
-            got_msix = 1;
-            u16 ctl = cfg_read16(slot, p + 2);
-            u32 t = cfg_read32(slot, p + 4), pb = cfg_read32(slot, p + 8);
-            d->msix_vectors = (ctl & 0x7FF) + 1u;
-            d->table = d->bar + (t & ~7u);
-            d->pba = d->bar + (pb & ~7u);
-            if ((t & 7) != 0 || (t & ~7u) != 0x4000 || (pb & 7) != 0 || (pb & ~7u) != 0x5000)
-                ok_layout = 0;
+    if (id == PCI_CAP_VENDOR) {
+        u8 type = pci_cfg_read8(slot, p + 3);
+        u8 bar = pci_cfg_read8(slot, p + 4);
+        u32 off = pci_cfg_read32(slot, p + 8);
+        u32 len = pci_cfg_read32(slot, p + 12);
+        if (type >= 1 && type <= 4 && bar != 0) caps_layout_ok = 0;
+        switch (type) {
+        case 1: if (off != 0x0 || len < 0x38) caps_layout_ok = 0; break;
+        case 2: if (off != 0x3000 || d->notify_mul != 4) caps_layout_ok = 0; break;
+        case 3: if (off != 0x1000) caps_layout_ok = 0; break;
+        case 4: if (off != 0x2000) caps_layout_ok = 0; break;
+        default: break;
         }
-        p = cfg_read8(slot, p + 1) & 0xFC;
+    } else if (id == PCI_CAP_MSIX) {
+        u32 t = pci_cfg_read32(slot, p + 4), pb = pci_cfg_read32(slot, p + 8);
+        if ((t & 7) != 0 || (t & ~7u) != 0x4000 || (pb & 7) != 0 || (pb & ~7u) != 0x5000)
+            caps_layout_ok = 0;
     }
+}
+
+static void find_caps(struct vdev *d, u32 dev_cfg_expected)
+{
+    caps_layout_ok = 1;
+    u32 got = vdrv_find_caps(d, check_cap_layout);
     kprintf("%s: common=%p notify=%p (x%u) isr=%p devcfg=%p msix cap 0x%x table=%p pba=%p vectors=%u\n",
             d->name, (void *)d->common, (void *)d->notify, d->notify_mul, (void *)d->isr,
             (void *)d->devcfg, d->msix_cap, (void *)d->table, (void *)d->pba, d->msix_vectors);
-    int found = got_common && got_notify && got_isr && got_msix && (got_dev == (int)dev_cfg_expected);
+    u32 need = VDRV_HAVE_COMMON | VDRV_HAVE_NOTIFY | VDRV_HAVE_ISR | VDRV_HAVE_MSIX;
+    int found = (got & need) == need && ((got & VDRV_HAVE_DEVCFG) != 0) == (dev_cfg_expected != 0);
     if (d == &rng) {
         CHECK("rng_caps_found", found);
-        CHECK("rng_caps_layout", ok_layout);
+        CHECK("rng_caps_layout", caps_layout_ok);
         CHECK("rng_msix_2_vectors", d->msix_vectors == 2);
     } else {
         CHECK("blk_caps_found", found);
-        CHECK("blk_caps_layout", ok_layout);
+        CHECK("blk_caps_layout", caps_layout_ok);
         CHECK("blk_msix_2_vectors", d->msix_vectors == 2);
     }
 }
@@ -292,22 +150,15 @@ static void find_caps(struct vdev *d, u32 dev_cfg_expected)
 static void place_bar(struct vdev *d)
 {
     u32 s = d->slot;
-    cfg_write16(s, 0x04, 0);                            /* decoding off */
-    u32 orig = cfg_read32(s, 0x10);
-    cfg_write32(s, 0x10, 0xFFFFFFFFu);
-    cfg_write32(s, 0x14, 0xFFFFFFFFu);
-    u32 lo = cfg_read32(s, 0x10), hi = cfg_read32(s, 0x14);
-    u64 mask = ((u64)hi << 32) | (lo & ~0xFu);
-    u64 size = ~mask + 1;
+    u32 orig, lo, hi;
+    u64 size = vdrv_bar0_size(d, &orig, &lo, &hi);
     kprintf("%s: BAR0 flags=0x%x size=0x%lx -> %p\n", d->name, orig & 0xF, size, (void *)d->bar);
     int ok = (orig & 0x7) == 0x4 && (lo & 0xF) == (orig & 0xF) && size == 0x8000;
     if (d == &rng) CHECK("rng_bar0_mem64_32k", ok);
     else CHECK("blk_bar0_mem64_32k", ok);
-    cfg_write32(s, 0x10, (u32)d->bar);
-    cfg_write32(s, 0x14, (u32)(d->bar >> 32));
-    cfg_write16(s, 0x04, 0x0006);                       /* memory | bus master */
-    u32 rb_lo = cfg_read32(s, 0x10), rb_hi = cfg_read32(s, 0x14);
-    u16 cmd = cfg_read16(s, 0x04);
+    vdrv_bar0_assign(d);
+    u32 rb_lo = pci_cfg_read32(s, 0x10), rb_hi = pci_cfg_read32(s, 0x14);
+    u16 cmd = pci_cfg_read16(s, 0x04);
     ok = (rb_lo & ~0xFu) == (u32)d->bar && rb_hi == (u32)(d->bar >> 32) && (cmd & 6) == 6;
     if (d == &rng) CHECK("rng_bar0_command_readback", ok);
     else CHECK("blk_bar0_command_readback", ok);
@@ -316,17 +167,8 @@ static void place_bar(struct vdev *d)
 /* MSI-X: function-masked enable, program entries, then unmask. */
 static void setup_msix(struct vdev *d, u8 dest)
 {
-    msix_control(d, MSIX_CTL_ENABLE | MSIX_CTL_FMASK);
-    u8 vecs[2] = { d->vec_cfg, d->vec_q0 };
-    for (u32 v = 0; v < 2; v++) {
-        u64 e = d->table + 16 * v;
-        mmio_write32(e + 0, 0xFEE00000u | ((u32)dest << 12));
-        mmio_write32(e + 4, 0);
-        mmio_write32(e + 8, vecs[v]);
-        mmio_write32(e + 12, 0);
-    }
-    msix_control(d, MSIX_CTL_ENABLE);
-    u16 ctl = cfg_read16(d->slot, d->msix_cap + 2);
+    vdrv_setup_msix(d, dest);
+    u16 ctl = pci_cfg_read16(d->slot, d->msix_cap + 2);
     int ok = (ctl & (MSIX_CTL_ENABLE | MSIX_CTL_FMASK)) == MSIX_CTL_ENABLE &&
              mmio_read32(d->table + 16 + 8) == d->vec_q0 &&
              mmio_read32(d->table + 16 + 12) == 0 &&
@@ -338,10 +180,7 @@ static void setup_msix(struct vdev *d, u8 dest)
 /* virtio 1.2 3.1.1 driver initialisation; returns 1 on DRIVER_OK. */
 static int init_virtio(struct vdev *d, u32 want_lo)
 {
-    set_status(d, 0);
-    int reset_ok = status_of(d) == 0;
-    set_status(d, ST_ACK);
-    set_status(d, ST_ACK | ST_DRIVER);
+    int reset_ok = vdrv_reset_ack(d);
     mmio_write32(d->common + CC_DFSEL, 0);
     u32 f_lo = mmio_read32(d->common + CC_DF);
     mmio_write32(d->common + CC_DFSEL, 1);
@@ -354,49 +193,24 @@ static int init_virtio(struct vdev *d, u32 want_lo)
     int refused = 1;
     if (d == &rng) {
         /* Without VERSION_1 the device must refuse FEATURES_OK. */
-        mmio_write32(d->common + CC_GFSEL, 0);
-        mmio_write32(d->common + CC_GF, 0);
-        mmio_write32(d->common + CC_GFSEL, 1);
-        mmio_write32(d->common + CC_GF, 0);
-        set_status(d, ST_ACK | ST_DRIVER | ST_FEATURES_OK);
-        refused = !(status_of(d) & ST_FEATURES_OK);
-        set_status(d, 0);
-        set_status(d, ST_ACK);
-        set_status(d, ST_ACK | ST_DRIVER);
+        refused = !vdrv_set_features(d, 0, 0);
+        vdrv_reset_ack(d);
     }
 
-    mmio_write32(d->common + CC_GFSEL, 0);
-    mmio_write32(d->common + CC_GF, f_lo & want_lo);
-    mmio_write32(d->common + CC_GFSEL, 1);
-    mmio_write32(d->common + CC_GF, F_VERSION_1_HI);
-    set_status(d, ST_ACK | ST_DRIVER | ST_FEATURES_OK);
-    int fok = (status_of(d) & ST_FEATURES_OK) != 0;
+    int fok = vdrv_set_features(d, f_lo & want_lo, F_VERSION_1_HI);
 
-    mmio_write16(d->common + CC_MSIX, 0);
+    vdrv_setup_queue0(d);                       /* then read back what it wrote */
+    u64 desc = (u64)d->q->desc;
     int cfgvec_ok = mmio_read16(d->common + CC_MSIX) == 0;
-
-    mmio_write16(d->common + CC_QSEL, 0);
-    u16 qmax = mmio_read16(d->common + CC_QSIZE);
-    mmio_write16(d->common + CC_QSIZE, QSIZE);
+    u16 qmax = d->queue_max;
     int qsize_ok = qmax >= QSIZE && mmio_read16(d->common + CC_QSIZE) == QSIZE;
-    u64 desc = (u64)d->q->desc, drv = (u64)&d->q->avail, dev = (u64)&d->q->used;
-    mmio_write32(d->common + CC_QDESC, (u32)desc);
-    mmio_write32(d->common + CC_QDESC + 4, (u32)(desc >> 32));
-    mmio_write32(d->common + CC_QDRIVER, (u32)drv);
-    mmio_write32(d->common + CC_QDRIVER + 4, (u32)(drv >> 32));
-    mmio_write32(d->common + CC_QDEVICE, (u32)dev);
-    mmio_write32(d->common + CC_QDEVICE + 4, (u32)(dev >> 32));
-    mmio_write16(d->common + CC_QMSIX, 1);
     int qvec_ok = mmio_read16(d->common + CC_QMSIX) == 1;
-    u16 noff = mmio_read16(d->common + CC_QNOFF);
-    d->notify_addr = d->notify + (u64)noff * d->notify_mul;
-    mmio_write16(d->common + CC_QENABLE, 1);
+    u16 noff = d->notify_off;
     int qen_ok = mmio_read16(d->common + CC_QENABLE) == 1 &&
                  mmio_read32(d->common + CC_QDESC) == (u32)desc;
 
-    set_status(d, ST_ACK | ST_DRIVER | ST_FEATURES_OK | ST_DRIVER_OK);
-    u8 st = status_of(d);
-    int dok = st == (ST_ACK | ST_DRIVER | ST_FEATURES_OK | ST_DRIVER_OK);
+    u8 st = vdrv_driver_ok(d);
+    int dok = st == ST_ALL_OK;
     kprintf("%s: status=0x%x queue max=%u notify_off=%u notify=%p\n", d->name, st, qmax, noff,
             (void *)d->notify_addr);
 
@@ -452,7 +266,7 @@ int main(u64 arg0, u64 arg1, u64 arg2, u64 arg3)
         irq_register((u8)v, h_count);
 
     /* ---- host bridge and enumeration ---------------------------------- */
-    u32 hb_id = cfg_read32(0, 0x00), hb_class = cfg_read32(0, 0x08) >> 8;
+    u32 hb_id = pci_cfg_read32(0, 0x00), hb_class = pci_cfg_read32(0, 0x08) >> 8;
     kprintf("virtio: 00:00.0 id=0x%08x class=0x%06x\n", hb_id, hb_class);
     CHECK("host_bridge_present", (hb_id & 0xFFFF) != 0xFFFF);
     CHECK("host_bridge_class_060000", hb_class == 0x060000);
@@ -462,13 +276,13 @@ int main(u64 arg0, u64 arg1, u64 arg2, u64 arg3)
     blk.name = "blk"; blk.bar = BLK_BAR; blk.vec_cfg = VEC_BLK_CFG; blk.vec_q0 = VEC_BLK_Q0; blk.q = &blk_q;
     int n_rng = 0, n_blk = 0, n_virtio = 0, absent_ok = 1;
     for (u32 s = 1; s < 32; s++) {
-        u32 id = cfg_read32(s, 0);
+        u32 id = pci_cfg_read32(s, 0);
         if ((id & 0xFFFF) == 0xFFFF) {
             if (id != 0xFFFFFFFFu) absent_ok = 0;
             continue;
         }
-        u32 class = cfg_read32(s, 0x08);
-        u16 sub = cfg_read16(s, 0x2E);
+        u32 class = pci_cfg_read32(s, 0x08);
+        u16 sub = pci_cfg_read16(s, 0x2E);
         kprintf("virtio: 00:%02x.0 id=0x%08x class/rev=0x%08x subsys=0x%04x\n", s, id, class, sub);
         if ((id & 0xFFFF) != VIRTIO_VENDOR)
             continue;
@@ -485,7 +299,7 @@ int main(u64 arg0, u64 arg1, u64 arg2, u64 arg3)
         kprintf("virtio: devices missing, giving up (%u failures)\n", failures);
         return (int)failures;
     }
-    CHECK("status_capability_list", (cfg_read16(rng.slot, 0x06) & 0x10) && (cfg_read16(blk.slot, 0x06) & 0x10));
+    CHECK("status_capability_list", (pci_cfg_read16(rng.slot, 0x06) & 0x10) && (pci_cfg_read16(blk.slot, 0x06) & 0x10));
 
     /* ---- BARs, capabilities, MSI-X -------------------------------------- */
     place_bar(&rng);
@@ -506,10 +320,10 @@ int main(u64 arg0, u64 arg1, u64 arg2, u64 arg3)
     /* ---- rng: one 16-byte request --------------------------------------- */
     {
         struct buf b = { rng_buf, sizeof(rng_buf), 1 };
-        u16 head = submit(&rng, &b, 1);
+        u16 head = vdrv_submit(&rng, &b, 1);
         u32 c = wait_for(VEC_RNG_Q0, 1);
         u32 id = 0xFFFF, len = 0;
-        int got = take_used(&rng, &id, &len);
+        int got = vdrv_take_used(&rng, &id, &len);
         int nz = 0;
         for (u32 i = 0; i < sizeof(rng_buf); i++) nz |= rng_buf[i];
         kprintf("rng: irq=%u used id=%u len=%u bytes=%02x%02x%02x%02x...\n", c, id, len,
@@ -533,13 +347,13 @@ int main(u64 arg0, u64 arg1, u64 arg2, u64 arg3)
         u32 id, len;
         blk_req(BLK_T_OUT, 1, blk_wbuf, 512, 0);
         u32 c = wait_for(VEC_BLK_Q0, 1);
-        int got = take_used(&blk, &id, &len);
+        int got = vdrv_take_used(&blk, &id, &len);
         CHECK("blk_write_irq_on_queue_vector", c == 1);
         CHECK("blk_write_status_ok", got && blk_status == 0);
 
         blk_req(BLK_T_IN, 1, blk_rbuf, 512, 1);
         c = wait_for(VEC_BLK_Q0, 2);
-        got = take_used(&blk, &id, &len);
+        got = vdrv_take_used(&blk, &id, &len);
         CHECK("blk_read_irq", c == 2);
         CHECK("blk_read_status_ok", got && blk_status == 0);
         CHECK("blk_read_used_len_513", got && len == 513);
@@ -547,12 +361,12 @@ int main(u64 arg0, u64 arg1, u64 arg2, u64 arg3)
 
         blk_req(BLK_T_FLUSH, 0, 0, 0, 0);
         c = wait_for(VEC_BLK_Q0, 3);
-        got = take_used(&blk, &id, &len);
+        got = vdrv_take_used(&blk, &id, &len);
         CHECK("blk_flush_ok", c == 3 && got && blk_status == 0);
 
         blk_req(BLK_T_GET_ID, 0, blk_id, sizeof(blk_id), 1);
         c = wait_for(VEC_BLK_Q0, 4);
-        got = take_used(&blk, &id, &len);
+        got = vdrv_take_used(&blk, &id, &len);
         char idstr[21];
         for (int i = 0; i < 20; i++) idstr[i] = (char)blk_id[i];
         idstr[20] = 0;
@@ -561,7 +375,7 @@ int main(u64 arg0, u64 arg1, u64 arg2, u64 arg3)
 
         blk_req(BLK_T_IN, cap0, blk_rbuf, 512, 1);     /* one past the end */
         c = wait_for(VEC_BLK_Q0, 5);
-        got = take_used(&blk, &id, &len);
+        got = vdrv_take_used(&blk, &id, &len);
         CHECK("blk_read_past_end_ioerr", c == 5 && got && blk_status == 1);
         CHECK("blk_no_config_irq", cnt[VEC_BLK_CFG] == 0);
     }
@@ -573,7 +387,7 @@ int main(u64 arg0, u64 arg1, u64 arg2, u64 arg3)
         msix_entry_mask(&blk, 1, 1);
         blk_req(BLK_T_GET_ID, 0, blk_id, sizeof(blk_id), 1);
         settle();
-        int got = take_used(&blk, &id, &len);
+        int got = vdrv_take_used(&blk, &id, &len);
         CHECK("msix_masked_request_completed", got && blk_status == 0);
         CHECK("msix_masked_no_interrupt", cnt[VEC_BLK_Q0] == 5);
         CHECK("msix_masked_pba_bit_set", pba_bit(&blk, 1));
@@ -586,14 +400,14 @@ int main(u64 arg0, u64 arg1, u64 arg2, u64 arg3)
     /* ---- MSI-X function mask ----------------------------------------------- */
     {
         u32 id, len;
-        msix_control(&blk, MSIX_CTL_ENABLE | MSIX_CTL_FMASK);
+        vdrv_msix_control(&blk, MSIX_CTL_ENABLE | MSIX_CTL_FMASK);
         blk_req(BLK_T_FLUSH, 0, 0, 0, 0);
         settle();
-        int got = take_used(&blk, &id, &len);
+        int got = vdrv_take_used(&blk, &id, &len);
         CHECK("fmask_request_completed", got && blk_status == 0);
         CHECK("fmask_no_interrupt", cnt[VEC_BLK_Q0] == 6);
         CHECK("fmask_pba_bit_set", pba_bit(&blk, 1));
-        msix_control(&blk, MSIX_CTL_ENABLE);
+        vdrv_msix_control(&blk, MSIX_CTL_ENABLE);
         u32 c = wait_for(VEC_BLK_Q0, 7);
         CHECK("fmask_clear_delivers_once", c == 7);
         CHECK("fmask_clear_pba_bit_clear", !pba_bit(&blk, 1));
@@ -620,7 +434,7 @@ int main(u64 arg0, u64 arg1, u64 arg2, u64 arg3)
         memset(blk_rbuf, 0, sizeof(blk_rbuf));
         blk_req(BLK_T_IN, 1, blk_rbuf, 512, 1);
         wait_for(VEC_BLK_Q0, 8);
-        int got = take_used(&blk, &id, &len);
+        int got = vdrv_take_used(&blk, &id, &len);
         CHECK("after_resize_sector1_intact", got && blk_status == 0 &&
               memcmp(blk_rbuf, blk_wbuf, 512) == 0);
     }
@@ -628,7 +442,7 @@ int main(u64 arg0, u64 arg1, u64 arg2, u64 arg3)
     CHECK("no_unexpected_interrupts", unexpected_irqs == 0);
     CHECK("rng_no_stray_irqs", cnt[VEC_RNG_Q0] == 1 && cnt[VEC_RNG_CFG] == 0);
     CHECK("devices_not_needing_reset",
-          !(status_of(&rng) & ST_NEEDS_RESET) && !(status_of(&blk) & ST_NEEDS_RESET));
+          !(vdrv_status(&rng) & ST_NEEDS_RESET) && !(vdrv_status(&blk) & ST_NEEDS_RESET));
     kprintf("virtio: %u failures, %u unexpected interrupts\n", failures, unexpected_irqs);
     return (int)failures;
 }

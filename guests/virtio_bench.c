@@ -11,9 +11,10 @@
  * 2 before the writes, 3 before the reads, 4 after them) so the host can
  * snapshot its exit counters per phase; unclaimed, it is just an exit.
  *
- * Init is a trimmed copy of guests/virtio.c (no PASS/FAIL lines, nearly no
- * output): BAR 0 of rng at 0xE0000000, of blk at 0xE0010000, MSI-X
- * vectors rng cfg/q0 0x60/0x61, blk cfg/q0 0x62/0x63, queues of 8.
+ * Init is the trimmed `virtio` sequence, on lib/virtio_drv.c (no PASS/FAIL
+ * lines, nearly no output): BAR 0 of rng at 0xE0000000, of blk at
+ * 0xE0010000, MSI-X vectors rng cfg/q0 0x60/0x61, blk cfg/q0 0x62/0x63,
+ * queues of 8.
  *
  * Both queue vectors go to `vb_irq`, a raw IDT handler of a dozen
  * instructions (this KVM emulates every guest instruction, ~1 M/s): it
@@ -37,55 +38,9 @@
  * 0x20A000 (reads, u64[arg1]). One summary line on serial; exits through
  * 0xF4 with the error count (0 on success). */
 #include "lib/rt.h"
+#include "lib/virtio_drv.h"
 
-#define PCI_ADDR 0xCF8
-#define PCI_DATA 0xCFC
 #define PORT_MARK 0x2F8
-
-#define VIRTIO_VENDOR 0x1AF4
-#define DEVID_RNG 0x1044
-#define DEVID_BLK 0x1042
-
-#define RNG_BAR 0xE0000000UL
-#define BLK_BAR 0xE0010000UL
-
-#define VEC_RNG_CFG 0x60
-#define VEC_RNG_Q0  0x61
-#define VEC_BLK_CFG 0x62
-#define VEC_BLK_Q0  0x63
-
-#define QSIZE 8
-
-#define CC_DFSEL   0x00
-#define CC_DF      0x04
-#define CC_GFSEL   0x08
-#define CC_GF      0x0C
-#define CC_MSIX    0x10
-#define CC_STATUS  0x14
-#define CC_QSEL    0x16
-#define CC_QSIZE   0x18
-#define CC_QMSIX   0x1A
-#define CC_QENABLE 0x1C
-#define CC_QNOFF   0x1E
-#define CC_QDESC   0x20
-#define CC_QDRIVER 0x28
-#define CC_QDEVICE 0x30
-
-#define ST_ACK 1
-#define ST_DRIVER 2
-#define ST_DRIVER_OK 4
-#define ST_FEATURES_OK 8
-
-#define F_VERSION_1_HI 1u
-
-#define VIRTQ_DESC_F_NEXT  1
-#define VIRTQ_DESC_F_WRITE 2
-
-#define BLK_T_IN 0
-#define BLK_T_OUT 1
-
-#define MSIX_CTL_ENABLE (1u << 15)
-#define MSIX_CTL_FMASK  (1u << 14)
 
 #define MAX_NOTIFY 4000
 #define MAX_BLK    1000
@@ -134,135 +89,38 @@ __asm__(
     "  pop %rax\n"
     "  iretq\n");
 
-/* ---- PCI config mechanism #1 ------------------------------------------------ */
-static void cfg_select(u32 dev, u32 off) { outl(PCI_ADDR, 0x80000000u | (dev << 11) | (off & 0xFC)); }
-static u32 cfg_read32(u32 dev, u32 off) { cfg_select(dev, off); return inl(PCI_DATA); }
-static u16 cfg_read16(u32 dev, u32 off) { cfg_select(dev, off); return inw((u16)(PCI_DATA + (off & 2))); }
-static u8  cfg_read8(u32 dev, u32 off)  { cfg_select(dev, off); return inb((u16)(PCI_DATA + (off & 3))); }
-static void cfg_write32(u32 dev, u32 off, u32 v) { cfg_select(dev, off); outl(PCI_DATA, v); }
-static void cfg_write16(u32 dev, u32 off, u16 v) { cfg_select(dev, off); outw((u16)(PCI_DATA + (off & 2)), v); }
-
-/* ---- virtqueue ---------------------------------------------------------------- */
-struct vq_desc { u64 addr; u32 len; u16 flags; u16 next; };
-struct vq_avail { u16 flags; u16 idx; u16 ring[QSIZE]; u16 used_event; };
-struct vq_used_elem { u32 id; u32 len; };
-struct vq_used { u16 flags; u16 idx; struct vq_used_elem ring[QSIZE]; u16 avail_event; };
-struct vq {
-    struct vq_desc desc[QSIZE] __attribute__((aligned(16)));
-    struct vq_avail avail __attribute__((aligned(16)));
-    struct vq_used used __attribute__((aligned(16)));
-};
-
-struct vdev {
-    u32 slot;
-    u64 bar;
-    u64 common, notify, devcfg;
-    u32 notify_mul;
-    u32 msix_cap;
-    u64 table;
-    u8 vec_cfg, vec_q0;
-    u64 notify_addr;
-    struct vq *q;
-    u16 avail_idx, last_used;
-};
-
 static struct vq rng_q __attribute__((aligned(4096)));
 static struct vq blk_q __attribute__((aligned(4096)));
 static struct vdev rng, blk;
 
 static u8 rng_buf[8] __attribute__((aligned(64)));
-static struct blk_hdr { u32 type; u32 reserved; u64 sector; } blk_hdr __attribute__((aligned(16)));
+static struct blk_hdr blk_hdr __attribute__((aligned(16)));
 static u8 blk_wbuf[BLK_BYTES] __attribute__((aligned(4096)));
 static u8 blk_rbuf[BLK_BYTES] __attribute__((aligned(4096)));
 static volatile u8 blk_status __attribute__((aligned(16)));
 
 static u64 errors;
 
-static u8 status_of(struct vdev *d) { return mmio_read8(d->common + CC_STATUS); }
-static void set_status(struct vdev *d, u8 s) { mmio_write8(d->common + CC_STATUS, s); }
-
 static void place_bar(struct vdev *d)
 {
-    u32 s = d->slot;
-    cfg_write16(s, 0x04, 0);
-    cfg_write32(s, 0x10, (u32)d->bar);
-    cfg_write32(s, 0x14, (u32)(d->bar >> 32));
-    cfg_write16(s, 0x04, 0x0006);                       /* memory | bus master */
-    if ((cfg_read32(s, 0x10) & ~0xFu) != (u32)d->bar) errors++;
+    pci_cfg_write16(d->slot, 0x04, 0);                  /* decoding off */
+    vdrv_bar0_assign(d);
+    if ((pci_cfg_read32(d->slot, 0x10) & ~0xFu) != (u32)d->bar) errors++;
 }
 
 static void find_caps(struct vdev *d)
 {
-    u32 slot = d->slot;
-    int got = 0;
-    u8 p = cfg_read8(slot, 0x34) & 0xFC;
-    for (int n = 0; p && n < 48; n++) {
-        u8 id = cfg_read8(slot, p);
-        if (id == 0x09) {
-            u8 type = cfg_read8(slot, p + 3);
-            u32 off = cfg_read32(slot, p + 8);
-            if (type == 1) { d->common = d->bar + off; got |= 1; }
-            if (type == 4) { d->devcfg = d->bar + off; }
-            if (type == 2) { d->notify = d->bar + off; d->notify_mul = cfg_read32(slot, p + 16); got |= 2; }
-        } else if (id == 0x11) {
-            d->msix_cap = p;
-            d->table = d->bar + (cfg_read32(slot, p + 4) & ~7u);
-            got |= 4;
-        }
-        p = cfg_read8(slot, p + 1) & 0xFC;
-    }
-    if (got != 7) errors++;
-}
-
-static void msix_control(struct vdev *d, u16 bits)
-{
-    u16 c = cfg_read16(d->slot, d->msix_cap + 2);
-    c = (u16)((c & ~(MSIX_CTL_ENABLE | MSIX_CTL_FMASK)) | bits);
-    cfg_write16(d->slot, d->msix_cap + 2, c);
-}
-
-static void setup_msix(struct vdev *d, u8 dest)
-{
-    msix_control(d, MSIX_CTL_ENABLE | MSIX_CTL_FMASK);
-    u8 vecs[2] = { d->vec_cfg, d->vec_q0 };
-    for (u32 v = 0; v < 2; v++) {
-        u64 e = d->table + 16 * v;
-        mmio_write32(e + 0, 0xFEE00000u | ((u32)dest << 12));
-        mmio_write32(e + 4, 0);
-        mmio_write32(e + 8, vecs[v]);
-        mmio_write32(e + 12, 0);
-    }
-    msix_control(d, MSIX_CTL_ENABLE);
+    u32 need = VDRV_HAVE_COMMON | VDRV_HAVE_NOTIFY | VDRV_HAVE_MSIX;
+    if ((vdrv_find_caps(d, 0) & need) != need) errors++;
 }
 
 /* virtio 1.2 3.1.1 driver initialisation (VERSION_1 only, one queue). */
 static void init_virtio(struct vdev *d)
 {
-    set_status(d, 0);
-    set_status(d, ST_ACK);
-    set_status(d, ST_ACK | ST_DRIVER);
-    mmio_write32(d->common + CC_GFSEL, 0);
-    mmio_write32(d->common + CC_GF, 0);
-    mmio_write32(d->common + CC_GFSEL, 1);
-    mmio_write32(d->common + CC_GF, F_VERSION_1_HI);
-    set_status(d, ST_ACK | ST_DRIVER | ST_FEATURES_OK);
-    if (!(status_of(d) & ST_FEATURES_OK)) errors++;
-    mmio_write16(d->common + CC_MSIX, 0);
-    mmio_write16(d->common + CC_QSEL, 0);
-    mmio_write16(d->common + CC_QSIZE, QSIZE);
-    u64 desc = (u64)d->q->desc, drv = (u64)&d->q->avail, dev = (u64)&d->q->used;
-    mmio_write32(d->common + CC_QDESC, (u32)desc);
-    mmio_write32(d->common + CC_QDESC + 4, (u32)(desc >> 32));
-    mmio_write32(d->common + CC_QDRIVER, (u32)drv);
-    mmio_write32(d->common + CC_QDRIVER + 4, (u32)(drv >> 32));
-    mmio_write32(d->common + CC_QDEVICE, (u32)dev);
-    mmio_write32(d->common + CC_QDEVICE + 4, (u32)(dev >> 32));
-    mmio_write16(d->common + CC_QMSIX, 1);
-    u16 noff = mmio_read16(d->common + CC_QNOFF);
-    d->notify_addr = d->notify + (u64)noff * d->notify_mul;
-    mmio_write16(d->common + CC_QENABLE, 1);
-    set_status(d, ST_ACK | ST_DRIVER | ST_FEATURES_OK | ST_DRIVER_OK);
-    if (status_of(d) != (ST_ACK | ST_DRIVER | ST_FEATURES_OK | ST_DRIVER_OK)) errors++;
+    vdrv_reset_ack(d);
+    if (!vdrv_set_features(d, 0, F_VERSION_1_HI)) errors++;
+    vdrv_setup_queue0(d);
+    if (vdrv_driver_ok(d) != ST_ALL_OK) errors++;
 }
 
 /* ---- the measured request ------------------------------------------------------ */
@@ -271,14 +129,10 @@ static void init_virtio(struct vdev *d)
  * - handler's TSC (EOI, iretq, loop exit) to *tail. Leaves IF=0. */
 static inline u64 kick_and_wait(struct vdev *d, u64 *t0_out, volatile u64 *tail)
 {
-    struct vq *q = d->q;
-    ((volatile u16 *)q->avail.ring)[d->avail_idx % QSIZE] = 0;
-    __asm__ volatile("" ::: "memory");
-    d->avail_idx++;
-    *(volatile u16 *)&q->avail.idx = d->avail_idx;
+    vdrv_publish(d, 0);
     u64 c0 = irq_count;
     u64 t0 = rdtsc();
-    mmio_write16(d->notify_addr, 0);
+    vdrv_kick(d);
     while (irq_count == c0) {
         sti_hlt();
         cli();
@@ -287,17 +141,6 @@ static inline u64 kick_and_wait(struct vdev *d, u64 *t0_out, volatile u64 *tail)
     *tail += t1 - irq_tsc;
     *t0_out = t0;
     return irq_tsc - t0;
-}
-
-/* Consume one used element; 0 if none. */
-static int take_used(struct vdev *d, u32 *len)
-{
-    volatile struct vq_used *u = &d->q->used;
-    if (u->idx == d->last_used)
-        return 0;
-    *len = u->ring[d->last_used % QSIZE].len;
-    d->last_used++;
-    return 1;
 }
 
 static void phase_init(volatile struct vb_phase *p)
@@ -339,7 +182,7 @@ static void blk_phase(u32 type, u64 n, volatile struct vb_phase *p, volatile u64
         if (i == 0) first = t0;
         phase_add(p, samples, dt);
         u32 len = 0;
-        if (!take_used(&blk, &len) || blk_status != 0) errors++;
+        if (!vdrv_take_used(&blk, 0, &len) || blk_status != 0) errors++;
         if (type == BLK_T_IN &&
             (len != BLK_BYTES + 1 || *(volatile u64 *)blk_rbuf != (STAMP | i) ||
              blk_rbuf[BLK_BYTES - 1] != (u8)((BLK_BYTES - 1) * 7 + 0x5A)))
@@ -380,7 +223,7 @@ int main(u64 arg0, u64 arg1, u64 arg2, u64 arg3)
     blk.bar = BLK_BAR; blk.vec_cfg = VEC_BLK_CFG; blk.vec_q0 = VEC_BLK_Q0; blk.q = &blk_q;
     int n_rng = 0, n_blk_dev = 0;
     for (u32 s = 1; s < 32; s++) {
-        u32 id = cfg_read32(s, 0);
+        u32 id = pci_cfg_read32(s, 0);
         if ((id & 0xFFFF) != VIRTIO_VENDOR)
             continue;
         if ((id >> 16) == DEVID_RNG) { rng.slot = s; n_rng++; }
@@ -394,8 +237,8 @@ int main(u64 arg0, u64 arg1, u64 arg2, u64 arg3)
     place_bar(&blk);
     find_caps(&rng);
     find_caps(&blk);
-    setup_msix(&rng, dest);
-    setup_msix(&blk, dest);
+    vdrv_setup_msix(&rng, dest);
+    vdrv_setup_msix(&blk, dest);
     init_virtio(&rng);
     init_virtio(&blk);
     u64 cap = ((u64)mmio_read32(blk.devcfg + 4) << 32) | mmio_read32(blk.devcfg);
@@ -438,7 +281,7 @@ int main(u64 arg0, u64 arg1, u64 arg2, u64 arg3)
         if (i == 0) first = t0;
         phase_add(&res->notify, s_notify, dt);
         u32 len = 0;
-        if (!take_used(&rng, &len) || len != sizeof(rng_buf)) errors++;
+        if (!vdrv_take_used(&rng, 0, &len) || len != sizeof(rng_buf)) errors++;
     }
     res->notify.tsc_phase = irq_tsc - first;
 
