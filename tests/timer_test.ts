@@ -40,12 +40,15 @@ function checkPeriod(
   // Drift shows in every period, so in the median too, while ticks lost to
   // host stalls (the vCPU not running when the irqfd fires twice) are long
   // gaps that barely move it. A relative-sleep timer is off by +8..13% at
-  // 1 ms and +40..58% at 100 µs on these machines; the 3% bound catches
-  // that without failing on a stall. The precise numbers (≤ 0.5%) are the
-  // timer benchmark's job, not a timed test's.
+  // 1 ms and +40..58% at 100 µs on these machines. The bounds catch that
+  // without failing on the host: at 100 µs this emulating KVM cannot always
+  // take 10 000 interrupts a second (a quiet CI run saw the median at
+  // +5%). The precise numbers (≤ 0.5%) are the timer benchmark's job, not a
+  // timed test's.
+  const bound = periodUs >= 1000 ? 0.03 : 0.15;
   assert.ok(
-    Math.abs(s.medianUs - periodUs) / periodUs < 0.03,
-    `median period: ${info}`,
+    Math.abs(s.medianUs - periodUs) / periodUs < bound,
+    `median period (bound ${bound * 100}%): ${info}`,
   );
   // Sanity only (a broken delivery shows in the median): a busy 2-core
   // host loses a few percent of the ticks, a concurrent process far more.
