@@ -25,6 +25,7 @@
  */
 import { parseArgs } from "node:util";
 import { positiveInt } from "./cli_args.ts";
+import { median, table } from "./report.ts";
 import {
   type BaselineRound,
   coldStart,
@@ -59,29 +60,6 @@ const TARGETS: Record<string, number> = {
   "ts-plugin / base-fastpath": 1.05,
   "fastpath / base-fastpath": 1.02,
 };
-
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
-
-/** A Markdown table with padded columns (first left-, others right-aligned). */
-function table(head: string[], rows: string[][]): string {
-  const w = head.map((h, i) =>
-    Math.max(h.length, ...rows.map((r) => r[i].length))
-  );
-  const line = (r: string[]) =>
-    `| ${
-      r.map((c, i) => i === 0 ? c.padEnd(w[i]) : c.padStart(w[i])).join(" | ")
-    } |`;
-  const rule = `| ${
-    w.map((n, i) => i === 0 ? "-".repeat(n) : "-".repeat(n - 1) + ":").join(
-      " | ",
-    )
-  } |`;
-  return [line(head), rule, ...rows.map(line)].join("\n");
-}
 
 const { values } = parseArgs({
   args: Deno.args,

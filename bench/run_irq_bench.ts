@@ -15,6 +15,7 @@ import { parseArgs } from "node:util";
 import type { Plugin } from "../bus/types.ts";
 import type { LevelSource } from "../vmm/vm.ts";
 import { bootGuest } from "../tests/kvm.ts";
+import { median } from "./report.ts";
 
 const GSI = 10;
 const VECTOR = 0x70;
@@ -67,11 +68,6 @@ function measure(mode: "kernel" | "split", count: number): Sample {
     reinjected: s.reinjected,
   };
 }
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[s.length >> 1];
-};
 
 if (import.meta.main) {
   const { values } = parseArgs({

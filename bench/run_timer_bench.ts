@@ -20,9 +20,9 @@
  */
 import { parseArgs } from "node:util";
 import { positiveInt } from "./cli_args.ts";
+import { median, table } from "./report.ts";
 import {
   analyze,
-  median,
   type Method,
   METHODS,
   quantile,
@@ -71,23 +71,6 @@ const outPath = (name: string) =>
   decodeURIComponent(new URL(`./out/${name}`, import.meta.url).pathname);
 const jsonPath = values.json ?? outPath("timer_bench.json");
 const svgPath = values.svg ?? outPath("timer_bench.svg");
-
-/** A Markdown table with padded columns (first left-, others right-aligned). */
-function table(head: string[], rows: string[][]): string {
-  const w = head.map((h, i) =>
-    Math.max(h.length, ...rows.map((r) => r[i].length))
-  );
-  const line = (r: string[]) =>
-    `| ${
-      r.map((c, i) => i === 0 ? c.padEnd(w[i]) : c.padStart(w[i])).join(" | ")
-    } |`;
-  const rule = `| ${
-    w.map((n, i) => i === 0 ? "-".repeat(n) : "-".repeat(n - 1) + ":").join(
-      " | ",
-    )
-  } |`;
-  return [line(head), rule, ...rows.map(line)].join("\n");
-}
 
 const started = performance.now();
 

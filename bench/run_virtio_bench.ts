@@ -25,6 +25,7 @@
  */
 import { parseArgs } from "node:util";
 import { positiveInt } from "./cli_args.ts";
+import { median } from "./report.ts";
 import type { Plugin } from "../bus/types.ts";
 import { createMachine } from "../vmm/machine.ts";
 import type { IrqchipMode, VcpuCounters } from "../vmm/vm.ts";
@@ -65,12 +66,6 @@ if (nNotify > 4000 || nReqs > 1000) {
 const jsonPath = values.json ?? repoPath("bench/out/virtio_bench.json");
 
 // ---- statistics -------------------------------------------------------------
-
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
 
 // ---- one guest run ----------------------------------------------------------
 

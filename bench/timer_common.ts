@@ -229,13 +229,6 @@ export function quantile(sorted: readonly number[], f: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(f * sorted.length))];
 }
 
-/** Median (mean of the middle two for even lengths). */
-export function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
-
 /** {@link RunStats} of a sample (plain stats from `tests/kvm.ts`). */
 export function analyze(s: RunSample): RunStats {
   const p = periodStats(s.tsc, s.tscKhz, s.periodUs);
