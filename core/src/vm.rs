@@ -592,11 +592,7 @@ impl Vm {
                 lapic = fd.get_lapic().ok();
             }
             let Some(st) = lapic.as_ref() else { return };
-            let bit = |base: usize| {
-                let off = base + 0x10 * (vector / 32);
-                (st.regs[off + (vector % 32) / 8] as u8 >> (vector % 8)) & 1 == 1
-            };
-            if !bit(0x200) && !bit(0x100) {
+            if !lapic_vector_bit(st, LAPIC_IRR, vector) && !lapic_vector_bit(st, LAPIC_ISR, vector) {
                 let msi = kvm_msi { address_lo: address as u32, address_hi: (address >> 32) as u32, data, ..Default::default() };
                 if self.fd.signal_msi(msi).is_ok() {
                     src.note_reinjected();
@@ -780,16 +776,12 @@ impl Vm {
         let v = self.vcpu(index)?;
         let g = v.inner.try_lock().map_err(|_| Error::new(Code::Busy, "vCPU is running"))?;
         let mut st = g.fd.get_lapic().map_err(kvm_err("KVM_GET_LAPIC"))?;
-        const ISR: usize = 0x100;
         for i in (0..8).rev() {
-            let off = ISR + 0x10 * i;
-            let mut w = u32::from_le_bytes(st.regs[off..off + 4].iter().map(|&b| b as u8).collect::<Vec<_>>().try_into().unwrap_or([0; 4]));
+            let off = LAPIC_ISR + 0x10 * i;
+            let w = lapic_reg(&st, off);
             if w != 0 {
                 let bit = 31 - w.leading_zeros();
-                w &= !(1 << bit);
-                for (k, b) in w.to_le_bytes().iter().enumerate() {
-                    st.regs[off + k] = *b as libc::c_char;
-                }
+                set_lapic_reg(&mut st, off, w & !(1 << bit));
                 g.fd.set_lapic(&st).map_err(kvm_err("KVM_SET_LAPIC"))?;
                 return Ok((i as u32 * 32 + bit) as i32);
             }
@@ -809,7 +801,7 @@ impl Vm {
                 if off % 16 != 0 || off + 4 > st.regs.len() {
                     return Err(Error::invalid(format!("bad LAPIC register offset {off:#x}")));
                 }
-                Ok(u32::from_le_bytes([st.regs[off] as u8, st.regs[off + 1] as u8, st.regs[off + 2] as u8, st.regs[off + 3] as u8]))
+                Ok(lapic_reg(&st, off))
             })
             .collect()
     }
@@ -875,6 +867,27 @@ impl Drop for Vm {
     fn drop(&mut self) {
         self.shutdown();
     }
+}
+
+/// LAPIC register offsets (SDM 11.4.1, table 11-1).
+const LAPIC_ISR: usize = 0x100;
+const LAPIC_IRR: usize = 0x200;
+
+/// A 32-bit LAPIC register of a KVM_GET_LAPIC image (`off` in range).
+fn lapic_reg(st: &kvm_bindings::kvm_lapic_state, off: usize) -> u32 {
+    u32::from_le_bytes([st.regs[off] as u8, st.regs[off + 1] as u8, st.regs[off + 2] as u8, st.regs[off + 3] as u8])
+}
+
+/// Write a 32-bit LAPIC register of a KVM_SET_LAPIC image.
+fn set_lapic_reg(st: &mut kvm_bindings::kvm_lapic_state, off: usize, v: u32) {
+    for (k, b) in v.to_le_bytes().into_iter().enumerate() {
+        st.regs[off + k] = b as libc::c_char;
+    }
+}
+
+/// Bit `vector` of a 256-bit LAPIC register array (ISR, TMR, IRR) at `base`.
+fn lapic_vector_bit(st: &kvm_bindings::kvm_lapic_state, base: usize, vector: usize) -> bool {
+    lapic_reg(st, base + 0x10 * (vector / 32)) >> (vector % 32) & 1 == 1
 }
 
 fn kvm_err(context: &'static str) -> impl Fn(kvm_ioctls::Error) -> Error {
