@@ -5,19 +5,10 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 
 CC=${CC:-gcc}
-CFLAGS=(
-    -std=gnu11 -m64 -O2 -g0
-    -ffreestanding -nostdlib -fno-builtin -fno-pic -no-pie -static
-    -fno-stack-protector -fno-asynchronous-unwind-tables -fno-unwind-tables
-    -fno-tree-loop-distribute-patterns -fcf-protection=none
-    -mgeneral-regs-only -mno-red-zone -mcmodel=small
-    -Wall -Wextra -Werror -Wno-unused-parameter
-)
-LDFLAGS=(
-    -T lib/linker.ld
-    -Wl,--build-id=none -Wl,-z,max-page-size=0x1000 -Wl,-z,noexecstack
-    -Wl,--no-warn-rwx-segments
-)
+# shellcheck source=lib/flags.sh
+source lib/flags.sh
+CFLAGS=("${GUEST_CFLAGS[@]}")
+LDFLAGS=(-T lib/linker.ld "${GUEST_LDFLAGS[@]}")
 GUESTS=(hello ports spin selfipi exits timer lapic_timer ioapic virtio timer_garbage level_irq virtio_bench pic)
 
 mkdir -p build

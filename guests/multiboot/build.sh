@@ -10,19 +10,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")"
 
 CC=${CC:-gcc}
 OBJCOPY=${OBJCOPY:-objcopy}
-CFLAGS=(
-    -std=gnu11 -m64 -O2 -g0
-    -ffreestanding -nostdlib -fno-builtin -fno-pic -no-pie -static
-    -fno-stack-protector -fno-asynchronous-unwind-tables -fno-unwind-tables
-    -fno-tree-loop-distribute-patterns -fcf-protection=none
-    -mgeneral-regs-only -mno-red-zone -mcmodel=small
-    -Wall -Wextra -Werror -Wno-unused-parameter
-)
-LDFLAGS=(
-    -T multiboot.ld
-    -Wl,--build-id=none -Wl,-z,max-page-size=0x1000 -Wl,-z,noexecstack
-    -Wl,--no-warn-rwx-segments
-)
+# shellcheck source=../lib/flags.sh
+source ../lib/flags.sh
+CFLAGS=("${GUEST_CFLAGS[@]}")
+LDFLAGS=(-T multiboot.ld "${GUEST_LDFLAGS[@]}")
 OUT=../build
 TMP=$OUT/multiboot
 mkdir -p "$TMP"
