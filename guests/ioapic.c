@@ -2,10 +2,10 @@
  * the split-irqchip userspace IOAPIC, also runs against KVM's in-kernel one).
  * One PASS/FAIL line per check; exits via 0xF4 with the failure count.
  *
- * Every wait is bounded: WAIT_ITERS iterations with interrupts enabled, each
+ * Every wait is bounded: RT_WAIT_ITERS iterations with interrupts enabled, each
  * doing an outb to the ignored port 0x80 (a cheap VM exit, so that a pending
  * interrupt is injected even by a host that only injects on entry). After a
- * wait, SETTLE_ITERS more iterations give duplicate deliveries a chance to
+ * wait, RT_SETTLE_ITERS more iterations give duplicate deliveries a chance to
  * show up. Handlers count per vector and EOI the LAPIC.
  *
  * Pin -> vector map (all fixed delivery, physical dest = this CPU):
@@ -18,36 +18,11 @@
  */
 #include "lib/rt.h"
 
-#define WAIT_ITERS   200
-#define SETTLE_ITERS 20
 
 static volatile u32 cnt[256];
 static volatile u32 rirr_before[256];
 static volatile u32 rirr_after[256];
 static u8 dest;
-
-static void poke(void) { outb(PORT_NULL, 0); }
-
-/* Enable interrupts and wait until *c >= target (bounded), then settle. */
-static u32 wait_for(volatile u32 *c, u32 target)
-{
-    sti();
-    for (int i = 0; i < WAIT_ITERS && *c < target; i++)
-        poke();
-    for (int i = 0; i < SETTLE_ITERS; i++)
-        poke();
-    cli();
-    return *c;
-}
-
-/* Interrupts enabled for a short while, expecting nothing. */
-static void settle(void)
-{
-    sti();
-    for (int i = 0; i < SETTLE_ITERS; i++)
-        poke();
-    cli();
-}
 
 static int rirr(u32 pin) { return (ioapic_redir_lo(pin) & IOAPIC_RTE_REMOTE_IRR) != 0; }
 
@@ -195,14 +170,14 @@ int main(u64 arg0, u64 arg1, u64 arg2, u64 arg3)
     irq_register(0x50, h_count);
     ioapic_set_redir(3, 0x50, 0, 0, dest);
     irq_line(3, 1);
-    CHECK("edge_delivered_once", wait_for(&cnt[0x50], 1) == 1);
-    settle();                                   /* line held high: no repeat */
+    CHECK("edge_delivered_once", rt_wait_for(&cnt[0x50], 1) == 1);
+    rt_settle();                                   /* line held high: no repeat */
     CHECK("edge_held_high_no_repeat", cnt[0x50] == 1);
     irq_line(3, 0);
-    settle();
+    rt_settle();
     CHECK("edge_falling_no_delivery", cnt[0x50] == 1);
     irq_line(3, 1);
-    CHECK("edge_second_rising_delivered", wait_for(&cnt[0x50], 2) == 2);
+    CHECK("edge_second_rising_delivered", rt_wait_for(&cnt[0x50], 2) == 2);
     cleanup(3);
 
     /* ---- level, handler lowers the line -------------------------------- */
@@ -210,7 +185,7 @@ int main(u64 arg0, u64 arg1, u64 arg2, u64 arg3)
     irq_register(0x51, h_level_lower);
     ioapic_set_redir(4, 0x51, 1, 0, dest);
     irq_line(4, 1);
-    CHECK("level_delivered_once", wait_for(&cnt[0x51], 1) == 1);
+    CHECK("level_delivered_once", rt_wait_for(&cnt[0x51], 1) == 1);
     CHECK("level_remote_irr_clear_after_eoi", !rirr(4));
     cleanup(4);
 
@@ -225,7 +200,7 @@ int main(u64 arg0, u64 arg1, u64 arg2, u64 arg3)
         irq_register(0x5C, h_lapic_eoi_only);
         ioapic_set_redir(15, 0x5C, 1, 0, dest);
         irq_line(15, 1);
-        CHECK("directed_lapic_eoi_only_delivered_once", wait_for(&cnt[0x5C], 1) == 1);
+        CHECK("directed_lapic_eoi_only_delivered_once", rt_wait_for(&cnt[0x5C], 1) == 1);
         CHECK("directed_lapic_eoi_keeps_remote_irr", rirr(15));
         irq_line(15, 0);
         ioapic_eoi(0x5C);
@@ -242,8 +217,8 @@ int main(u64 arg0, u64 arg1, u64 arg2, u64 arg3)
     cli();
     irq_line(5, 1);
     irq_line(6, 1);
-    wait_for(&cnt[0x52], 1);
-    wait_for(&cnt[0x53], 1);
+    rt_wait_for(&cnt[0x52], 1);
+    rt_wait_for(&cnt[0x53], 1);
     CHECK("simultaneous_edges_pin5_once", cnt[0x52] == 1);
     CHECK("simultaneous_edges_pin6_once", cnt[0x53] == 1);
     cleanup(5);
@@ -253,7 +228,7 @@ int main(u64 arg0, u64 arg1, u64 arg2, u64 arg3)
     irq_register(0x54, h_coalesce);
     ioapic_set_redir(7, 0x54, 1, 0, dest);
     irq_line(7, 1);
-    wait_for(&cnt[0x54], 2);
+    rt_wait_for(&cnt[0x54], 2);
     CHECK("coalesce_remote_irr_set_in_handler", rirr_before[0x54]);
     CHECK("coalesce_exactly_one_more_after_eoi", cnt[0x54] == 2);
     cleanup(7);
@@ -264,7 +239,7 @@ int main(u64 arg0, u64 arg1, u64 arg2, u64 arg3)
     ioapic_set_redir(8, 0x55, 1, 0, dest);
     for (u32 i = 1; i <= 3; i++) {
         irq_line(8, 1);
-        wait_for(&cnt[0x55], i);
+        rt_wait_for(&cnt[0x55], i);
     }
     CHECK("sequential_level_3_deliveries", cnt[0x55] == 3);
     cleanup(8);
@@ -273,7 +248,7 @@ int main(u64 arg0, u64 arg1, u64 arg2, u64 arg3)
     irq_register(0x56, h_retrigger);
     ioapic_set_redir(9, 0x56, 1, 0, dest);
     irq_line(9, 1);
-    CHECK("level_retrigger_after_eoi", wait_for(&cnt[0x56], 2) == 2);
+    CHECK("level_retrigger_after_eoi", rt_wait_for(&cnt[0x56], 2) == 2);
     cleanup(9);
 
     /* ---- masked while asserted, then unmask ----------------------------- */
@@ -281,21 +256,21 @@ int main(u64 arg0, u64 arg1, u64 arg2, u64 arg3)
     irq_register(0x57, h_level_lower);
     ioapic_set_redir(10, 0x57, 1, 1, dest);
     irq_line(10, 1);
-    settle();
+    rt_settle();
     CHECK("masked_level_not_delivered", cnt[0x57] == 0);
     ioapic_mask(10, 0);
-    CHECK("unmask_asserted_level_delivered", wait_for(&cnt[0x57], 1) == 1);
+    CHECK("unmask_asserted_level_delivered", rt_wait_for(&cnt[0x57], 1) == 1);
     cleanup(10);
 
     /* ---- retrigger via mask/unmask -------------------------------------- */
     irq_register(0x58, h_mask_retrigger);
     ioapic_set_redir(11, 0x58, 1, 0, dest);
     irq_line(11, 1);
-    wait_for(&cnt[0x58], 1);
+    rt_wait_for(&cnt[0x58], 1);
     CHECK("mask_in_handler_no_redelivery", cnt[0x58] == 1);
     CHECK("mask_in_handler_remote_irr_clear", !rirr(11));
     ioapic_mask(11, 0);
-    CHECK("unmask_redelivers_asserted_level", wait_for(&cnt[0x58], 2) == 2);
+    CHECK("unmask_redelivers_asserted_level", rt_wait_for(&cnt[0x58], 2) == 2);
     cleanup(11);
 
     /* ---- Remote IRR ------------------------------------------------------ */
@@ -303,7 +278,7 @@ int main(u64 arg0, u64 arg1, u64 arg2, u64 arg3)
     ioapic_set_redir(12, 0x59, 1, 0, dest);
     CHECK("remote_irr_clear_before", !rirr(12));
     irq_line(12, 1);
-    wait_for(&cnt[0x59], 1);
+    rt_wait_for(&cnt[0x59], 1);
     CHECK("remote_irr_delivered", cnt[0x59] == 1);
     CHECK("remote_irr_set_in_handler", rirr_before[0x59]);
     CHECK("remote_irr_clear_after_eoi", !rirr(12));
@@ -314,7 +289,7 @@ int main(u64 arg0, u64 arg1, u64 arg2, u64 arg3)
         irq_register(0x5A, h_eoi_reg);
         ioapic_set_redir(13, 0x5A, 1, 0, dest);
         irq_line(13, 1);
-        wait_for(&cnt[0x5A], 1);
+        rt_wait_for(&cnt[0x5A], 1);
         CHECK("eoi_register_delivered_once", cnt[0x5A] == 1);
         CHECK("eoi_register_remote_irr_set_before", rirr_before[0x5A]);
         CHECK("eoi_register_clears_remote_irr", !rirr_after[0x5A]);

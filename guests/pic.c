@@ -15,30 +15,10 @@
 #define LAPIC_LVT0 0x350
 #define BASE1 0x30
 #define BASE2 0x38
-#define WAIT_ITERS 200
-#define SETTLE_ITERS 20
 
 static volatile u32 cnt[256];
 static volatile u32 isr_in_handler[256];
 static int level_retrigger;
-
-static void poke(void) { outb(PORT_NULL, 0); }
-
-static u32 wait_for(volatile u32 *c, u32 target)
-{
-    sti();
-    for (int i = 0; i < WAIT_ITERS && *c < target; i++) poke();
-    for (int i = 0; i < SETTLE_ITERS; i++) poke();
-    cli();
-    return *c;
-}
-
-static void settle(void)
-{
-    sti();
-    for (int i = 0; i < SETTLE_ITERS; i++) poke();
-    cli();
-}
 
 static u8 read_isr1(void) { outb(PIC1_CMD, OCW3_ISR); return inb(PIC1_CMD); }
 static u8 read_irr1(void) { outb(PIC1_CMD, OCW3_IRR); return inb(PIC1_CMD); }
@@ -114,30 +94,30 @@ int main(u64 a0, u64 a1, u64 a2, u64 a3)
     /* edge on IRQ 3 */
     unmask(3);
     irq_line(3, 1);
-    CHECK("edge_irq3_delivered_once", wait_for(&cnt[BASE1 + 3], 1) == 1);
+    CHECK("edge_irq3_delivered_once", rt_wait_for(&cnt[BASE1 + 3], 1) == 1);
     CHECK("isr_bit3_in_handler", (isr_in_handler[BASE1 + 3] & (1u << 3)) != 0);
     CHECK("isr_clear_after_eoi", (read_isr1() & (1u << 3)) == 0);
-    settle();
+    rt_settle();
     CHECK("edge_held_high_no_repeat", cnt[BASE1 + 3] == 1);
     irq_line(3, 0);
     irq_line(3, 1);
-    CHECK("edge_second_rising_delivered", wait_for(&cnt[BASE1 + 3], 2) == 2);
+    CHECK("edge_second_rising_delivered", rt_wait_for(&cnt[BASE1 + 3], 2) == 2);
     irq_line(3, 0);
 
     /* masked edge is latched in IRR, delivered on unmask */
     irq_line(4, 1);
-    settle();
+    rt_settle();
     CHECK("masked_irq4_not_delivered", cnt[BASE1 + 4] == 0);
     CHECK("masked_irq4_in_irr", (read_irr1() & (1u << 4)) != 0);
     unmask(4);
-    CHECK("unmask_irq4_delivered", wait_for(&cnt[BASE1 + 4], 1) == 1);
+    CHECK("unmask_irq4_delivered", rt_wait_for(&cnt[BASE1 + 4], 1) == 1);
     irq_line(4, 0);
     mask(4);
 
     /* slave IRQ 10 through the cascade */
     unmask(10);
     irq_line(10, 1);
-    CHECK("slave_irq10_delivered_once", wait_for(&cnt[BASE2 + 2], 1) == 1);
+    CHECK("slave_irq10_delivered_once", rt_wait_for(&cnt[BASE2 + 2], 1) == 1);
     irq_line(10, 0);
     mask(10);
 
@@ -147,10 +127,10 @@ int main(u64 a0, u64 a1, u64 a2, u64 a3)
     irq_register(BASE1 + 5, h_level);
     unmask(5);
     irq_line(5, 1);
-    CHECK("level_irq5_delivered_once", wait_for(&cnt[BASE1 + 5], 1) == 1);
+    CHECK("level_irq5_delivered_once", rt_wait_for(&cnt[BASE1 + 5], 1) == 1);
     level_retrigger = 1;
     irq_line(5, 1);
-    CHECK("level_retrigger_while_high", wait_for(&cnt[BASE1 + 5], 3) == 3);
+    CHECK("level_retrigger_while_high", rt_wait_for(&cnt[BASE1 + 5], 3) == 3);
     mask(5);
 
     /* auto-EOI */
@@ -158,7 +138,7 @@ int main(u64 a0, u64 a1, u64 a2, u64 a3)
     irq_register(BASE1 + 6, h_aeoi);
     unmask(6);
     irq_line(6, 1);
-    CHECK("aeoi_delivered", wait_for(&cnt[BASE1 + 6], 1) == 1);
+    CHECK("aeoi_delivered", rt_wait_for(&cnt[BASE1 + 6], 1) == 1);
     CHECK("aeoi_isr_clear_in_handler", (isr_in_handler[BASE1 + 6] & (1u << 6)) == 0);
     irq_line(6, 0);
 

@@ -16,14 +16,12 @@
  * Queues of size 8 in static buffers. Blk sector 1 is written with the
  * pattern byte i -> (i * 7 + 0x5A) & 0xFF (i = 0..511).
  *
- * Every interrupt wait is bounded: WAIT_ITERS iterations of `outb 0x80`
- * with IF=1, then SETTLE_ITERS more to catch duplicates. One PASS/FAIL
+ * Every interrupt wait is bounded: RT_WAIT_ITERS iterations of `outb 0x80`
+ * with IF=1, then RT_SETTLE_ITERS more to catch duplicates. One PASS/FAIL
  * line per check; exits through 0xF4 with the failure count. */
 #include "lib/rt.h"
 #include "lib/virtio_drv.h"
 
-#define WAIT_ITERS   200
-#define SETTLE_ITERS 20
 
 #define ECAM_BASE 0xB0000000UL
 #define PORT_RESIZE 0x2F0
@@ -51,27 +49,7 @@ static void h_count(u64 v, struct frame *f)
     lapic_eoi();
 }
 
-static void poke(void) { outb(PORT_NULL, 0); }
-
-static u32 wait_for(u8 vec, u32 target)
-{
-    sti();
-    for (int i = 0; i < WAIT_ITERS && cnt[vec] < target; i++)
-        poke();
-    for (int i = 0; i < SETTLE_ITERS; i++)
-        poke();
-    cli();
-    return cnt[vec];
-}
-
-static void settle(void)
-{
-    sti();
-    for (int i = 0; i < SETTLE_ITERS; i++)
-        poke();
-    cli();
-}
-
+static u32 wait_for(u8 vec, u32 target) { return rt_wait_for(&cnt[vec], target); }
 /* ---- helpers ------------------------------------------------------------ */
 static int pba_bit(struct vdev *d, u32 vector)
 {
@@ -386,7 +364,7 @@ int main(u64 arg0, u64 arg1, u64 arg2, u64 arg3)
         CHECK("msix_pba_clear_initially", !pba_bit(&blk, 1));
         msix_entry_mask(&blk, 1, 1);
         blk_req(BLK_T_GET_ID, 0, blk_id, sizeof(blk_id), 1);
-        settle();
+        rt_settle();
         int got = vdrv_take_used(&blk, &id, &len);
         CHECK("msix_masked_request_completed", got && blk_status == 0);
         CHECK("msix_masked_no_interrupt", cnt[VEC_BLK_Q0] == 5);
@@ -402,7 +380,7 @@ int main(u64 arg0, u64 arg1, u64 arg2, u64 arg3)
         u32 id, len;
         vdrv_msix_control(&blk, MSIX_CTL_ENABLE | MSIX_CTL_FMASK);
         blk_req(BLK_T_FLUSH, 0, 0, 0, 0);
-        settle();
+        rt_settle();
         int got = vdrv_take_used(&blk, &id, &len);
         CHECK("fmask_request_completed", got && blk_status == 0);
         CHECK("fmask_no_interrupt", cnt[VEC_BLK_Q0] == 6);

@@ -300,3 +300,22 @@ void ioapic_mask(u32 pin, int masked)
     if (masked) lo |= IOAPIC_RTE_MASKED;
     ioapic_write(IOAPIC_REDTBL(pin), lo);
 }
+
+u32 rt_wait_for(volatile u32 *c, u32 target)
+{
+    sti();
+    for (int i = 0; i < RT_WAIT_ITERS && *c < target; i++)
+        outb(PORT_NULL, 0);
+    for (int i = 0; i < RT_SETTLE_ITERS; i++)
+        outb(PORT_NULL, 0);
+    cli();
+    return *c;
+}
+
+void rt_settle(void)
+{
+    sti();
+    for (int i = 0; i < RT_SETTLE_ITERS; i++)
+        outb(PORT_NULL, 0);
+    cli();
+}

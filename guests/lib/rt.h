@@ -116,6 +116,15 @@ struct frame {
 typedef void (*irq_handler_t)(u64 vector, struct frame *f);
 
 void idt_init(void);                                /* load 256-entry IDT   */
+/* Bounded interrupt waits for the test guests: interrupts on for
+ * RT_WAIT_ITERS `outb 0x80` (each a fast-path exit, so pending interrupts
+ * are injected) until *c >= target, then RT_SETTLE_ITERS more to catch
+ * duplicates; interrupts off again on return. A broken host makes a guest
+ * fail, never hang. */
+#define RT_WAIT_ITERS   200
+#define RT_SETTLE_ITERS 20
+u32 rt_wait_for(volatile u32 *c, u32 target);
+void rt_settle(void);                                /* expect nothing */
 /* Point IDT entry `v` at a raw handler (which must save what it uses and
  * end with iretq), bypassing the generic stub and C dispatch. */
 void idt_set_entry(u8 v, u64 handler);
