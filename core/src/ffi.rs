@@ -329,9 +329,8 @@ pub extern "C" fn dv_irq(h: u64, op: u32, a: u32, b: u32, addr: u64) -> i32 {
 }
 
 /// irqfds and timers: `op` 0 = irqfd create on gsi `a` (`b` = 1 resample),
-/// returns id; 1 = trigger irqfd `a`; 2 = destroy irqfd `a`; 3 = signal the
-/// resamplefd of `a`; 4 = consume the resamplefd of `a` (returns 1 if it was
-/// signalled); 5 = signal the resamplefds of every resampling irqfd on gsi
+/// returns id; 1 = trigger irqfd `a`; 2 = destroy irqfd `a`; 5 = signal the
+/// resamplefds of every resampling irqfd on gsi
 /// `a` (split irqchip EOI path), returns how many; 6 = detach (`b` = 0) or
 /// re-attach (`b` = 1) irqfd `a` from KVM; 7 = consume the trigger eventfd
 /// of irqfd `a` (returns 1 if it was written); 20 = start a level
@@ -355,8 +354,6 @@ pub extern "C" fn dv_event(h: u64, op: u32, a: u32, b: u32, arg: u64) -> i32 {
                 vm.irqfd_destroy(a)?;
                 0
             }
-            3 => vm.irqfd_resample(a, false)? as i32,
-            4 => vm.irqfd_resample(a, true)? as i32,
             5 => vm.resample_gsi(a)? as i32,
             6 => {
                 vm.irqfd_attach(a, b != 0)?;

@@ -625,21 +625,6 @@ impl Vm {
         f.efd.write(1).map_err(|e| Error::os("irqfd write", e))
     }
 
-    /// Signal the resample eventfd of an irqfd (userspace EOI path in
-    /// split mode), or consume it (`consume` = true, returns whether it was
-    /// signalled) for a device polling for EOI.
-    pub fn irqfd_resample(&self, id: u32, consume: bool) -> Result<bool> {
-        let g = lock(&self.irqfds);
-        let f = g.get(&id).ok_or_else(|| Error::invalid(format!("no irqfd {id}")))?;
-        let r = f.resample.as_ref().ok_or_else(|| Error::invalid(format!("irqfd {id} has no resamplefd")))?;
-        if consume {
-            Ok(r.read().is_ok())
-        } else {
-            r.write(1).map_err(|e| Error::os("resamplefd write", e))?;
-            Ok(true)
-        }
-    }
-
     /// Detach (`attached` = false) an irqfd from KVM, or re-attach it.
     /// While detached its eventfd still counts writes, so a device thread
     /// never notices; used for masked MSI-X vectors (the route stays put).
