@@ -500,22 +500,10 @@ export class Vm implements Disposable {
           sym.dv_event(h, 0, gsi, 0, 0n),
           `irqfd on GSI ${gsi}`,
         );
-        let routed = false;
         let closed = false;
         return {
           gsi,
-          route(msg: MsiMessage | null) {
-            if (msg) {
-              lib.check(
-                sym.dv_irq(h, 4, gsi, msg.data >>> 0, BigInt(msg.address)),
-                `route GSI ${gsi}`,
-              );
-              routed = true;
-            } else if (routed) {
-              lib.check(sym.dv_irq(h, 5, gsi, 0, 0n), `clear GSI ${gsi}`);
-              routed = false;
-            }
-          },
+          route: (msg: MsiMessage | null) => this.#routeMsi(gsi, msg),
           fire() {
             lib.check(sym.dv_event(h, 1, id, 0, 0n), "fire irqfd");
           },
@@ -531,9 +519,7 @@ export class Vm implements Disposable {
             if (closed || this.#closed) return;
             closed = true;
             lib.check(sym.dv_event(h, 2, id, 0, 0n), "close irqfd");
-            if (routed) {
-              lib.check(sym.dv_irq(h, 5, gsi, 0, 0n), `clear GSI ${gsi}`);
-            }
+            this.#routeMsi(gsi, null);
           },
         };
       },
@@ -542,17 +528,25 @@ export class Vm implements Disposable {
           lib.check(sym.dv_event(h, 5, gsi, 0, 0n), `resample GSI ${gsi}`);
         }
       },
-      routeMsi: (gsi: number, msg: MsiMessage | null) => {
-        if (msg === null) {
-          lib.check(sym.dv_irq(h, 5, gsi, 0, 0n), `clear route of GSI ${gsi}`);
-        } else {
-          lib.check(
-            sym.dv_irq(h, 4, gsi, msg.data >>> 0, BigInt(msg.address)),
-            `route GSI ${gsi}`,
-          );
-        }
-      },
+      routeMsi: (gsi: number, msg: MsiMessage | null) =>
+        this.#routeMsi(gsi, msg),
     };
+  }
+
+  /** Set (or clear: no-op when none) the MSI route of `gsi` in the core. */
+  #routeMsi(gsi: number, msg: MsiMessage | null): void {
+    const h = this.#handle;
+    if (msg === null) {
+      this.#lib.check(
+        this.#sym.dv_irq(h, 5, gsi, 0, 0n),
+        `clear route of GSI ${gsi}`,
+      );
+    } else {
+      this.#lib.check(
+        this.#sym.dv_irq(h, 4, gsi, msg.data >>> 0, BigInt(msg.address)),
+        `route GSI ${gsi}`,
+      );
+    }
   }
 
   #setLine(gsi: number, level: boolean): void {
