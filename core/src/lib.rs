@@ -11,6 +11,7 @@
 //! - [`ioctls`]: typed wrappers for ioctls kvm-ioctls lacks;
 //! - [`ffi`]: the only `extern "C"` surface.
 
+pub mod elf;
 pub mod error;
 pub mod exit;
 pub mod ffi;

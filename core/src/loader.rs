@@ -6,6 +6,7 @@
 //! - `PML4_ADDR`.. : identity page tables mapping 0..4 GiB with 2 MiB pages;
 //!   the top GiB (LAPIC/IOAPIC/PCI holes) is mapped uncached.
 
+use crate::elf;
 use crate::error::{Code, Error, Result};
 
 /// Lowest guest-physical address an ELF segment may load at.
@@ -24,40 +25,14 @@ pub const DATA_SEL: u16 = 0x10;
 /// TSS selector.
 pub const TSS_SEL: u16 = 0x18;
 
-const PT_LOAD: u32 = 1;
-const EM_X86_64: u16 = 62;
-const ET_EXEC: u16 = 2;
-
-/// One loadable segment.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Segment {
-    /// Guest-physical load address.
-    pub paddr: u64,
-    /// File offset.
-    pub offset: u64,
-    /// Bytes from the file.
-    pub filesz: u64,
-    /// Bytes in memory (rest zeroed).
-    pub memsz: u64,
-}
-
-/// A parsed, validated ELF64 image.
+/// A parsed, validated ELF64 image: entry and PT_LOAD segments, each
+/// inside the file and inside guest RAM above [`LOAD_MIN`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Image {
     /// Entry point.
     pub entry: u64,
     /// PT_LOAD segments.
-    pub segments: Vec<Segment>,
-}
-
-fn u16_at(b: &[u8], o: usize) -> u16 {
-    u16::from_le_bytes([b[o], b[o + 1]])
-}
-fn u32_at(b: &[u8], o: usize) -> u32 {
-    u32::from_le_bytes(b[o..o + 4].try_into().unwrap_or([0; 4]))
-}
-fn u64_at(b: &[u8], o: usize) -> u64 {
-    u64::from_le_bytes(b[o..o + 8].try_into().unwrap_or([0; 8]))
+    pub segments: Vec<elf::Segment>,
 }
 
 fn bad(msg: impl Into<String>) -> Error {
@@ -65,65 +40,27 @@ fn bad(msg: impl Into<String>) -> Error {
 }
 
 /// Parse and validate an ELF64 x86-64 executable for a guest of `mem_size`
-/// bytes. Every header field is checked against the file and RAM.
+/// bytes (through [`elf::parse`], the one ELF parser).
 pub fn parse_elf(bytes: &[u8], mem_size: u64) -> Result<Image> {
-    if bytes.len() < 64 || &bytes[..4] != b"\x7fELF" {
-        return Err(bad("not an ELF file"));
+    let e = elf::parse(bytes)?;
+    if !e.is64 {
+        return Err(bad("not an ELF64 file (an ELF32 kernel needs a Multiboot header)"));
     }
-    if bytes[4] != 2 || bytes[5] != 1 {
-        return Err(bad("not an ELF64 little-endian file"));
-    }
-    if u16_at(bytes, 18) != EM_X86_64 {
+    if e.machine != elf::EM_X86_64 {
         return Err(bad("ELF machine is not x86-64"));
     }
-    if u16_at(bytes, 16) != ET_EXEC {
-        return Err(bad("ELF is not an executable (ET_EXEC)"));
-    }
-    let entry = u64_at(bytes, 24);
-    let phoff = u64_at(bytes, 32);
-    let phentsize = u16_at(bytes, 54) as u64;
-    let phnum = u16_at(bytes, 56) as u64;
-    if phentsize != 56 {
-        return Err(bad(format!("unexpected program header size {phentsize}")));
-    }
-    let ph_end = phnum.checked_mul(56).and_then(|n| n.checked_add(phoff));
-    if ph_end.is_none_or(|e| e > bytes.len() as u64) {
-        return Err(bad("program headers lie outside the file"));
-    }
-    let mut segments = Vec::new();
-    for i in 0..phnum {
-        let o = (phoff + i * 56) as usize;
-        if u32_at(bytes, o) != PT_LOAD {
-            continue;
-        }
-        let seg = Segment {
-            offset: u64_at(bytes, o + 8),
-            paddr: u64_at(bytes, o + 24),
-            filesz: u64_at(bytes, o + 32),
-            memsz: u64_at(bytes, o + 40),
-        };
-        if seg.filesz > seg.memsz {
-            return Err(bad(format!("segment {i}: file size exceeds memory size")));
-        }
-        if seg.offset.checked_add(seg.filesz).is_none_or(|e| e > bytes.len() as u64) {
-            return Err(bad(format!("segment {i}: data lies outside the file")));
-        }
-        let end = seg.paddr.checked_add(seg.memsz);
-        if seg.paddr < LOAD_MIN || end.is_none_or(|e| e > mem_size) {
+    for (i, s) in e.segments.iter().enumerate() {
+        if s.paddr < LOAD_MIN || s.paddr + s.memsz > mem_size {
             return Err(bad(format!(
                 "segment {i} at {:#x}+{:#x} does not fit guest RAM [{LOAD_MIN:#x}, {mem_size:#x})",
-                seg.paddr, seg.memsz
+                s.paddr, s.memsz
             )));
         }
-        segments.push(seg);
     }
-    if segments.is_empty() {
-        return Err(bad("ELF has no loadable segment"));
+    if !e.segments.iter().any(|s| e.entry >= s.paddr && e.entry < s.paddr + s.memsz) {
+        return Err(bad(format!("entry point {:#x} is outside every loaded segment", e.entry)));
     }
-    if !segments.iter().any(|s| entry >= s.paddr && entry < s.paddr + s.memsz) {
-        return Err(bad(format!("entry point {entry:#x} is outside every loaded segment")));
-    }
-    Ok(Image { entry, segments })
+    Ok(Image { entry: e.entry, segments: e.segments })
 }
 
 /// The GDT: null, code64, data, and a 16-byte 64-bit TSS descriptor.
@@ -182,23 +119,7 @@ mod tests {
     use super::*;
 
     fn elf(entry: u64, paddr: u64, filesz: u64, memsz: u64) -> Vec<u8> {
-        let mut b = vec![0u8; 0x100];
-        b[..4].copy_from_slice(b"\x7fELF");
-        b[4] = 2;
-        b[5] = 1;
-        b[16..18].copy_from_slice(&ET_EXEC.to_le_bytes());
-        b[18..20].copy_from_slice(&EM_X86_64.to_le_bytes());
-        b[24..32].copy_from_slice(&entry.to_le_bytes());
-        b[32..40].copy_from_slice(&64u64.to_le_bytes());
-        b[54..56].copy_from_slice(&56u16.to_le_bytes());
-        b[56..58].copy_from_slice(&1u16.to_le_bytes());
-        let o = 64;
-        b[o..o + 4].copy_from_slice(&PT_LOAD.to_le_bytes());
-        b[o + 8..o + 16].copy_from_slice(&0xc0u64.to_le_bytes());
-        b[o + 24..o + 32].copy_from_slice(&paddr.to_le_bytes());
-        b[o + 32..o + 40].copy_from_slice(&filesz.to_le_bytes());
-        b[o + 40..o + 48].copy_from_slice(&memsz.to_le_bytes());
-        b
+        crate::elf::tests::elf(true, crate::elf::EM_X86_64, entry, paddr, filesz, memsz)
     }
 
     #[test]
@@ -212,13 +133,15 @@ mod tests {
     fn rejects_hostile_headers() {
         let mem = 16 << 20;
         assert!(parse_elf(b"hello", mem).is_err());
-        let mut e = elf(0x100000, 0x100000, 0x40, 0x1000);
-        e[4] = 1;
+        let e = crate::elf::tests::elf(false, crate::elf::EM_386, 0x100000, 0x100000, 0x40, 0x1000);
         assert!(parse_elf(&e, mem).unwrap_err().message.contains("ELF64"));
+        assert!(parse_elf(&e, mem).is_err());
         assert!(parse_elf(&elf(0x100000, 0x1000, 0x40, 0x1000), mem).is_err(), "below LOAD_MIN");
         assert!(parse_elf(&elf(0x100000, 0x100000, 0x40, u64::MAX), mem).is_err(), "overflow");
         assert!(parse_elf(&elf(0x100000, mem - 0x10, 0x40, 0x40), mem).is_err(), "past RAM");
-        assert!(parse_elf(&elf(0x100000, 0x100000, 0x1000, 0x1000), mem).is_err(), "past file");
+        let mut e = elf(0x100000, 0x100000, 0x40, 0x1000);
+        e[64 + 32..64 + 40].copy_from_slice(&0x1000u64.to_le_bytes());
+        assert!(parse_elf(&e, mem).is_err(), "past file");
         assert!(parse_elf(&elf(0x100000, 0x100000, 0x80, 0x40), mem).is_err(), "filesz > memsz");
         assert!(parse_elf(&elf(0x300000, 0x100000, 0x40, 0x40), mem).is_err(), "entry outside");
         let mut e = elf(0x100000, 0x100000, 0x40, 0x40);

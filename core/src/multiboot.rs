@@ -129,21 +129,9 @@ fn bad(msg: impl Into<String>) -> Error {
     Error::new(Code::BadImage, msg)
 }
 
-fn rd16(b: &[u8], o: u64) -> Option<u16> {
-    let o = usize::try_from(o).ok()?;
-    Some(u16::from_le_bytes(b.get(o..o.checked_add(2)?)?.try_into().ok()?))
-}
 fn rd32(b: &[u8], o: u64) -> Option<u32> {
     let o = usize::try_from(o).ok()?;
     Some(u32::from_le_bytes(b.get(o..o.checked_add(4)?)?.try_into().ok()?))
-}
-fn rd64(b: &[u8], o: u64) -> Option<u64> {
-    let o = usize::try_from(o).ok()?;
-    Some(u64::from_le_bytes(b.get(o..o.checked_add(8)?)?.try_into().ok()?))
-}
-
-fn truncated() -> Error {
-    bad("ELF headers are truncated")
 }
 
 /// Find and validate the multiboot header.
@@ -233,107 +221,37 @@ fn check_segment(s: &Segment, what: &str, mem_size: u64) -> Result<()> {
     Ok(())
 }
 
-/// Layout from ELF32 or ELF64 program headers (PT_LOAD, physical addresses).
+/// Layout from ELF32 or ELF64 program headers (PT_LOAD, physical
+/// addresses), parsed by [`crate::elf::parse`].
 fn plan_elf(bytes: &[u8], mem_size: u64) -> Result<Plan> {
-    const PT_LOAD: u32 = 1;
-    const ET_EXEC: u16 = 2;
-    const EM_386: u16 = 3;
-    const EM_X86_64: u16 = 62;
-    if bytes.len() < 52 || &bytes[..4] != b"\x7fELF" {
+    if !crate::elf::is_elf(bytes) {
         return Err(bad("not an ELF file and the multiboot header has no address fields (flag bit 16)"));
     }
-    if bytes[5] != 1 {
-        return Err(bad("ELF is not little-endian"));
-    }
-    let is64 = match bytes[4] {
-        1 => false,
-        2 => true,
-        c => return Err(bad(format!("unknown ELF class {c}"))),
-    };
-    let machine = rd16(bytes, 18).ok_or_else(truncated)?;
-    let want = if is64 { EM_X86_64 } else { EM_386 };
-    if machine != want {
-        return Err(bad(format!("ELF machine {machine} is not {}", if is64 { "x86-64" } else { "i386" })));
-    }
-    if rd16(bytes, 16).ok_or_else(truncated)? != ET_EXEC {
-        return Err(bad("ELF is not an executable (ET_EXEC)"));
-    }
-    let (entry, phoff, phentsize, phnum) = if is64 {
-        (
-            rd64(bytes, 24).ok_or_else(truncated)?,
-            rd64(bytes, 32).ok_or_else(truncated)?,
-            rd16(bytes, 54).ok_or_else(truncated)? as u64,
-            rd16(bytes, 56).ok_or_else(truncated)? as u64,
-        )
-    } else {
-        (
-            rd32(bytes, 24).ok_or_else(truncated)? as u64,
-            rd32(bytes, 28).ok_or_else(truncated)? as u64,
-            rd16(bytes, 42).ok_or_else(truncated)? as u64,
-            rd16(bytes, 44).ok_or_else(truncated)? as u64,
-        )
-    };
-    let min_ph = if is64 { 56 } else { 32 };
-    if phentsize < min_ph {
-        return Err(bad(format!("unexpected program header size {phentsize}")));
-    }
-    let ph_end = phnum.checked_mul(phentsize).and_then(|n| n.checked_add(phoff));
-    if ph_end.is_none_or(|e| e > bytes.len() as u64) {
-        return Err(bad("program headers lie outside the file"));
+    let e = crate::elf::parse(bytes)?;
+    let want = if e.is64 { crate::elf::EM_X86_64 } else { crate::elf::EM_386 };
+    if e.machine != want {
+        return Err(bad(format!("ELF machine {} is not {}", e.machine, if e.is64 { "x86-64" } else { "i386" })));
     }
     let mut segments = Vec::new();
     let mut phys_entry = None;
     let mut end = 0u64;
-    for i in 0..phnum {
-        let o = phoff + i * phentsize;
-        if rd32(bytes, o).ok_or_else(truncated)? != PT_LOAD {
-            continue;
-        }
-        let (offset, vaddr, paddr, filesz, memsz) = if is64 {
-            (
-                rd64(bytes, o + 8).ok_or_else(truncated)?,
-                rd64(bytes, o + 16).ok_or_else(truncated)?,
-                rd64(bytes, o + 24).ok_or_else(truncated)?,
-                rd64(bytes, o + 32).ok_or_else(truncated)?,
-                rd64(bytes, o + 40).ok_or_else(truncated)?,
-            )
-        } else {
-            (
-                rd32(bytes, o + 4).ok_or_else(truncated)? as u64,
-                rd32(bytes, o + 8).ok_or_else(truncated)? as u64,
-                rd32(bytes, o + 12).ok_or_else(truncated)? as u64,
-                rd32(bytes, o + 16).ok_or_else(truncated)? as u64,
-                rd32(bytes, o + 20).ok_or_else(truncated)? as u64,
-            )
-        };
-        if memsz == 0 {
-            continue;
-        }
-        if filesz > memsz {
-            return Err(bad(format!("segment {i}: file size exceeds memory size")));
-        }
-        if offset.checked_add(filesz).is_none_or(|e| e > bytes.len() as u64) {
-            return Err(bad(format!("segment {i}: data lies outside the file")));
-        }
-        let seg = Segment { paddr, offset, filesz, memsz };
+    for (i, s) in e.segments.iter().enumerate() {
+        let seg = Segment { paddr: s.paddr, offset: s.offset, filesz: s.filesz, memsz: s.memsz };
         check_segment(&seg, &format!("segment {i}"), mem_size)?;
         // The entry point is virtual; translate it through the segment
         // that contains it (as GRUB does), else take it as physical.
         if phys_entry.is_none() {
-            if vaddr.checked_add(memsz).is_some_and(|e| entry >= vaddr && entry < e) {
-                phys_entry = Some(entry - vaddr + paddr);
-            } else if entry >= paddr && entry < paddr + memsz {
-                phys_entry = Some(entry);
+            if e.entry >= s.vaddr && e.entry < s.vaddr + s.memsz {
+                phys_entry = Some(e.entry - s.vaddr + s.paddr);
+            } else if e.entry >= s.paddr && e.entry < s.paddr + s.memsz {
+                phys_entry = Some(e.entry);
             }
         }
-        end = end.max(paddr + memsz);
+        end = end.max(s.paddr + s.memsz);
         segments.push(seg);
     }
-    if segments.is_empty() {
-        return Err(bad("ELF has no loadable segment"));
-    }
     let Some(entry) = phys_entry else {
-        return Err(bad(format!("entry point {entry:#x} is outside every loaded segment")));
+        return Err(bad(format!("entry point {:#x} is outside every loaded segment", e.entry)));
     };
     // Segments lie in RAM, which ends below 4 GiB (checked by the caller).
     let entry = u32::try_from(entry).map_err(|_| bad("entry point is above 4 GiB"))?;
@@ -699,7 +617,7 @@ mod tests {
         assert!(e(&elf32(0x80000, 0x100, 0x100)).message.contains("does not fit"), "below 1 MiB");
         assert!(e(&elf32(0xFF_FF00, 0x100, 0x200)).message.contains("does not fit"), "past RAM");
         assert!(e(&elf32(0x100000, 0x100, 0xFFFF_FFFF)).message.contains("does not fit"));
-        assert!(e(&elf64(0x100000, 0x80, u64::MAX)).message.contains("does not fit"), "overflow");
+        assert!(e(&elf64(0x100000, 0x80, u64::MAX)).message.contains("overflows"), "overflow");
         let mut i = elf32(0x100000, 0x100, 0x100);
         put32(&mut i, 52 + 16, 0x200); // filesz > memsz
         assert!(e(&i).message.contains("exceeds"));
