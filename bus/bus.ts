@@ -8,8 +8,11 @@ import type { Access, Range, Region, Space } from "./types.ts";
 
 /** Listener told about every range added to or removed from the bus. */
 export interface BusListener {
-  /** A range was claimed. */
-  added(range: Range): void;
+  /**
+   * A range was claimed; `tag` is its index on this bus (see
+   * {@link Bus.dispatchTagged}), stable while the range stays claimed.
+   */
+  added(range: Range, tag: number): void;
   /** A range was released. */
   removed(range: Range): void;
 }
@@ -37,6 +40,7 @@ interface Entry {
   readonly end: number;
   readonly region: Region;
   readonly owner: string;
+  readonly tag: number;
 }
 
 interface MutableAccess {
@@ -107,6 +111,8 @@ function validate(r: Range): void {
  */
 export class Bus {
   readonly #lists: Record<Space, Entry[]> = { pio: [], mmio: [] };
+  /** Entries by tag; freed tags are reused, lowest first. */
+  readonly #byTag: (Entry | undefined)[] = [];
   readonly #strict: boolean;
   readonly #listener?: BusListener;
   readonly #access: MutableAccess = { offset: 0, address: 0, size: 1, vcpu: 0 };
@@ -145,8 +151,12 @@ export class Bus {
         } of ${clash.owner}`,
       );
     }
-    this.#listener?.added(r);
-    list.splice(i, 0, { base: r.base, end, region, owner });
+    let tag = this.#byTag.indexOf(undefined);
+    if (tag < 0) tag = this.#byTag.length;
+    const entry = { base: r.base, end, region, owner, tag };
+    this.#listener?.added(r, tag);
+    this.#byTag[tag] = entry;
+    list.splice(i, 0, entry);
   }
 
   /** Release a region added before. Returns false if it was not on the bus. */
@@ -154,6 +164,7 @@ export class Bus {
     const list = this.#lists[region.range.space];
     const i = list.findIndex((e) => e.region === region);
     if (i < 0) return false;
+    this.#byTag[list[i].tag] = undefined;
     list.splice(i, 1);
     this.#listener?.removed(region.range);
     return true;
@@ -197,6 +208,32 @@ export class Bus {
   }
 
   /**
+   * Dispatch one access whose region the caller already knows by `tag`
+   * (the core reports it in the exit record), without a search. A tag
+   * that no longer covers the address (a range re-mapped since) falls
+   * back to {@link Bus.dispatch}.
+   */
+  dispatchTagged(
+    tag: number,
+    space: Space,
+    address: number,
+    size: number,
+    isWrite: boolean,
+    data: Uint8Array,
+    vcpu: number,
+  ): boolean {
+    const e = this.#byTag[tag];
+    if (
+      e === undefined || e.region.range.space !== space || address < e.base ||
+      (space === "pio" ? address + 1 : address + size) > e.end
+    ) {
+      return this.dispatch(space, address, size, isWrite, data, vcpu);
+    }
+    this.#deliver(e, address, size, isWrite, data, vcpu);
+    return true;
+  }
+
+  /**
    * Dispatch one access. `data` has `size` bytes: filled for reads, read
    * for writes. Returns true when a region handled it.
    */
@@ -220,6 +257,18 @@ export class Bus {
       }
       return false;
     }
+    this.#deliver(e, address, size, isWrite, data, vcpu);
+    return true;
+  }
+
+  #deliver(
+    e: Entry,
+    address: number,
+    size: number,
+    isWrite: boolean,
+    data: Uint8Array,
+    vcpu: number,
+  ): void {
     const a = this.#access;
     a.offset = address - e.base;
     a.address = address;
@@ -230,7 +279,6 @@ export class Bus {
       ? e.region.write(a as Access, data)
       : e.region.read(a as Access, data);
     if (result !== undefined) rejectAsync(result, e.owner);
-    return true;
   }
 }
 

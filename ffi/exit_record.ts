@@ -5,42 +5,14 @@
  * @module
  */
 
-/** Byte offsets inside the record. */
-export const RecordOffset = {
-  reason: 0,
-  vcpu: 4,
-  address: 8,
-  size: 16,
-  count: 20,
-  isWrite: 24,
-  space: 28,
-  arg: 32,
-  arg2: 40,
-  data: 64,
-} as const;
+import { AbiConst, RecordOffset } from "./abi.ts";
+
+export { ExitReason, RecordOffset } from "./abi.ts";
 
 /** Size of the data area. */
-export const RECORD_DATA_LEN = 4096;
+export const RECORD_DATA_LEN: number = AbiConst.DV_EXIT_DATA_LEN;
 /** Total record size. */
 export const RECORD_LEN: number = RecordOffset.data + RECORD_DATA_LEN;
-
-/** Why `run()` returned (mirrors `Reason` in the core). */
-export const ExitReason = {
-  Io: 1,
-  Mmio: 2,
-  Hlt: 3,
-  Shutdown: 4,
-  InternalError: 5,
-  Stopped: 6,
-  Timeout: 7,
-  IoapicEoi: 8,
-  FailEntry: 9,
-  SystemEvent: 10,
-  Unclaimed: 11,
-  Wake: 12,
-  IrqWindow: 13,
-  Unknown: 14,
-} as const;
 
 /**
  * A zero-allocation reader over the record: a `DataView` and a byte view
@@ -97,7 +69,7 @@ export class ExitRecordView {
   }
   /** True for writes. */
   get isWrite(): boolean {
-    return this.view.getUint32(RecordOffset.isWrite, true) !== 0;
+    return this.view.getUint32(RecordOffset.is_write, true) !== 0;
   }
   /** 0 = pio, 1 = mmio. */
   get space(): number {
@@ -107,6 +79,10 @@ export class ExitRecordView {
   get arg(): number {
     return this.view.getUint32(RecordOffset.arg, true) +
       this.view.getUint32(RecordOffset.arg + 4, true) * 0x1_0000_0000;
+  }
+  /** Tag of the bus region of a forwarded access. */
+  get region(): number {
+    return this.view.getUint32(RecordOffset.region, true);
   }
   /** The data bytes of element `i` of `size` bytes (cached for i = 0). */
   data(size: number, i = 0): Uint8Array {

@@ -1,58 +1,102 @@
 /**
  * The single `Deno.dlopen` table of the Rust core, and error decoding.
  *
- * Hand-written rather than generated: the core's surface is a handful of
- * multiplexed calls over opaque handles with out-buffers and a raw exit
- * record pointer, which is smaller and faster to load this way (Deno's
- * dlopen costs ~155 µs per symbol) than a generated binding.
+ * Hand-written from `core/include/denovmm.h` (which cbindgen generates from
+ * the Rust sources): one symbol per C function, typed. `abi_test.ts` checks
+ * that the names, parameter counts and constants agree with the header.
+ * Only `ffi/` sees these symbols; everything above goes through
+ * {@link CoreVm} in `core_vm.ts`.
  *
  * @module
  */
 
-/** ABI version this binding speaks (see `core/src/ffi.rs`). */
-export const ABI_VERSION = 1;
+import { ABI_VERSION, CoreCode } from "./abi.ts";
 
+const VM = "u32";
+
+/**
+ * One entry per C function of `core/include/denovmm.h` (checked by
+ * `abi_test.ts`). Handles and ids are u32 and hot-path arguments are
+ * 32-bit, so no call on the exit path converts a BigInt.
+ */
 const SYMBOLS = {
   dv_abi_version: { parameters: [], result: "u32" },
   dv_last_error: { parameters: ["buffer", "usize"], result: "usize" },
-  dv_vm_create: { parameters: ["u64", "u32", "u32", "buffer"], result: "i32" },
-  dv_vm_destroy: { parameters: ["u64"], result: "i32" },
+  dv_vm_create: { parameters: ["buffer", "buffer"], result: "i32" },
+  dv_vm_destroy: { parameters: [VM], result: "i32" },
+  dv_vm_count: { parameters: [], result: "i32" },
   dv_vm_load_elf: {
-    parameters: ["u64", "buffer", "usize", "buffer"],
+    parameters: [VM, "buffer", "usize", "buffer"],
     result: "i32",
   },
   dv_vm_load_multiboot: {
-    parameters: ["u64", "buffer", "usize", "buffer", "usize"],
+    parameters: [VM, "buffer", "usize", "buffer", "usize"],
     result: "i32",
   },
-  dv_vm_query: {
-    parameters: ["u64", "u32", "u32", "buffer", "usize"],
+  dv_vm_memory: { parameters: [VM, "buffer"], result: "i32" },
+  dv_vm_range_add: {
+    parameters: [VM, "u32", "u64", "u64", "u32", "u32", "u64"],
     result: "i32",
   },
-  dv_vm_range: {
-    parameters: ["u64", "u32", "u32", "u64", "u64", "u32", "u64"],
+  dv_vm_range_remove: { parameters: [VM, "u32", "u64"], result: "i32" },
+  dv_vm_stop: { parameters: [VM], result: "i32" },
+  dv_vm_set_timeout: { parameters: [VM, "u64"], result: "i32" },
+  dv_vm_set_wake: { parameters: [VM, "u64"], result: "i32" },
+  dv_vm_info: { parameters: [VM, "buffer"], result: "i32" },
+  dv_vcpu_run: { parameters: [VM, "u32"], result: "i32" },
+  dv_vcpu_record: { parameters: [VM, "u32", "buffer"], result: "i32" },
+  dv_vcpu_counters: { parameters: [VM, "u32", "buffer"], result: "i32" },
+  dv_vcpu_tsc_khz: { parameters: [VM, "u32"], result: "i32" },
+  dv_vcpu_lapic_read: {
+    parameters: [VM, "u32", "buffer", "usize", "buffer"],
     result: "i32",
   },
-  dv_vcpu_run: { parameters: ["u64", "u32"], result: "i32" },
-  dv_vm_control: { parameters: ["u64", "u32", "u64"], result: "i32" },
-  dv_irq: { parameters: ["u64", "u32", "u32", "u32", "u64"], result: "i32" },
-  dv_event: { parameters: ["u64", "u32", "u32", "u32", "u64"], result: "i32" },
+  dv_vcpu_lapic_eoi: { parameters: [VM, "u32"], result: "i32" },
+  dv_vcpu_set_irq_window: { parameters: [VM, "u32", "u32"], result: "i32" },
+  dv_vcpu_ready_for_injection: { parameters: [VM, "u32"], result: "i32" },
+  dv_vcpu_inject_extint: { parameters: [VM, "u32", "u32"], result: "i32" },
+  dv_irq_line: { parameters: [VM, "u32", "u32"], result: "i32" },
+  dv_irq_signal_msi: {
+    parameters: [VM, "u32", "u32", "u32"],
+    result: "i32",
+  },
+  dv_irq_request: { parameters: [VM, "u32", "u32", "u32"], result: "i32" },
+  dv_route_set_msi: {
+    parameters: [VM, "u32", "u32", "u32", "u32"],
+    result: "i32",
+  },
+  dv_route_clear: { parameters: [VM, "u32"], result: "i32" },
+  dv_route_allocate: { parameters: [VM], result: "i32" },
+  dv_route_release: { parameters: [VM, "u32"], result: "i32" },
+  dv_irqfd_create: { parameters: [VM, "u32", "u32"], result: "i32" },
+  dv_irqfd_trigger: { parameters: [VM, "u32"], result: "i32" },
+  dv_irqfd_set_attached: { parameters: [VM, "u32", "u32"], result: "i32" },
+  dv_irqfd_take_pending: { parameters: [VM, "u32"], result: "i32" },
+  dv_irqfd_resample_gsi: { parameters: [VM, "u32"], result: "i32" },
+  dv_irqfd_destroy: { parameters: [VM, "u32"], result: "i32" },
+  dv_level_create: { parameters: [VM, "u32"], result: "i32" },
+  dv_level_add: { parameters: [VM, "u32", "u64"], result: "i32" },
+  dv_level_stats: { parameters: [VM, "u32", "buffer"], result: "i32" },
+  dv_level_destroy: { parameters: [VM, "u32"], result: "i32" },
+  dv_timer_create: {
+    parameters: [VM, "u32", "u32", "u32", "u32"],
+    result: "i32",
+  },
+  dv_timer_arm: { parameters: [VM, "u32", "u64"], result: "i32" },
+  dv_timer_disarm: { parameters: [VM, "u32"], result: "i32" },
+  dv_timer_set_pacing: { parameters: [VM, "u32", "u32"], result: "i32" },
+  dv_timer_stats: { parameters: [VM, "u32", "buffer"], result: "i32" },
+  dv_timer_destroy: { parameters: [VM, "u32"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
+
+/** Names of every symbol the binding loads (for the header check). */
+export const SYMBOL_NAMES: readonly string[] = Object.keys(SYMBOLS);
 
 /** The raw symbol table. */
 export type CoreSymbols = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
 
-/** Error codes of the core (negative return values). */
-export const ErrorCode = {
-  BadHandle: -1,
-  InvalidArgument: -2,
-  Os: -3,
-  BadImage: -4,
-  NoKvm: -5,
-  Panic: -6,
-  Busy: -7,
-  Unsupported: -8,
-} as const;
+/** Error codes of the core (negative return values; `DvCode`). */
+export const ErrorCode = CoreCode;
 
 /**
  * An error reported by the Rust core.

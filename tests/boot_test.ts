@@ -159,11 +159,13 @@ Deno.test({
       },
     );
 
-    await t.step("stop before run is sticky until the next run() call", () => {
+    await t.step("a stop before run() ends exactly the next run", () => {
       using m = createMachine({});
       m.vm.load(guestPath("hello"), [1]);
       m.vm.stop();
-      // run() clears a stale stop first: a stop only affects a run in flight
+      // A stop is never lost: the next run returns it and consumes it...
+      assert.deepEqual(m.vm.run({ timeoutMs: 5000 }), { reason: "stopped" });
+      // ...and the run after that resumes the guest.
       assert.deepEqual(m.vm.run({ timeoutMs: 5000 }), {
         reason: "exit",
         status: 3,
@@ -267,9 +269,9 @@ Deno.test({
         () => stopVm(h),
         (e: unknown) =>
           e instanceof CoreError && e.code === -1 &&
-          /unknown or closed handle/.test(e.message),
+          /unknown or closed VM handle/.test(e.message),
       );
-      assert.throws(() => stopVm(0xdeadbeefn), CoreError);
+      assert.throws(() => stopVm(0xdeadbeef), CoreError);
     });
 
     await t.step("guest memory views are bounds-checked", () => {

@@ -35,7 +35,10 @@ Deno.test({
           `a clamp is logged once per direction:\n${clampLogs.join("\n")}`,
         );
         assert.equal(machine.vm.armedTimers(), 0);
-        assert.equal(threadNames().filter((n) => n === "dv-timer").length, 0);
+        assert.ok(
+          threadNames().filter((n) => n === "dv-events").length <= 1,
+          "at most this VM's one event thread",
+        );
         assert.ok(ms < 10_000, `run took ${ms} ms`);
       });
     }

@@ -15,7 +15,9 @@ import {
 } from "./kvm.ts";
 
 const MSI_PIN = 0xffffffff;
-const timerThreads = () => threadNames().filter((n) => n === "dv-timer").length;
+/** Core event threads (one per VM that has a timer, level source or alarm). */
+const eventThreads = () =>
+  threadNames().filter((n) => n === "dv-events").length;
 
 function checkPeriod(
   tsc: number[],
@@ -117,13 +119,23 @@ Deno.test({
       },
     );
 
-    await t.step("halt ends the run and the timer thread", () => {
-      const before = timerThreads();
-      const { result, machine } = bootGuest("timer", [500, 10, 0x20, MSI_PIN]);
-      using _ = machine;
-      assert.equal(result.reason, "halt");
-      assert.equal(timerThreads(), before);
-    });
+    await t.step(
+      "halt disarms the timer; close() ends the event thread",
+      () => {
+        const before = eventThreads();
+        const { result, machine } = bootGuest("timer", [
+          500,
+          10,
+          0x20,
+          MSI_PIN,
+        ]);
+        assert.equal(result.reason, "halt");
+        assert.equal(machine.vm.armedTimers(), 0);
+        assert.equal(eventThreads(), before + 1, "one event thread per VM");
+        machine[Symbol.dispose]();
+        assert.equal(eventThreads(), before);
+      },
+    );
 
     await t.step("stop() while ticking leaves no thread behind", async () => {
       const before = threadNames();
@@ -135,9 +147,9 @@ Deno.test({
       let during = 0;
       for (let i = 0; i < 100 && during === 0; i++) {
         await new Promise((r) => setTimeout(r, 10));
-        during = timerThreads();
+        during = eventThreads();
       }
-      assert.equal(during, 1, "one timer thread while ticking");
+      assert.equal(during, 1, "one event thread while ticking");
       await remote.stop();
       const { result, report } = await remote.done;
       assert.equal(result.reason, "stopped");
@@ -146,7 +158,7 @@ Deno.test({
       for (let i = 0; i < 100 && threadNames().length > before.length; i++) {
         await new Promise((r) => setTimeout(r, 10));
       }
-      assert.equal(timerThreads(), 0);
+      assert.equal(eventThreads(), 0);
       assert.equal(
         threadNames().filter((n) => n.startsWith("dv-")).length,
         before.filter((n) => n.startsWith("dv-")).length,
@@ -158,9 +170,9 @@ Deno.test({
       m.vm.load(guestPath("timer"), [1000, 4000, 0x20, MSI_PIN]);
       const r = m.vm.run({ timeoutMs: 50 }); // ends while the timer ticks
       assert.equal(r.reason, "timeout");
-      assert.equal(m.vm.armedTimers(), 0, "run() disarms on the way out");
+      assert.equal(m.vm.armedTimers(), 0, "run() suspends on the way out");
       m.vm.close();
-      assert.equal(timerThreads(), 0);
+      assert.equal(eventThreads(), 0);
     });
   },
 });

@@ -33,6 +33,9 @@ export class RamView implements GuestMemory {
       gpa >= 0 && length >= 0 && gpa + length <= this.#bytes.length;
   }
   #check(gpa: number, length: number): void {
+    if ((this.#bytes.buffer as ArrayBuffer).detached) {
+      throw new Error("guest memory: the VM is closed");
+    }
     if (!this.contains(gpa, length)) {
       throw new RangeError(
         `guest memory access [0x${

@@ -42,7 +42,7 @@ export interface WorkerOutcome {
 /** A VM running in a Worker. */
 export interface RemoteVm {
   /** The VM handle, once the worker has created the VM. */
-  readonly ready: Promise<bigint>;
+  readonly ready: Promise<number>;
   /** Resolves when the run ends (rejects if setup or the worker failed). */
   readonly done: Promise<WorkerOutcome>;
   /** Stop the vCPU (sticky); resolves once the stop was requested. */
@@ -71,10 +71,10 @@ export function spawnVm(
   const worker = new Worker(new URL("./vcpu_worker.ts", import.meta.url), {
     type: "module",
   });
-  let handle: bigint | undefined;
-  let readyResolve!: (h: bigint) => void;
+  let handle: number | undefined;
+  let readyResolve!: (h: number) => void;
   let readyReject!: (e: Error) => void;
-  const ready = new Promise<bigint>((res, rej) => {
+  const ready = new Promise<number>((res, rej) => {
     readyResolve = res;
     readyReject = rej;
   });
@@ -82,7 +82,7 @@ export function spawnVm(
     worker.onmessage = (e: MessageEvent) => {
       const m = e.data as {
         type: string;
-        handle?: bigint;
+        handle?: number;
         message?: string;
         outcome?: WorkerOutcome;
       };

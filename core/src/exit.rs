@@ -64,6 +64,9 @@ pub mod offsets {
     pub const ARG: usize = 32;
     /// u64 second argument.
     pub const ARG2: usize = 40;
+    /// u32 region tag of a forwarded access (the caller's index of the
+    /// range, given when it was added), so the caller never searches again.
+    pub const REGION: usize = 48;
     /// data bytes.
     pub const DATA: usize = 64;
 }
@@ -90,7 +93,10 @@ pub struct ExitRecord {
     pub arg: u64,
     /// Second argument.
     pub arg2: u64,
-    _pad: [u64; 2],
+    /// Region tag of a forwarded access ([`offsets::REGION`]).
+    pub region: u32,
+    /// Reserved (zero).
+    pub reserved: [u32; 3],
     /// Access data (writes: what the guest wrote; reads: filled by the caller).
     pub data: [u8; DATA_LEN],
 }
@@ -107,7 +113,8 @@ impl Default for ExitRecord {
             space: 0,
             arg: 0,
             arg2: 0,
-            _pad: [0; 2],
+            region: 0,
+            reserved: [0; 3],
             data: [0; DATA_LEN],
         }
     }
@@ -213,7 +220,10 @@ pub fn decode(
                 }
                 Decision::Resume
             }
-            Action::Forward => forward(space, addr, size, data_ro, data_rw, rec, counters, run_base, pending, false),
+            Action::Forward { region } => {
+                rec.region = region;
+                forward(space, addr, size, data_ro, data_rw, rec, counters, run_base, pending, false)
+            }
         },
         None => {
             if strict {
@@ -296,14 +306,15 @@ mod tests {
         assert_eq!(offset_of!(ExitRecord, space), offsets::SPACE);
         assert_eq!(offset_of!(ExitRecord, arg), offsets::ARG);
         assert_eq!(offset_of!(ExitRecord, arg2), offsets::ARG2);
+        assert_eq!(offset_of!(ExitRecord, region), offsets::REGION);
         assert_eq!(offset_of!(ExitRecord, data), offsets::DATA);
     }
 
     fn table() -> RangeTable {
         let mut t = RangeTable::new();
-        t.add(Space::Pio, 0x3f8, 8, Action::Forward).unwrap();
+        t.add(Space::Pio, 0x3f8, 8, Action::Forward { region: 0 }).unwrap();
         t.add(Space::Pio, 0x80, 1, Action::Ignore { read_value: 0x1234_5678 }).unwrap();
-        t.add(Space::Mmio, 0xd000_0000, 16, Action::Forward).unwrap();
+        t.add(Space::Mmio, 0xd000_0000, 16, Action::Forward { region: 0 }).unwrap();
         t
     }
 

@@ -10,7 +10,7 @@
 use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 use std::sync::{Mutex, Once};
 
-/// `stop()`: sticky until cleared by the caller.
+/// `stop()`: pending until the run it ends (or the next run) consumes it.
 pub const STOP: u32 = 1;
 /// Run deadline passed.
 pub const TIMEOUT: u32 = 2;
@@ -25,23 +25,17 @@ pub fn kick_signal() -> libc::c_int {
     libc::SIGRTMIN() + 5
 }
 
-extern "C" fn on_kick_signal(_: libc::c_int) {}
+extern "C" fn on_kick_signal(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {}
 
-/// Install the no-op handler once per process (without SA_RESTART, so the
-/// ioctl returns EINTR).
+/// Install the no-op handler once per process with vmm-sys-util (no
+/// SA_RESTART, so `KVM_RUN` returns EINTR).
 pub fn install_signal_handler() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        // SAFETY: a zeroed sigaction is a valid initial value; we fill the
-        // handler and an empty mask before passing it to sigaction, and the
-        // handler is async-signal-safe (it does nothing).
-        unsafe {
-            let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = on_kick_signal as *const () as usize;
-            sa.sa_flags = 0;
-            libc::sigemptyset(&mut sa.sa_mask);
-            libc::sigaction(kick_signal(), &sa, std::ptr::null_mut());
-        }
+        // The handler does nothing, so it is async-signal-safe; failure
+        // (an invalid signal number) cannot happen for SIGRTMIN + 5, and a
+        // missing handler would only make kicks rely on immediate_exit.
+        let _ = vmm_sys_util::signal::register_signal_handler(kick_signal(), on_kick_signal);
     });
 }
 

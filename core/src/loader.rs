@@ -42,6 +42,9 @@ fn bad(msg: impl Into<String>) -> Error {
 /// Parse and validate an ELF64 x86-64 executable for a guest of `mem_size`
 /// bytes (through [`elf::parse`], the one ELF parser).
 pub fn parse_elf(bytes: &[u8], mem_size: u64) -> Result<Image> {
+    if elf::is_elf(bytes) && bytes.get(4) == Some(&1) {
+        return Err(bad("not an ELF64 file (an ELF32 kernel needs a Multiboot header)"));
+    }
     let e = elf::parse(bytes)?;
     if !e.is64 {
         return Err(bad("not an ELF64 file (an ELF32 kernel needs a Multiboot header)"));

@@ -27,8 +27,12 @@ impl Space {
 /// What the core does with an access in a range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
-    /// Return from `run()` so a TypeScript plugin handles it.
-    Forward,
+    /// Return from `run()` so a TypeScript plugin handles it; `region` is
+    /// the caller's tag, written into the exit record.
+    Forward {
+        /// Caller's region tag.
+        region: u32,
+    },
     /// Handle in the Rust fast path: writes are swallowed, reads return the
     /// low bytes of `read_value` (little-endian).
     Ignore {
@@ -129,9 +133,9 @@ mod tests {
     #[test]
     fn add_lookup_remove() {
         let mut t = RangeTable::new();
-        t.add(Space::Pio, 0x3f8, 8, Action::Forward).unwrap();
+        t.add(Space::Pio, 0x3f8, 8, Action::Forward { region: 0 }).unwrap();
         t.add(Space::Pio, 0x80, 1, Action::Ignore { read_value: 0xff }).unwrap();
-        t.add(Space::Mmio, 0xfec0_0000, 0x100, Action::Forward).unwrap();
+        t.add(Space::Mmio, 0xfec0_0000, 0x100, Action::Forward { region: 0 }).unwrap();
         assert_eq!(t.lookup(Space::Pio, 0x3f8, 1).unwrap().base, 0x3f8);
         assert_eq!(t.lookup(Space::Pio, 0x3ff, 1).unwrap().base, 0x3f8);
         assert_eq!(t.lookup(Space::Pio, 0x3ff, 4).unwrap().base, 0x3f8, "ports decode by first port");
@@ -148,14 +152,14 @@ mod tests {
     #[test]
     fn rejects_overlap_and_bad_ranges() {
         let mut t = RangeTable::new();
-        t.add(Space::Pio, 0x100, 0x10, Action::Forward).unwrap();
+        t.add(Space::Pio, 0x100, 0x10, Action::Forward { region: 0 }).unwrap();
         for (b, l) in [(0x100, 1), (0xff, 2), (0x10f, 1), (0xf0, 0x100)] {
-            assert!(t.add(Space::Pio, b, l, Action::Forward).is_err(), "{b:#x}+{l}");
+            assert!(t.add(Space::Pio, b, l, Action::Forward { region: 0 }).is_err(), "{b:#x}+{l}");
         }
-        t.add(Space::Pio, 0x110, 1, Action::Forward).unwrap();
-        t.add(Space::Pio, 0xff, 1, Action::Forward).unwrap();
-        assert!(t.add(Space::Pio, 0, 0, Action::Forward).is_err());
-        assert!(t.add(Space::Pio, 0xffff, 2, Action::Forward).is_err());
-        assert!(t.add(Space::Mmio, u64::MAX, 2, Action::Forward).is_err());
+        t.add(Space::Pio, 0x110, 1, Action::Forward { region: 0 }).unwrap();
+        t.add(Space::Pio, 0xff, 1, Action::Forward { region: 0 }).unwrap();
+        assert!(t.add(Space::Pio, 0, 0, Action::Forward { region: 0 }).is_err());
+        assert!(t.add(Space::Pio, 0xffff, 2, Action::Forward { region: 0 }).is_err());
+        assert!(t.add(Space::Mmio, u64::MAX, 2, Action::Forward { region: 0 }).is_err());
     }
 }

@@ -6,6 +6,7 @@ use kvm_bindings::{
     kvm_irq_routing_entry, KvmIrqRouting, KVM_IRQCHIP_IOAPIC, KVM_IRQCHIP_PIC_MASTER, KVM_IRQCHIP_PIC_SLAVE,
     KVM_IRQ_ROUTING_IRQCHIP, KVM_IRQ_ROUTING_MSI,
 };
+use crate::ids::IdAllocator;
 use std::collections::BTreeMap;
 
 /// Number of IOAPIC pins (GSIs 0..24 belong to the IOAPIC).
@@ -36,7 +37,14 @@ pub enum Route {
 #[derive(Debug, Default, Clone)]
 pub struct RoutingTable {
     routes: BTreeMap<u32, Vec<Route>>,
-    next_msi_gsi: u32,
+    /// GSIs above the IOAPIC pins handed out for MSI routes (reused).
+    msi_gsis: IdAllocator,
+}
+
+impl Default for IdAllocator {
+    fn default() -> Self {
+        IdAllocator::new(IOAPIC_PINS, MAX_GSI)
+    }
 }
 
 /// True when `address` targets the LAPIC MSI window (SDM 11.11.1).
@@ -73,7 +81,7 @@ impl RoutingTable {
 
     /// No routes (split irqchip: our IOAPIC installs MSI routes).
     pub fn empty() -> Self {
-        RoutingTable { routes: BTreeMap::new(), next_msi_gsi: IOAPIC_PINS }
+        RoutingTable { routes: BTreeMap::new(), msi_gsis: IdAllocator::default() }
     }
 
     /// Set the MSI route of `gsi`, replacing its previous routes.
@@ -93,17 +101,25 @@ impl RoutingTable {
         self.routes.remove(&gsi).is_some()
     }
 
-    /// Reserve a free GSI above the IOAPIC pins for an MSI route.
+    /// Reserve the lowest free GSI above the IOAPIC pins for an MSI route
+    /// (GSIs released with [`RoutingTable::release_gsi`] are reused).
     pub fn allocate_gsi(&mut self) -> Result<u32> {
-        let mut g = self.next_msi_gsi.max(IOAPIC_PINS);
-        while self.routes.contains_key(&g) {
-            g += 1;
+        loop {
+            let g = self.msi_gsis.allocate().ok_or_else(|| Error::invalid("no free GSI"))?;
+            // Skip a GSI the caller routed directly without allocating it.
+            if !self.routes.contains_key(&g) {
+                return Ok(g);
+            }
         }
-        if g > MAX_GSI {
-            return Err(Error::invalid("no free GSI"));
+    }
+
+    /// Release an allocated GSI and its routes. Returns whether routes
+    /// were removed (the table must then be committed).
+    pub fn release_gsi(&mut self, gsi: u32) -> Result<bool> {
+        if !self.msi_gsis.release(gsi) {
+            return Err(Error::invalid(format!("GSI {gsi} was not allocated")));
         }
-        self.next_msi_gsi = g + 1;
-        Ok(g)
+        Ok(self.clear(gsi))
     }
 
     /// Routes of one GSI.
@@ -178,6 +194,12 @@ mod tests {
         assert_eq!(t.get(3).len(), 1, "MSI route replaces irqchip routes");
         assert!(t.clear(3));
         assert!(!t.clear(3));
+        // Released GSIs are reused, lowest first.
+        assert!(t.release_gsi(24).unwrap(), "its route is removed");
+        assert!(t.release_gsi(24).is_err(), "double release");
+        assert_eq!(t.allocate_gsi().unwrap(), 24);
+        t.set_msi(26, a, d).unwrap();
+        assert_eq!(t.allocate_gsi().unwrap(), 27, "a directly routed GSI is skipped");
     }
 
     #[test]

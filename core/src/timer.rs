@@ -1,15 +1,15 @@
-//! Drift-free periodic ticks: a thread per armed timer waits on a timerfd
-//! armed with an absolute first deadline (`TFD_TIMER_ABSTIME`) and a fixed
-//! `it_interval`, and writes the eventfd of an irqfd on each expiration.
-//! Expirations that pile up (timerfd read value > 1) are counted as missed
-//! and delivered as one tick: the guest is never flooded.
+//! Drift-free tick timers: a non-blocking timerfd with an absolute first
+//! deadline (`TFD_TIMER_ABSTIME`) and `it_interval`, served by the VM's
+//! event thread ([`crate::events`]), which writes the target irqfd once
+//! per expiration batch. A late wake-up coalesces expirations (counted in
+//! [`TimerStats::missed`]); it never shifts the later deadlines, so there
+//! is no drift. [`Pacing::RelativeSleep`] re-arms one relative period
+//! after each tick instead, which drifts; it is kept only as the baseline
+//! of the timer benchmark.
 
 use crate::error::{Error, Result};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
-use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
 /// Counters of one timer, readable from any thread.
 #[derive(Debug, Default)]
@@ -18,135 +18,101 @@ pub struct TimerStats {
     pub ticks: AtomicU64,
     /// Expirations coalesced because the thread woke late.
     pub missed: AtomicU64,
-    /// CPU time used by the timer thread (ns).
-    pub cpu_ns: AtomicU64,
     /// Current period (ns), 0 when disarmed.
     pub period_ns: AtomicU64,
-    /// 1 when the thread got real-time (SCHED_FIFO) priority.
-    pub realtime: AtomicU64,
 }
 
 /// How ticks are paced.
+#[repr(u32)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pacing {
     /// timerfd with an absolute first deadline and `it_interval`: no drift.
-    Absolute,
-    /// A thread that sleeps `period` between ticks (what Hyperlight does).
-    /// It drifts by the wake-up latency of every tick; kept only as the
-    /// baseline of the timer benchmark.
-    RelativeSleep,
+    Absolute = 0,
+    /// One relative period from each tick (what Hyperlight's sleeping
+    /// thread does): drifts by every wake-up latency; benchmark baseline.
+    RelativeSleep = 1,
 }
 
-/// A periodic tick source feeding `target` (an irqfd's eventfd).
-pub struct TickTimer {
-    pacing: Pacing,
-    target: Arc<EventFd>,
-    stats: Arc<TimerStats>,
-    running: Option<(JoinHandle<()>, EventFd)>,
-    timerfd: Arc<OwnedFd>,
-}
+/// A CLOCK_MONOTONIC timerfd (non-blocking: a disarm racing with the
+/// event thread's read must not block it).
+#[derive(Debug)]
+pub struct Timerfd(OwnedFd);
 
 fn timespec(ns: u64) -> libc::timespec {
     libc::timespec { tv_sec: (ns / 1_000_000_000) as libc::time_t, tv_nsec: (ns % 1_000_000_000) as libc::c_long }
 }
 
-fn monotonic_ns() -> u64 {
+/// CLOCK_MONOTONIC in ns.
+pub fn monotonic_ns() -> u64 {
+    clock_ns(libc::CLOCK_MONOTONIC)
+}
+
+/// CPU time of the calling thread in ns.
+pub fn thread_cpu_ns() -> u64 {
+    clock_ns(libc::CLOCK_THREAD_CPUTIME_ID)
+}
+
+fn clock_ns(clock: libc::clockid_t) -> u64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: ts is a valid out pointer.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    // SAFETY: ts is a valid out pointer; both clocks always exist on Linux.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-fn thread_cpu_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: ts is a valid out pointer.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
-impl TickTimer {
-    /// A disarmed timer that will write `target` on each tick.
-    pub fn new(target: Arc<EventFd>) -> Result<Self> {
-        // Non-blocking: `disarm` may clear a pending expiration between the
-        // tick thread's poll and its read; a blocking read would then hang
-        // the thread (and the join in `disarm`) forever.
+impl Timerfd {
+    /// A disarmed timerfd.
+    pub fn new() -> Result<Self> {
         // SAFETY: plain syscall; the result is checked before use.
         let fd = unsafe { libc::timerfd_create(libc::CLOCK_MONOTONIC, libc::TFD_CLOEXEC | libc::TFD_NONBLOCK) };
         if fd < 0 {
             return Err(Error::os("timerfd_create", std::io::Error::last_os_error()));
         }
-        // SAFETY: fd is a fresh descriptor we own.
-        let timerfd = Arc::new(unsafe { OwnedFd::from_raw_fd(fd) });
-        Ok(TickTimer { pacing: Pacing::Absolute, target, stats: Arc::new(TimerStats::default()), running: None, timerfd })
+        // SAFETY: fd is a fresh descriptor nobody else owns.
+        Ok(Timerfd(unsafe { OwnedFd::from_raw_fd(fd) }))
     }
 
-    /// Choose the pacing (takes effect at the next arm of a stopped timer).
-    pub fn set_pacing(&mut self, pacing: Pacing) {
-        self.pacing = pacing;
-    }
-
-    /// Shared counters.
-    pub fn stats(&self) -> Arc<TimerStats> {
-        self.stats.clone()
-    }
-
-    /// True while the timer thread runs.
-    pub fn armed(&self) -> bool {
-        self.running.is_some()
-    }
-
-    fn settime(&self, first_abs_ns: u64, period_ns: u64) -> Result<()> {
-        let spec = libc::itimerspec { it_interval: timespec(period_ns), it_value: timespec(first_abs_ns) };
-        // SAFETY: the timerfd is owned by self; spec is a valid itimerspec.
-        let r = unsafe {
-            libc::timerfd_settime(self.timerfd.as_raw_fd(), libc::TFD_TIMER_ABSTIME, &spec, std::ptr::null_mut())
-        };
+    fn settime(&self, flags: libc::c_int, first_ns: u64, period_ns: u64) -> Result<()> {
+        let spec = libc::itimerspec { it_interval: timespec(period_ns), it_value: timespec(first_ns) };
+        // SAFETY: the fd is owned by self; spec is a valid itimerspec.
+        let r = unsafe { libc::timerfd_settime(self.0.as_raw_fd(), flags, &spec, std::ptr::null_mut()) };
         if r < 0 {
             return Err(Error::os("timerfd_settime", std::io::Error::last_os_error()));
         }
         Ok(())
     }
 
-    /// Arm (or re-arm) with `period_ns`; the first tick is one period from now.
-    pub fn arm(&mut self, period_ns: u64) -> Result<()> {
-        if period_ns == 0 {
-            return Err(Error::invalid("timer period must be > 0"));
-        }
-        if self.pacing == Pacing::Absolute {
-            self.settime(monotonic_ns() + period_ns, period_ns)?;
-        }
-        self.stats.period_ns.store(period_ns, Ordering::SeqCst);
-        if self.running.is_none() {
-            let stop = EventFd::new(EFD_NONBLOCK).map_err(|e| Error::os("eventfd", e))?;
-            let stop2 = stop.try_clone().map_err(|e| Error::os("eventfd clone", e))?;
-            let (tfd, target, stats) = (self.timerfd.clone(), self.target.clone(), self.stats.clone());
-            let pacing = self.pacing;
-            let h = std::thread::Builder::new()
-                .name("dv-timer".into())
-                .spawn(move || match pacing {
-                    Pacing::Absolute => tick_loop(&tfd, &stop2, &target, &stats),
-                    Pacing::RelativeSleep => sleep_loop(&stop2, &target, &stats),
-                })
-                .map_err(|e| Error::os("spawn timer thread", e))?;
-            self.running = Some((h, stop));
-        }
-        Ok(())
+    /// First expiration at absolute monotonic `first_ns`, then every
+    /// `period_ns` (0: once).
+    pub fn set_absolute(&self, first_ns: u64, period_ns: u64) -> Result<()> {
+        self.settime(libc::TFD_TIMER_ABSTIME, first_ns.max(1), period_ns)
     }
 
-    /// Stop ticking and join the thread. Idempotent.
-    pub fn disarm(&mut self) {
-        let _ = self.settime(0, 0);
-        self.stats.period_ns.store(0, Ordering::SeqCst);
-        if let Some((h, stop)) = self.running.take() {
-            let _ = stop.write(1);
-            let _ = h.join();
+    /// One expiration `ns` from now.
+    pub fn set_relative(&self, ns: u64) -> Result<()> {
+        self.settime(0, ns.max(1), 0)
+    }
+
+    /// Disarm (pending expirations are dropped).
+    pub fn disarm(&self) -> Result<()> {
+        self.settime(0, 0, 0)
+    }
+
+    /// Expirations since the last read (0 when none, e.g. after a disarm).
+    pub fn read(&self) -> u64 {
+        let mut n = 0u64;
+        // SAFETY: reading 8 bytes into a u64 from our non-blocking timerfd.
+        let got = unsafe { libc::read(self.0.as_raw_fd(), &mut n as *mut u64 as *mut libc::c_void, 8) };
+        if got == 8 {
+            n
+        } else {
+            0
         }
     }
 }
 
-impl Drop for TickTimer {
-    fn drop(&mut self) {
-        self.disarm();
+impl AsRawFd for Timerfd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0.as_raw_fd()
     }
 }
 
@@ -155,7 +121,7 @@ impl Drop for TickTimer {
 /// priority where the process may use it (root / CAP_SYS_NICE), so a busy
 /// vCPU thread on the same core cannot delay the tick. Returns whether
 /// real-time priority was granted.
-fn make_precise() -> bool {
+pub fn make_precise() -> bool {
     // SAFETY: PR_SET_TIMERSLACK takes an unsigned long and affects only the
     // calling thread.
     unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0) };
@@ -164,57 +130,12 @@ fn make_precise() -> bool {
     unsafe { libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_FIFO, &param) == 0 }
 }
 
-fn tick_loop(tfd: &OwnedFd, stop: &EventFd, target: &EventFd, stats: &TimerStats) {
-    stats.realtime.store(make_precise() as u64, Ordering::Relaxed);
-    let mut fds = [
-        libc::pollfd { fd: tfd.as_raw_fd(), events: libc::POLLIN, revents: 0 },
-        libc::pollfd { fd: stop.as_raw_fd(), events: libc::POLLIN, revents: 0 },
-    ];
-    loop {
-        // SAFETY: fds is a valid array of two pollfd.
-        let r = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
-        if r < 0 {
-            if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            break;
-        }
-        if fds[1].revents != 0 {
-            break;
-        }
-        if fds[0].revents & libc::POLLIN != 0 {
-            let mut n = 0u64;
-            // SAFETY: reading 8 bytes into a u64 from our timerfd.
-            let got = unsafe { libc::read(tfd.as_raw_fd(), &mut n as *mut u64 as *mut libc::c_void, 8) };
-            if got == 8 && n > 0 {
-                let _ = target.write(1);
-                stats.ticks.fetch_add(1, Ordering::Relaxed);
-                stats.missed.fetch_add(n - 1, Ordering::Relaxed);
-            }
-            stats.cpu_ns.store(thread_cpu_ns(), Ordering::Relaxed);
-        }
+impl TimerStats {
+    /// Count one expiration batch of `n` (> 0) expirations.
+    pub fn note(&self, n: u64) {
+        self.ticks.fetch_add(1, Ordering::Relaxed);
+        self.missed.fetch_add(n - 1, Ordering::Relaxed);
     }
-    stats.cpu_ns.store(thread_cpu_ns(), Ordering::Relaxed);
-}
-
-fn sleep_loop(stop: &EventFd, target: &EventFd, stats: &TimerStats) {
-    stats.realtime.store(make_precise() as u64, Ordering::Relaxed);
-    let mut fd = libc::pollfd { fd: stop.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-    loop {
-        let period = stats.period_ns.load(Ordering::SeqCst).max(1);
-        let ts = timespec(period);
-        let mut rem = timespec(0);
-        // SAFETY: ts and rem are valid timespecs.
-        unsafe { libc::nanosleep(&ts, &mut rem) };
-        // SAFETY: fd is a valid pollfd; zero timeout only checks for stop.
-        if unsafe { libc::poll(&mut fd, 1, 0) } != 0 {
-            break;
-        }
-        let _ = target.write(1);
-        stats.ticks.fetch_add(1, Ordering::Relaxed);
-        stats.cpu_ns.store(thread_cpu_ns(), Ordering::Relaxed);
-    }
-    stats.cpu_ns.store(thread_cpu_ns(), Ordering::Relaxed);
 }
 
 #[cfg(test)]
@@ -222,19 +143,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ticks_and_stops() {
-        let efd = Arc::new(EventFd::new(EFD_NONBLOCK).unwrap());
-        let mut t = TickTimer::new(efd.clone()).unwrap();
-        assert!(t.arm(0).is_err());
-        t.arm(1_000_000).unwrap();
-        assert!(t.armed());
-        std::thread::sleep(std::time::Duration::from_millis(30));
-        t.disarm();
-        let ticks = t.stats().ticks.load(Ordering::SeqCst);
-        assert!(ticks >= 5, "ticks {ticks}");
-        // every tick wrote the eventfd once (its counter sums the writes)
-        assert_eq!(efd.read().unwrap(), ticks);
-        assert!(!t.armed());
-        t.disarm();
+    fn absolute_timerfd_expires_and_disarms() {
+        let t = Timerfd::new().unwrap();
+        assert_eq!(t.read(), 0, "disarmed");
+        t.set_absolute(monotonic_ns() + 1_000_000, 1_000_000).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert!(t.read() >= 5);
+        t.disarm().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(3));
+        assert_eq!(t.read(), 0, "no expiration after disarm");
     }
 }

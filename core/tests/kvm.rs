@@ -28,9 +28,9 @@ fn record(vm: &Vm) -> &ExitRecord {
 /// Run, printing serial output, until the debug-exit port is written.
 fn run_to_exit(vm: &Arc<Vm>) -> (u64, String) {
     let mut out = String::new();
-    vm.range_add(Space::Pio, 0x3f8, 8, Action::Forward).unwrap();
-    vm.range_add(Space::Pio, 0xf4, 4, Action::Forward).unwrap();
-    vm.alarm(2, 5_000_000_000).unwrap();
+    vm.range_add(Space::Pio, 0x3f8, 8, Action::Forward { region: 0 }).unwrap();
+    vm.range_add(Space::Pio, 0xf4, 4, Action::Forward { region: 0 }).unwrap();
+    vm.alarm(denovmm_core::kick::TIMEOUT, 5_000_000_000).unwrap();
     loop {
         let r = vm.run(0).unwrap();
         let rec = record(vm);
@@ -83,9 +83,13 @@ fn stop_kicks_a_spinning_vcpu() {
     });
     assert_eq!(vm.run(0).unwrap(), Reason::Stopped);
     t.join().unwrap();
-    assert_eq!(vm.run(0).unwrap(), Reason::Stopped, "stop is sticky");
-    vm.clear_stop();
-    vm.alarm(2, 20_000_000).unwrap();
+    // The stop was consumed by the run it ended: the next run resumes.
+    vm.alarm(denovmm_core::kick::TIMEOUT, 20_000_000).unwrap();
+    assert_eq!(vm.run(0).unwrap(), Reason::Timeout);
+    // A stop before the run is not lost: exactly the next run returns it.
+    vm.stop();
+    assert_eq!(vm.run(0).unwrap(), Reason::Stopped);
+    vm.alarm(denovmm_core::kick::TIMEOUT, 20_000_000).unwrap();
     assert_eq!(vm.run(0).unwrap(), Reason::Timeout);
 }
 
@@ -114,12 +118,12 @@ fn split_irqchip_boots() {
 fn run_level(mode: IrqchipMode, delay_ms: u64) -> (u64, [u64; 7]) {
     let elf = guest("level_irq").unwrap();
     let vm = vm(mode);
-    vm.range_add(Space::Pio, 0x2f1, 1, Action::Forward).unwrap();
+    vm.range_add(Space::Pio, 0x2f1, 1, Action::Forward { region: 0 }).unwrap();
     vm.range_add(Space::Pio, 0x3f8, 8, Action::Ignore { read_value: 0x60 }).unwrap();
-    vm.range_add(Space::Pio, 0xf4, 4, Action::Forward).unwrap();
-    vm.range_add(Space::Mmio, 0xfec0_0000, 0x100, Action::Forward).unwrap();
+    vm.range_add(Space::Pio, 0xf4, 4, Action::Forward { region: 0 }).unwrap();
+    vm.range_add(Space::Mmio, 0xfec0_0000, 0x100, Action::Forward { region: 0 }).unwrap();
     vm.load_elf(&elf, [10, 0x70, 5, 100]).unwrap();
-    vm.alarm(2, 3_000_000_000).unwrap();
+    vm.alarm(denovmm_core::kick::TIMEOUT, 3_000_000_000).unwrap();
     let mut id = None;
     // a minimal userspace IOAPIC: remember the redirection entry writes
     let mut sel = 0u32;

@@ -94,9 +94,9 @@ fn round(elf: &[u8], a: &Args) -> Result<Round, String> {
     let vm = Arc::new(
         Vm::new(VmConfig { mem_size: 16 << 20, irqchip: IrqchipMode::Kernel, strict: false }).map_err(e("create VM"))?,
     );
-    let action = if a.forward { Action::Forward } else { Action::Ignore { read_value: 0xffff_ffff } };
+    let action = if a.forward { Action::Forward { region: 0 } } else { Action::Ignore { read_value: 0xffff_ffff } };
     vm.range_add(Space::Pio, a.port, 1, action).map_err(e("port range"))?;
-    vm.range_add(Space::Pio, DEBUG_EXIT_PORT, 4, Action::Forward).map_err(e("debug-exit range"))?;
+    vm.range_add(Space::Pio, DEBUG_EXIT_PORT, 4, Action::Forward { region: 0 }).map_err(e("debug-exit range"))?;
     vm.load_elf(elf, [a.port, a.count, 0, 0]).map_err(e("load"))?;
     let rec = vm.record(0).map_err(e("record"))? as *const ExitRecord;
     let mut handled = 0u64;

@@ -1,0 +1,521 @@
+//! The VM's event thread: one epoll loop serving every host-side event
+//! source of a VM — tick timers, level sources (resample eventfds) and
+//! the run-timeout / wake-up alarm. It is created when the first of them
+//! is, so a VM that uses none has no thread besides its vCPUs; it exits
+//! when the VM shuts down.
+
+use crate::error::{Error, Result};
+use crate::ids::IdAllocator;
+use crate::kick::{Kick, POLL, TIMEOUT, WAKE};
+use crate::level_source::LevelSource;
+use crate::timer::{make_precise, monotonic_ns, thread_cpu_ns, Pacing, TimerStats, Timerfd};
+use std::collections::HashMap;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use vmm_sys_util::epoll::{ControlOperation, Epoll, EpollEvent, EventSet};
+use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
+
+/// Name of the thread (tests count threads by it).
+pub const THREAD_NAME: &str = "dv-events";
+/// Most ids of one kind (timers, level sources) per VM.
+pub const MAX_SOURCES: u32 = 4096;
+
+/// epoll tokens: kind in the high half, id in the low half.
+const CONTROL: u64 = 0;
+const ALARM: u64 = 1 << 32;
+const TIMER: u64 = 2 << 32;
+const LEVEL: u64 = 3 << 32;
+
+/// A tick timer: a timerfd writing an irqfd's eventfd.
+pub struct Timer {
+    tfd: Timerfd,
+    target: Arc<EventFd>,
+    pacing: Pacing,
+    stats: Arc<TimerStats>,
+    /// Resources the VM releases with the timer (irqfd id, owned GSI).
+    pub irqfd_id: u32,
+    /// GSI allocated for the timer's MSI route, if any.
+    pub owned_gsi: Option<u32>,
+}
+
+impl Timer {
+    fn on_expire(&self) {
+        let n = self.tfd.read();
+        if n == 0 {
+            return;
+        }
+        let _ = self.target.write(1);
+        self.stats.note(n);
+        if self.pacing == Pacing::RelativeSleep {
+            let p = self.stats.period_ns.load(Ordering::SeqCst);
+            if p > 0 {
+                let _ = self.tfd.set_relative(p);
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct State {
+    quit: bool,
+    timers: HashMap<u32, Timer>,
+    timer_ids: Option<IdAllocator>,
+    levels: HashMap<u32, LevelSource>,
+    level_ids: Option<IdAllocator>,
+    timeout_at: Option<u64>,
+    wake_at: Option<u64>,
+    next_poll_ns: u64,
+}
+
+struct Shared {
+    epoll: Epoll,
+    control: EventFd,
+    alarm: Timerfd,
+    state: Mutex<State>,
+    kicks: Vec<Arc<Kick>>,
+    /// Split irqchip: ask vCPU 0 to check level assertions left without EOI.
+    poll_levels: bool,
+    realtime: AtomicBool,
+    cpu_ns: AtomicU64,
+}
+
+/// The event thread of one VM (started lazily).
+pub struct Events {
+    kicks: Vec<Arc<Kick>>,
+    poll_levels: bool,
+    running: Mutex<Option<(Arc<Shared>, JoinHandle<()>)>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn ids(slot: &mut Option<IdAllocator>) -> &mut IdAllocator {
+    slot.get_or_insert_with(|| IdAllocator::new(1, MAX_SOURCES))
+}
+
+/// Thread-level counters of the event thread.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ThreadStats {
+    /// True while the thread exists.
+    pub running: bool,
+    /// SCHED_FIFO was granted.
+    pub realtime: bool,
+    /// CPU time of the thread (ns).
+    pub cpu_ns: u64,
+}
+
+impl Events {
+    /// No thread yet; `kicks` are the vCPUs' kick states.
+    pub fn new(kicks: Vec<Arc<Kick>>, poll_levels: bool) -> Self {
+        Events { kicks, poll_levels, running: Mutex::new(None) }
+    }
+
+    fn shared(&self) -> Result<Arc<Shared>> {
+        let mut g = lock(&self.running);
+        if let Some((s, _)) = g.as_ref() {
+            return Ok(s.clone());
+        }
+        let epoll = Epoll::new().map_err(|e| Error::os("epoll_create", e))?;
+        let control = EventFd::new(EFD_NONBLOCK).map_err(|e| Error::os("eventfd", e))?;
+        let alarm = Timerfd::new()?;
+        for (fd, token) in [(control.as_raw_fd(), CONTROL), (alarm.as_raw_fd(), ALARM)] {
+            epoll
+                .ctl(ControlOperation::Add, fd, EpollEvent::new(EventSet::IN, token))
+                .map_err(|e| Error::os("epoll_ctl", e))?;
+        }
+        let shared = Arc::new(Shared {
+            epoll,
+            control,
+            alarm,
+            state: Mutex::new(State::default()),
+            kicks: self.kicks.clone(),
+            poll_levels: self.poll_levels,
+            realtime: AtomicBool::new(false),
+            cpu_ns: AtomicU64::new(0),
+        });
+        let s2 = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name(THREAD_NAME.into())
+            .spawn(move || event_loop(&s2))
+            .map_err(|e| Error::os("spawn event thread", e))?;
+        *g = Some((shared.clone(), thread));
+        Ok(shared)
+    }
+
+    fn existing(&self) -> Option<Arc<Shared>> {
+        lock(&self.running).as_ref().map(|(s, _)| s.clone())
+    }
+
+    /// Thread counters.
+    pub fn thread_stats(&self) -> ThreadStats {
+        match self.existing() {
+            None => ThreadStats::default(),
+            Some(s) => ThreadStats {
+                running: true,
+                realtime: s.realtime.load(Ordering::Relaxed),
+                cpu_ns: s.cpu_ns.load(Ordering::Relaxed),
+            },
+        }
+    }
+
+    /// Add a disarmed timer writing `target`; returns its id.
+    pub fn timer_add(&self, target: Arc<EventFd>, irqfd_id: u32, owned_gsi: Option<u32>) -> Result<u32> {
+        let s = self.shared()?;
+        let tfd = Timerfd::new()?;
+        let mut st = lock(&s.state);
+        let id = ids(&mut st.timer_ids).allocate().ok_or_else(|| Error::invalid("too many timers"))?;
+        if let Err(e) = s.epoll.ctl(ControlOperation::Add, tfd.as_raw_fd(), EpollEvent::new(EventSet::IN, TIMER | id as u64)) {
+            ids(&mut st.timer_ids).release(id);
+            return Err(Error::os("epoll_ctl(timer)", e));
+        }
+        let stats = Arc::new(TimerStats::default());
+        st.timers.insert(id, Timer { tfd, target, pacing: Pacing::Absolute, stats, irqfd_id, owned_gsi });
+        Ok(id)
+    }
+
+    fn with_timer<R>(&self, id: u32, f: impl FnOnce(&mut Timer) -> Result<R>) -> Result<R> {
+        let s = self.existing().ok_or_else(|| Error::invalid(format!("no timer {id}")))?;
+        let mut st = lock(&s.state);
+        f(st.timers.get_mut(&id).ok_or_else(|| Error::invalid(format!("no timer {id}")))?)
+    }
+
+    /// Arm (or re-arm) a timer: first tick one period from now.
+    pub fn timer_arm(&self, id: u32, period_ns: u64) -> Result<()> {
+        if period_ns == 0 {
+            return Err(Error::invalid("timer period must be > 0"));
+        }
+        self.with_timer(id, |t| {
+            match t.pacing {
+                Pacing::Absolute => t.tfd.set_absolute(monotonic_ns() + period_ns, period_ns)?,
+                Pacing::RelativeSleep => t.tfd.set_relative(period_ns)?,
+            }
+            t.stats.period_ns.store(period_ns, Ordering::SeqCst);
+            Ok(())
+        })
+    }
+
+    /// Disarm a timer.
+    pub fn timer_disarm(&self, id: u32) -> Result<()> {
+        self.with_timer(id, |t| {
+            t.stats.period_ns.store(0, Ordering::SeqCst);
+            t.tfd.disarm()
+        })
+    }
+
+    /// Set a timer's pacing (takes effect at its next arm).
+    pub fn timer_set_pacing(&self, id: u32, pacing: Pacing) -> Result<()> {
+        self.with_timer(id, |t| {
+            t.pacing = pacing;
+            Ok(())
+        })
+    }
+
+    /// A timer's counters.
+    pub fn timer_stats(&self, id: u32) -> Result<Arc<TimerStats>> {
+        self.with_timer(id, |t| Ok(t.stats.clone()))
+    }
+
+    /// Remove a timer; returns it so the VM can release its irqfd/route.
+    pub fn timer_remove(&self, id: u32) -> Result<Timer> {
+        let s = self.existing().ok_or_else(|| Error::invalid(format!("no timer {id}")))?;
+        let mut st = lock(&s.state);
+        let t = st.timers.remove(&id).ok_or_else(|| Error::invalid(format!("no timer {id}")))?;
+        let _ = s.epoll.ctl(ControlOperation::Delete, t.tfd.as_raw_fd(), EpollEvent::default());
+        ids(&mut st.timer_ids).release(id);
+        Ok(t)
+    }
+
+    /// Ids of every timer.
+    pub fn timer_ids(&self) -> Vec<u32> {
+        self.existing().map(|s| lock(&s.state).timers.keys().copied().collect()).unwrap_or_default()
+    }
+
+    /// Number of armed timers.
+    pub fn timers_armed(&self) -> usize {
+        self.existing()
+            .map(|s| lock(&s.state).timers.values().filter(|t| t.stats.period_ns.load(Ordering::SeqCst) > 0).count())
+            .unwrap_or(0)
+    }
+
+    /// Disarm every timer (stop, shutdown).
+    pub fn disarm_all(&self) {
+        if let Some(s) = self.existing() {
+            for t in lock(&s.state).timers.values() {
+                t.stats.period_ns.store(0, Ordering::SeqCst);
+                let _ = t.tfd.disarm();
+            }
+        }
+    }
+
+    /// Add a level source; returns its id.
+    pub fn level_add(&self, src: LevelSource) -> Result<u32> {
+        let s = self.shared()?;
+        let mut st = lock(&s.state);
+        let id = ids(&mut st.level_ids).allocate().ok_or_else(|| Error::invalid("too many level sources"))?;
+        let ev = EpollEvent::new(EventSet::IN, LEVEL | id as u64);
+        if let Err(e) = s.epoll.ctl(ControlOperation::Add, src.resample.as_raw_fd(), ev) {
+            ids(&mut st.level_ids).release(id);
+            return Err(Error::os("epoll_ctl(level)", e));
+        }
+        st.levels.insert(id, src);
+        Ok(id)
+    }
+
+    /// Run `f` on a level source.
+    pub fn with_level<R>(&self, id: u32, f: impl FnOnce(&LevelSource) -> R) -> Result<R> {
+        let s = self.existing().ok_or_else(|| Error::invalid(format!("no level source {id}")))?;
+        let st = lock(&s.state);
+        Ok(f(st.levels.get(&id).ok_or_else(|| Error::invalid(format!("no level source {id}")))?))
+    }
+
+    /// Add `n` work items to a level source (asserts at once if idle).
+    pub fn level_work(&self, id: u32, n: u64) -> Result<()> {
+        self.with_level(id, |l| {
+            l.stats.pending.fetch_add(n, Ordering::SeqCst);
+            l.maybe_assert();
+        })?;
+        // Wake the thread so it schedules the no-EOI poll.
+        self.existing().map(|s| s.control.write(1)).transpose().map_err(|e| Error::os("eventfd", e))?;
+        Ok(())
+    }
+
+    /// Level sources with an outstanding assertion: (gsi, stats).
+    pub fn outstanding_levels(&self) -> Vec<(u32, Arc<crate::level_source::LevelStats>)> {
+        self.existing()
+            .map(|s| lock(&s.state).levels.values().filter(|l| l.outstanding()).map(|l| (l.gsi, l.stats.clone())).collect())
+            .unwrap_or_default()
+    }
+
+    /// Remove a level source; returns it so the VM can release its irqfd.
+    pub fn level_remove(&self, id: u32) -> Result<LevelSource> {
+        let s = self.existing().ok_or_else(|| Error::invalid(format!("no level source {id}")))?;
+        let mut st = lock(&s.state);
+        let l = st.levels.remove(&id).ok_or_else(|| Error::invalid(format!("no level source {id}")))?;
+        let _ = s.epoll.ctl(ControlOperation::Delete, l.resample.as_raw_fd(), EpollEvent::default());
+        ids(&mut st.level_ids).release(id);
+        Ok(l)
+    }
+
+    /// Ids of every level source.
+    pub fn level_ids(&self) -> Vec<u32> {
+        self.existing().map(|s| lock(&s.state).levels.keys().copied().collect()).unwrap_or_default()
+    }
+
+    /// Set (`ns` > 0, from now) or cancel (0) the run timeout
+    /// ([`TIMEOUT`]) or a wake-up ([`WAKE`]). Cancelling never starts the
+    /// thread.
+    pub fn alarm(&self, kind: u32, ns: u64) -> Result<()> {
+        let s = match (ns, self.existing()) {
+            (0, None) => return Ok(()),
+            (0, Some(s)) => s,
+            _ => self.shared()?,
+        };
+        let when = (ns > 0).then(|| monotonic_ns().saturating_add(ns));
+        let mut st = lock(&s.state);
+        match kind {
+            TIMEOUT => st.timeout_at = when,
+            WAKE => st.wake_at = when,
+            _ => return Err(Error::invalid(format!("bad alarm kind {kind}"))),
+        }
+        arm_alarm(&s, &st)
+    }
+
+    /// Stop the thread (joins it); sources are dropped.
+    pub fn shutdown(&self) {
+        let Some((s, t)) = lock(&self.running).take() else { return };
+        {
+            let mut st = lock(&s.state);
+            st.quit = true;
+            st.timers.clear();
+            st.levels.clear();
+        }
+        let _ = s.control.write(1);
+        let _ = t.join();
+    }
+}
+
+fn arm_alarm(s: &Shared, st: &State) -> Result<()> {
+    match [st.timeout_at, st.wake_at].into_iter().flatten().min() {
+        Some(t) => s.alarm.set_absolute(t, 0),
+        None => s.alarm.disarm(),
+    }
+}
+
+fn fire_alarms(s: &Shared, st: &mut State) {
+    let _ = s.alarm.read();
+    let now = monotonic_ns();
+    let mut fire = 0;
+    if st.timeout_at.is_some_and(|t| t <= now) {
+        st.timeout_at = None;
+        fire |= TIMEOUT;
+    }
+    if st.wake_at.is_some_and(|t| t <= now) {
+        st.wake_at = None;
+        fire |= WAKE;
+    }
+    if fire != 0 {
+        for k in &s.kicks {
+            k.kick(fire);
+        }
+    }
+    let _ = arm_alarm(s, st);
+}
+
+fn event_loop(s: &Shared) {
+    s.realtime.store(make_precise(), Ordering::Relaxed);
+    let mut events = vec![EpollEvent::default(); 32];
+    loop {
+        let timeout_ms = {
+            let st = lock(&s.state);
+            if st.quit {
+                break;
+            }
+            // Wake for the no-EOI poll while an assertion is outstanding.
+            let polling = s.poll_levels && st.levels.values().any(|l| l.outstanding());
+            if polling {
+                (POLL_MS).max(1)
+            } else {
+                -1
+            }
+        };
+        let n = match s.epoll.wait(timeout_ms, &mut events) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        };
+        let mut st = lock(&s.state);
+        if st.quit {
+            break;
+        }
+        for ev in &events[..n] {
+            let token = ev.data();
+            let id = token as u32;
+            match token & !0xffff_ffff {
+                CONTROL => {
+                    let _ = s.control.read();
+                }
+                ALARM => fire_alarms(s, &mut st),
+                TIMER => {
+                    if let Some(t) = st.timers.get(&id) {
+                        t.on_expire();
+                    }
+                }
+                LEVEL => {
+                    if let Some(l) = st.levels.get(&id) {
+                        l.on_resample();
+                    }
+                }
+                _ => {}
+            }
+        }
+        for l in st.levels.values() {
+            l.maybe_assert();
+        }
+        if s.poll_levels {
+            let now = monotonic_ns();
+            let due = st.levels.values().filter_map(|l| l.poll_due_ns()).min();
+            if due.is_some_and(|d| d <= now) && now >= st.next_poll_ns {
+                st.next_poll_ns = now + crate::level_source::POLL_AFTER_NS;
+                if let Some(k) = s.kicks.first() {
+                    k.kick(POLL);
+                }
+            }
+        }
+        drop(st);
+        s.cpu_ns.store(thread_cpu_ns(), Ordering::Relaxed);
+    }
+    s.cpu_ns.store(thread_cpu_ns(), Ordering::Relaxed);
+}
+
+/// epoll timeout while a level assertion waits for its EOI (ms).
+const POLL_MS: i32 = (crate::level_source::POLL_AFTER_NS / 1_000_000) as i32;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn thread_count() -> usize {
+        std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter(|e| {
+                let p = e.as_ref().unwrap().path().join("comm");
+                std::fs::read_to_string(p).map(|c| c.trim() == THREAD_NAME).unwrap_or(false)
+            })
+            .count()
+    }
+
+    #[test]
+    fn lazily_started_ticks_and_reuses_ids() {
+        let ev = Events::new(vec![], false);
+        ev.alarm(TIMEOUT, 0).unwrap();
+        assert!(!ev.thread_stats().running, "cancelling an alarm starts nothing");
+        let efd = Arc::new(EventFd::new(EFD_NONBLOCK).unwrap());
+        let a = ev.timer_add(efd.clone(), 0, None).unwrap();
+        let b = ev.timer_add(efd.clone(), 0, None).unwrap();
+        assert_eq!((a, b), (1, 2));
+        assert!(ev.thread_stats().running);
+        ev.timer_arm(a, 1_000_000).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        ev.timer_disarm(a).unwrap();
+        let ticks = ev.timer_stats(a).unwrap().ticks.load(Ordering::SeqCst);
+        assert!(ticks >= 5, "ticks {ticks}");
+        assert_eq!(efd.read().unwrap(), ticks, "one irqfd write per tick batch");
+        ev.timer_remove(a).unwrap();
+        assert_eq!(ev.timer_add(efd, 0, None).unwrap(), 1, "freed id reused");
+        ev.shutdown();
+        assert!(!ev.thread_stats().running);
+    }
+
+    #[test]
+    fn level_source_retires_one_item_per_eoi() {
+        let ev = Events::new(vec![], false);
+        let irqfd = Arc::new(EventFd::new(EFD_NONBLOCK).unwrap());
+        let resample = Arc::new(EventFd::new(EFD_NONBLOCK).unwrap());
+        let src = LevelSource {
+            gsi: 5,
+            irqfd_id: 0,
+            irqfd: irqfd.clone(),
+            resample: resample.clone(),
+            stats: Default::default(),
+        };
+        let id = ev.level_add(src).unwrap();
+        ev.level_work(id, 3).unwrap();
+        for i in 1..=3u64 {
+            // Wait for the assertion, then "EOI" it.
+            let mut spins = 0;
+            while irqfd.read().is_err() {
+                spins += 1;
+                assert!(spins < 10_000, "assertion {i} never came");
+                std::thread::sleep(std::time::Duration::from_micros(100));
+            }
+            resample.write(1).unwrap();
+            let mut spins = 0;
+            while ev.with_level(id, |l| l.stats.eois.load(Ordering::SeqCst)).unwrap() < i {
+                spins += 1;
+                assert!(spins < 10_000, "EOI {i} never retired");
+                std::thread::sleep(std::time::Duration::from_micros(100));
+            }
+        }
+        let pending = ev.with_level(id, |l| l.stats.pending.load(Ordering::SeqCst)).unwrap();
+        assert_eq!(pending, 0);
+        ev.level_remove(id).unwrap();
+        ev.shutdown();
+    }
+
+    #[test]
+    fn one_thread_per_events_and_none_after_shutdown() {
+        let before = thread_count();
+        let ev = Events::new(vec![], false);
+        let efd = Arc::new(EventFd::new(EFD_NONBLOCK).unwrap());
+        for _ in 0..5 {
+            ev.timer_add(efd.clone(), 0, None).unwrap();
+        }
+        ev.alarm(WAKE, 1_000_000_000).unwrap();
+        assert!(thread_count() <= before + 1 + 2, "other tests may run concurrently");
+        ev.shutdown();
+        assert!(!ev.thread_stats().running);
+    }
+}

@@ -1,0 +1,279 @@
+//! VM functions of the C ABI: create, load, memory, ranges, stop, alarms.
+
+use super::{guard, with_vm, write_out, VMS};
+use crate::error::{Error, Result};
+use crate::kick::{TIMEOUT, WAKE};
+use crate::multiboot::MultibootModule;
+use crate::ranges::{Action, Space};
+use crate::vm::{IrqchipMode, Vm, VmConfig};
+
+/// `DvVmConfig.flags`: forward accesses nobody claimed (`DV_REASON_UNCLAIMED`)
+/// instead of answering reads with all-ones and ignoring writes.
+pub const DV_VM_STRICT: u32 = 1;
+
+/// What the core does with accesses in a range. Values are ABI.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RangeAction {
+    /// Return from `dv_vcpu_run` with the access in the exit record.
+    Forward = 0,
+    /// Handle in the core: writes ignored, reads return `read_value`.
+    Ignore = 1,
+}
+
+/// Arguments of [`dv_vm_create`].
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct VmCreateConfig {
+    /// Guest RAM in bytes (a multiple of 4 KiB, 2 MiB .. 3 GiB).
+    pub mem_size: u64,
+    /// An [`IrqchipMode`].
+    pub irqchip: u32,
+    /// `DV_VM_*` flags.
+    pub flags: u32,
+}
+
+/// Create a VM with one vCPU; writes its handle to `out`. Returns 0.
+///
+/// # Safety
+/// `config` must be valid for one read and `out` for one write.
+#[no_mangle]
+pub unsafe extern "C" fn dv_vm_create(config: *const VmCreateConfig, out: *mut u32) -> i32 {
+    guard(|| {
+        if config.is_null() {
+            return Err(Error::invalid("null config"));
+        }
+        // SAFETY: the caller guarantees `config` is readable.
+        let c = unsafe { config.read_unaligned() };
+        if c.flags & !DV_VM_STRICT != 0 {
+            return Err(Error::invalid(format!("unknown VM flags {:#x}", c.flags)));
+        }
+        let config =
+            VmConfig { mem_size: c.mem_size, irqchip: IrqchipMode::from_u32(c.irqchip)?, strict: c.flags & DV_VM_STRICT != 0 };
+        let vm = Vm::new(config)?;
+        let h = VMS.insert(vm);
+        let h32 = u32::try_from(h).map_err(|_| Error::invalid("VM handles exhausted"))?;
+        // SAFETY: forwarded from the caller's contract.
+        unsafe { write_out(out, h32) }?;
+        Ok(0)
+    })
+}
+
+/// Load an ELF64 image (`len` bytes at `image`) and set vCPU 0 to its
+/// long-mode entry with `args[0..4]` in RDI, RSI, RDX, RCX (`args` may be
+/// null: zeros). Returns 0.
+///
+/// # Safety
+/// `image` must be valid for `len` byte reads; `args` null or 4 u64 reads.
+#[no_mangle]
+pub unsafe extern "C" fn dv_vm_load_elf(vm: u32, image: *const u8, len: usize, args: *const u64) -> i32 {
+    with_vm(vm, |v| {
+        if image.is_null() {
+            return Err(Error::invalid("null image"));
+        }
+        // SAFETY: the caller guarantees image/len describe readable memory.
+        let bytes = unsafe { std::slice::from_raw_parts(image, len) };
+        let mut a = [0u64; 4];
+        if !args.is_null() {
+            for (i, slot) in a.iter_mut().enumerate() {
+                // SAFETY: the caller guarantees 4 readable u64.
+                *slot = unsafe { args.add(i).read_unaligned() };
+            }
+        }
+        v.load_elf(bytes, a)?;
+        Ok(0)
+    })
+}
+
+fn str_of(s: &[u8]) -> Result<&str> {
+    std::str::from_utf8(s).map_err(|_| Error::invalid("multiboot command line is not UTF-8"))
+}
+
+/// Parse the Multiboot extras blob: u32 cmdline length, cmdline bytes, u32
+/// module count, then per module u32 length, bytes, u32 cmdline length,
+/// cmdline bytes (all little-endian). Every length is bounds-checked.
+pub(crate) fn parse_multiboot_extras(b: &[u8]) -> Result<(&str, Vec<MultibootModule<'_>>)> {
+    let mut off = 0usize;
+    let mut take = |n: usize| -> Result<&[u8]> {
+        let end = off.checked_add(n).filter(|&e| e <= b.len()).ok_or_else(|| Error::invalid("multiboot extras: truncated"))?;
+        let s = &b[off..end];
+        off = end;
+        Ok(s)
+    };
+    let u32_at = |s: &[u8]| u32::from_le_bytes([s[0], s[1], s[2], s[3]]) as usize;
+    let n = u32_at(take(4)?);
+    let cmdline = str_of(take(n)?)?;
+    let count = u32_at(take(4)?);
+    if count > 64 {
+        return Err(Error::invalid(format!("{count} multiboot modules (at most 64)")));
+    }
+    let mut mods = Vec::with_capacity(count);
+    for _ in 0..count {
+        let n = u32_at(take(4)?);
+        let bytes = take(n)?;
+        let n = u32_at(take(4)?);
+        let cmd = str_of(take(n)?)?;
+        mods.push(MultibootModule { bytes, cmdline: cmd });
+    }
+    Ok((cmdline, mods))
+}
+
+/// Load a Multiboot v1 image (`len` bytes at `image`) with `extras`
+/// (`extras_len` bytes: command line and modules, laid out as u32 cmdline
+/// length, cmdline, u32 module count, then per module u32 length, bytes,
+/// u32 cmdline length, cmdline; little-endian). Returns 0.
+///
+/// # Safety
+/// `image` must be valid for `len` byte reads and `extras` for `extras_len`.
+#[no_mangle]
+pub unsafe extern "C" fn dv_vm_load_multiboot(
+    vm: u32,
+    image: *const u8,
+    len: usize,
+    extras: *const u8,
+    extras_len: usize,
+) -> i32 {
+    with_vm(vm, |v| {
+        if image.is_null() || extras.is_null() {
+            return Err(Error::invalid("null image or extras"));
+        }
+        // SAFETY: the caller guarantees both ranges are readable.
+        let (bytes, extras) =
+            unsafe { (std::slice::from_raw_parts(image, len), std::slice::from_raw_parts(extras, extras_len)) };
+        let (cmdline, mods) = parse_multiboot_extras(extras)?;
+        v.load_multiboot(bytes, cmdline, &mods)?;
+        Ok(0)
+    })
+}
+
+/// Guest RAM: writes its host address to `out[0]` and its size to
+/// `out[1]`. The mapping lives as long as the VM (see the module docs).
+///
+/// # Safety
+/// `out` must be valid for two u64 writes.
+#[no_mangle]
+pub unsafe extern "C" fn dv_vm_memory(vm: u32, out: *mut [u64; 2]) -> i32 {
+    with_vm(vm, |v| {
+        let (a, s) = v.memory()?;
+        // SAFETY: forwarded from the caller's contract.
+        unsafe { write_out(out, [a, s]) }?;
+        Ok(0)
+    })
+}
+
+/// Add a range of `space` ([`Space`]): [`RangeAction::Forward`] (accesses
+/// come back from `dv_vcpu_run` with `region` in the record) or
+/// [`RangeAction::Ignore`] (reads return `read_value`). Overlaps are
+/// errors. Returns 0.
+#[no_mangle]
+pub extern "C" fn dv_vm_range_add(vm: u32, space: u32, base: u64, len: u64, action: u32, region: u32, read_value: u64) -> i32 {
+    with_vm(vm, |v| {
+        let space = Space::from_u32(space)?;
+        let action = match action {
+            a if a == RangeAction::Forward as u32 => Action::Forward { region },
+            a if a == RangeAction::Ignore as u32 => Action::Ignore { read_value },
+            _ => return Err(Error::invalid(format!("bad range action {action}"))),
+        };
+        v.range_add(space, base, len, action)?;
+        Ok(0)
+    })
+}
+
+/// Remove the range of `space` starting at `base`. Returns 0.
+#[no_mangle]
+pub extern "C" fn dv_vm_range_remove(vm: u32, space: u32, base: u64) -> i32 {
+    with_vm(vm, |v| {
+        v.range_remove(Space::from_u32(space)?, base)?;
+        Ok(0)
+    })
+}
+
+/// Stop, from any thread: the current run of every vCPU, or its next one
+/// if none is running, returns `DV_REASON_STOPPED` (the stop is consumed
+/// by that return). Returns 0.
+#[no_mangle]
+pub extern "C" fn dv_vm_stop(vm: u32) -> i32 {
+    with_vm(vm, |v| {
+        v.stop();
+        Ok(0)
+    })
+}
+
+/// Set the run timeout `ns` from now (0 cancels): the running vCPUs return
+/// `DV_REASON_TIMEOUT`. Returns 0.
+#[no_mangle]
+pub extern "C" fn dv_vm_set_timeout(vm: u32, ns: u64) -> i32 {
+    with_vm(vm, |v| v.alarm(TIMEOUT, ns).map(|_| 0))
+}
+
+/// Set a one-shot wake-up `ns` from now (0 cancels): the running vCPUs
+/// return `DV_REASON_WAKE`. Returns 0.
+#[no_mangle]
+pub extern "C" fn dv_vm_set_wake(vm: u32, ns: u64) -> i32 {
+    with_vm(vm, |v| v.alarm(WAKE, ns).map(|_| 0))
+}
+
+/// VM-wide facts and counters (see [`dv_vm_info`]).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct VmInfo {
+    /// 1 when CPUID advertises the TSC-deadline timer.
+    pub tsc_deadline: u64,
+    /// Armed tick timers.
+    pub timers_armed: u64,
+    /// 1 while the VM's event thread exists.
+    pub event_thread: u64,
+    /// 1 when the event thread got SCHED_FIFO priority.
+    pub event_thread_realtime: u64,
+    /// CPU time of the event thread (ns).
+    pub event_thread_cpu_ns: u64,
+    /// Live irqfds.
+    pub irqfds: u64,
+}
+
+/// Write the VM's [`VmInfo`] to `out`. Returns 0.
+///
+/// # Safety
+/// `out` must be valid for one `VmInfo` write.
+#[no_mangle]
+pub unsafe extern "C" fn dv_vm_info(vm: u32, out: *mut VmInfo) -> i32 {
+    with_vm(vm, |v| {
+        let t = v.event_thread();
+        let info = VmInfo {
+            tsc_deadline: v.tsc_deadline() as u64,
+            timers_armed: v.timers_armed() as u64,
+            event_thread: t.running as u64,
+            event_thread_realtime: t.realtime as u64,
+            event_thread_cpu_ns: t.cpu_ns,
+            irqfds: v.irqfd_count() as u64,
+        };
+        // SAFETY: forwarded from the caller's contract.
+        unsafe { write_out(out, info) }?;
+        Ok(0)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn multiboot_extras_are_bounds_checked() {
+        let mut b = Vec::new();
+        b.extend(3u32.to_le_bytes());
+        b.extend(b"a=1");
+        b.extend(1u32.to_le_bytes());
+        b.extend(2u32.to_le_bytes());
+        b.extend(b"MZ");
+        b.extend(1u32.to_le_bytes());
+        b.extend(b"m");
+        let (c, m) = parse_multiboot_extras(&b).unwrap();
+        assert_eq!((c, m.len(), m[0].bytes, m[0].cmdline), ("a=1", 1, &b"MZ"[..], "m"));
+        for cut in 0..b.len() {
+            assert!(parse_multiboot_extras(&b[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut huge = 0xffff_fff0u32.to_le_bytes().to_vec();
+        huge.extend([0; 8]);
+        assert!(parse_multiboot_extras(&huge).is_err());
+    }
+}

@@ -1,0 +1,314 @@
+//! vCPUs: creation (CPUID), the `KVM_RUN` loop, entry state, LAPIC access
+//! and ExtINT injection. Run state sits behind a per-vCPU lock held only
+//! by the running thread; the kick state is shared with every thread.
+
+use crate::error::{Code, Error, Result};
+use crate::exit::{decode, Counters, Decision, ExitRecord, PendingRead, Reason};
+use crate::kick::{Kick, POLL, STOP, TIMEOUT, WAKE};
+use crate::lapic;
+use crate::loader;
+use crate::ranges::RangeTable;
+use crate::vm::{kvm_err, IrqchipMode, Vm};
+use kvm_bindings::KVM_MAX_CPUID_ENTRIES;
+use kvm_ioctls::{Kvm, VcpuFd, VmFd};
+use std::sync::{Arc, Mutex, RwLock};
+
+pub(crate) struct VcpuInner {
+    pub(crate) fd: VcpuFd,
+    /// The caller asked for an interrupt window (an ExtINT is waiting):
+    /// return `IrqWindow` at the first exit where KVM reports the vCPU ready
+    /// for injection, including exits the fast path would have absorbed
+    /// (KVM only checks the window itself between in-kernel exits).
+    want_window: bool,
+    record: Box<ExitRecord>,
+    pending: Option<PendingRead>,
+    counters: Counters,
+    run_base: usize,
+}
+
+/// A vCPU.
+pub struct Vcpu {
+    inner: Mutex<VcpuInner>,
+    record_ptr: usize,
+    pub(crate) kick: Arc<Kick>,
+}
+
+impl Vcpu {
+    /// Create vCPU `index` with KVM's supported CPUID, its APIC ID in
+    /// leaves 0x1/0xB/0x1F, and TSC-deadline when KVM emulates it.
+    pub(crate) fn new(kvm: &Kvm, vm: &VmFd, index: u32, tsc_deadline: bool) -> Result<Vcpu> {
+        let mut fd = vm.create_vcpu(index as u64).map_err(kvm_err("KVM_CREATE_VCPU"))?;
+        let mut cpuid = kvm.get_supported_cpuid(KVM_MAX_CPUID_ENTRIES).map_err(kvm_err("KVM_GET_SUPPORTED_CPUID"))?;
+        for e in cpuid.as_mut_slice() {
+            match e.function {
+                1 => {
+                    // Initial APIC ID (CPUID.1:EBX[31:24]); TSC-deadline
+                    // (CPUID.1:ECX[24]) when KVM emulates it.
+                    e.ebx = (e.ebx & 0x00ff_ffff) | (index << 24);
+                    if tsc_deadline {
+                        e.ecx |= 1 << 24;
+                    }
+                }
+                0xb | 0x1f => e.edx = index,
+                _ => {}
+            }
+        }
+        fd.set_cpuid2(&cpuid).map_err(kvm_err("KVM_SET_CPUID2"))?;
+        let run_base = fd.get_kvm_run() as *mut kvm_bindings::kvm_run;
+        let mut record = Box::<ExitRecord>::default();
+        record.vcpu = index;
+        let record_ptr = &mut *record as *mut ExitRecord as usize;
+        Ok(Vcpu {
+            kick: Arc::new(Kick::new(run_base)),
+            inner: Mutex::new(VcpuInner {
+                fd,
+                want_window: false,
+                record,
+                pending: None,
+                counters: Counters::default(),
+                run_base: run_base as usize,
+            }),
+            record_ptr,
+        })
+    }
+}
+
+impl Vm {
+    fn vcpu(&self, index: u32) -> Result<&Vcpu> {
+        self.vcpus.get(index as usize).ok_or_else(|| Error::invalid(format!("no vCPU {index}")))
+    }
+
+    /// Run `f` on vCPU `index`'s run state; Busy while that vCPU runs.
+    fn with_vcpu<R>(&self, index: u32, f: impl FnOnce(&mut VcpuInner) -> Result<R>) -> Result<R> {
+        let v = self.vcpu(index)?;
+        let mut g = v.inner.try_lock().map_err(|_| Error::new(Code::Busy, format!("vCPU {index} is running")))?;
+        f(&mut g)
+    }
+
+    /// Pointer to vCPU `index`'s exit record (valid while the VM lives).
+    pub fn record(&self, index: u32) -> Result<usize> {
+        Ok(self.vcpu(index)?.record_ptr)
+    }
+
+    /// Run vCPU `index` until an exit the caller must see.
+    pub fn run(&self, index: u32) -> Result<Reason> {
+        let v = self.vcpu(index)?;
+        let mut guard =
+            v.inner.try_lock().map_err(|_| Error::new(Code::Busy, format!("vCPU {index} is already running")))?;
+        let inner = &mut *guard;
+        v.kick.enter();
+        let r = run_loop(inner, &v.kick, &self.ranges, self.config.strict, &|fd| self.poll_levels(fd));
+        v.kick.leave();
+        r
+    }
+
+    /// Set vCPU 0's segments, control registers and `regs` for a flat
+    /// entry: 64-bit long mode with the host's page tables (`long`), or
+    /// 32-bit protected mode with paging off (Multiboot). The GDT at
+    /// `GDT_ADDR` with `gdt_entries` descriptors must already be written.
+    pub(crate) fn set_entry_state(&self, long: bool, gdt_entries: usize, regs: &kvm_bindings::kvm_regs) -> Result<()> {
+        self.with_vcpu(0, |inner| {
+            let mut sregs = inner.fd.get_sregs().map_err(kvm_err("KVM_GET_SREGS"))?;
+            let code = kvm_bindings::kvm_segment {
+                base: 0,
+                limit: 0xffff_ffff,
+                selector: loader::CODE_SEL,
+                type_: 0xb,
+                present: 1,
+                dpl: 0,
+                db: (!long) as u8,
+                s: 1,
+                l: long as u8,
+                g: 1,
+                avl: 0,
+                unusable: 0,
+                padding: 0,
+            };
+            let data = kvm_bindings::kvm_segment { selector: loader::DATA_SEL, type_: 0x3, db: 1, l: 0, ..code };
+            let tss =
+                kvm_bindings::kvm_segment { selector: loader::TSS_SEL, type_: 0xb, s: 0, db: 0, l: 0, g: 0, limit: 0x67, ..code };
+            sregs.cs = code;
+            sregs.ds = data;
+            sregs.es = data;
+            sregs.fs = data;
+            sregs.gs = data;
+            sregs.ss = data;
+            sregs.tr = tss;
+            sregs.gdt.base = loader::GDT_ADDR;
+            sregs.gdt.limit = (8 * gdt_entries - 1) as u16;
+            sregs.idt.base = 0;
+            sregs.idt.limit = 0;
+            if long {
+                sregs.cr0 = loader::cr::CR0;
+                sregs.cr3 = loader::PML4_ADDR;
+                sregs.cr4 = loader::cr::CR4;
+                sregs.efer = loader::cr::EFER;
+            } else {
+                sregs.cr0 = 0x11; // PE | ET (Multiboot spec 3.2: paging off)
+                sregs.cr3 = 0;
+                sregs.cr4 = 0;
+                sregs.efer = 0;
+            }
+            inner.fd.set_sregs(&sregs).map_err(kvm_err("KVM_SET_SREGS"))?;
+            inner.fd.set_regs(regs).map_err(kvm_err("KVM_SET_REGS"))
+        })
+    }
+
+    /// Run-loop counters of a vCPU (only while it is not running).
+    pub fn counters(&self, index: u32) -> Result<Counters> {
+        self.with_vcpu(index, |g| Ok(g.counters))
+    }
+
+    /// Retire the highest in-service vector of the in-kernel LAPIC (the
+    /// effect of a guest write to the LAPIC EOI register, SDM 11.8.5).
+    /// Returns the vector retired, or None when none was in service.
+    pub fn lapic_eoi(&self, index: u32) -> Result<Option<u8>> {
+        self.with_vcpu(index, |g| {
+            let mut st = g.fd.get_lapic().map_err(kvm_err("KVM_GET_LAPIC"))?;
+            let v = lapic::retire_highest_isr(&mut st);
+            if v.is_some() {
+                g.fd.set_lapic(&st).map_err(kvm_err("KVM_SET_LAPIC"))?;
+            }
+            Ok(v)
+        })
+    }
+
+    /// Registers of a vCPU's in-kernel LAPIC, by offset (SDM 11.4.1): for
+    /// example 0x30 version, 0xF0 spurious-vector (SVR), 0x100.. ISR.
+    pub fn lapic_regs(&self, index: u32, offsets: &[usize]) -> Result<Vec<u32>> {
+        self.with_vcpu(index, |g| {
+            let st = g.fd.get_lapic().map_err(kvm_err("KVM_GET_LAPIC"))?;
+            offsets.iter().map(|&off| lapic::checked_reg(&st, off)).collect()
+        })
+    }
+
+    /// TSC frequency of a vCPU in kHz.
+    pub fn tsc_khz(&self, index: u32) -> Result<u32> {
+        self.with_vcpu(index, |g| g.fd.get_tsc_khz().map_err(kvm_err("KVM_GET_TSC_KHZ")))
+    }
+
+    /// Whether KVM reported, at the last exit, that vCPU `index` can take an
+    /// injected interrupt now (`kvm_run.ready_for_interrupt_injection`).
+    pub fn ready_for_injection(&self, index: u32) -> Result<bool> {
+        self.with_vcpu(index, |g| Ok(g.fd.get_kvm_run().ready_for_interrupt_injection != 0))
+    }
+
+    /// Split irqchip: inject the PIC's ExtINT `vector` (KVM_INTERRUPT) if the
+    /// vCPU can take it now (`ready_for_interrupt_injection`). Returns false
+    /// when it cannot (ask for an interrupt window and retry).
+    pub fn inject_extint(&self, index: u32, vector: u8) -> Result<bool> {
+        if self.config.irqchip != IrqchipMode::Split {
+            return Err(Error::invalid("ExtINT injection needs the split irqchip (the in-kernel PIC injects itself)"));
+        }
+        self.with_vcpu(index, |g| {
+            if g.fd.get_kvm_run().ready_for_interrupt_injection == 0 {
+                return Ok(false);
+            }
+            crate::ioctls::interrupt(&g.fd, vector)?;
+            Ok(true)
+        })
+    }
+
+    /// Ask KVM for an IRQ-window exit (`kvm_run.request_interrupt_window`).
+    pub fn request_interrupt_window(&self, index: u32, on: bool) -> Result<()> {
+        self.with_vcpu(index, |g| {
+            g.fd.get_kvm_run().request_interrupt_window = on as u8;
+            g.want_window = on;
+            Ok(())
+        })
+    }
+}
+
+fn run_loop(
+    inner: &mut VcpuInner,
+    kick: &Kick,
+    ranges: &RwLock<RangeTable>,
+    strict: bool,
+    poll: &dyn Fn(&VcpuFd),
+) -> Result<Reason> {
+    loop {
+        if let Some(p) = inner.pending.take() {
+            // SAFETY: `p` was computed from a slice of this vCPU's kvm_run
+            // mapping (offset + len inside the mapping), and the record's
+            // data area holds at least `len` bytes (len <= DATA_LEN).
+            unsafe {
+                std::ptr::copy_nonoverlapping(inner.record.data.as_ptr(), (inner.run_base + p.offset) as *mut u8, p.len);
+            }
+        }
+        if kick.take(POLL) != 0 {
+            if kick.flags() == 0 {
+                kick.clear_immediate_exit();
+            }
+            poll(&inner.fd);
+            continue;
+        }
+        let flags = kick.flags();
+        if flags != 0 {
+            kick.clear_immediate_exit();
+            // A stop is consumed by the run it ends (see `Vm::stop`).
+            let reason = if kick.take(STOP) != 0 {
+                Reason::Stopped
+            } else if kick.take(TIMEOUT) != 0 {
+                Reason::Timeout
+            } else {
+                kick.take(WAKE);
+                Reason::Wake
+            };
+            inner.record.reason = reason as u32;
+            return Ok(reason);
+        }
+        let ranges_guard = ranges.read().unwrap_or_else(|p| p.into_inner());
+        let exit = match inner.fd.run() {
+            Ok(e) => e,
+            Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {
+                // With no flag pending, `immediate_exit` is stale (left by a
+                // kick whose flag was already consumed): drop it. A kick
+                // racing with this is caught by the flag check at the top of
+                // the loop, which runs before the next KVM_RUN.
+                if kick.flags() == 0 {
+                    kick.clear_immediate_exit();
+                }
+                continue;
+            }
+            Err(e) => return Err(Error::os("KVM_RUN", e)),
+        };
+        // SAFETY: KVM has just written the exit; for KVM_EXIT_IO the `io`
+        // member of the union is the active one.
+        let io_elem = unsafe {
+            let run = inner.run_base as *const kvm_bindings::kvm_run;
+            if (*run).exit_reason == kvm_bindings::KVM_EXIT_IO { (*run).__bindgen_anon_1.io.size as usize } else { 0 }
+        };
+        let d = decode(
+            exit,
+            io_elem,
+            &ranges_guard,
+            strict,
+            &mut inner.record,
+            &mut inner.counters,
+            inner.run_base,
+            &mut inner.pending,
+        );
+        match d {
+            Decision::Resume | Decision::Interrupted => {
+                // SAFETY: run_base is this vCPU's kvm_run mapping; KVM sets
+                // ready_for_interrupt_injection on every exit.
+                let ready = unsafe { (*(inner.run_base as *const kvm_bindings::kvm_run)).ready_for_interrupt_injection };
+                if inner.want_window && ready != 0 {
+                    inner.record.reason = Reason::IrqWindow as u32;
+                    return Ok(Reason::IrqWindow);
+                }
+                continue;
+            }
+            Decision::Return(r) => {
+                if r == Reason::InternalError {
+                    // SAFETY: for KVM_EXIT_INTERNAL_ERROR the `internal`
+                    // member of the union is the active one.
+                    inner.record.arg =
+                        unsafe { (*(inner.run_base as *const kvm_bindings::kvm_run)).__bindgen_anon_1.internal.suberror }
+                            as u64;
+                }
+                return Ok(r);
+            }
+        }
+    }
+}

@@ -1,0 +1,116 @@
+/**
+ * The core's C ABI as TypeScript constants: every enum, flag and record
+ * layout of `core/include/denovmm.h` (generated from the Rust sources),
+ * mirrored here by name. `abi_test.ts` parses the header and fails when a
+ * value here drifts from it.
+ *
+ * @module
+ */
+
+/** ABI version this binding speaks (`DV_ABI_VERSION`). */
+export const ABI_VERSION = 2;
+
+/** Error codes of the core (`DvCode`, negative return values). */
+export const CoreCode = {
+  BadHandle: -1,
+  InvalidArgument: -2,
+  Os: -3,
+  BadImage: -4,
+  NoKvm: -5,
+  Panic: -6,
+  Busy: -7,
+  Unsupported: -8,
+} as const;
+
+/** Why `dv_vcpu_run` returned (`DvReason`). */
+export const ExitReason = {
+  Io: 1,
+  Mmio: 2,
+  Hlt: 3,
+  Shutdown: 4,
+  InternalError: 5,
+  Stopped: 6,
+  Timeout: 7,
+  IoapicEoi: 8,
+  FailEntry: 9,
+  SystemEvent: 10,
+  Unclaimed: 11,
+  Wake: 12,
+  IrqWindow: 13,
+  Unknown: 14,
+} as const;
+
+/** Address spaces (`DvSpace`). */
+export const SpaceCode = { Pio: 0, Mmio: 1 } as const;
+/** Irqchip arrangements (`DvIrqchipMode`). */
+export const IrqchipCode = { Kernel: 0, Split: 1 } as const;
+/** Range actions (`DvRangeAction`). */
+export const RangeAction = { Forward: 0, Ignore: 1 } as const;
+/** Timer targets (`DvTimerTarget`). */
+export const TimerTargetCode = { Gsi: 0, Msi: 1 } as const;
+/** Timer pacing (`DvPacing`). */
+export const PacingCode = { Absolute: 0, RelativeSleep: 1 } as const;
+
+/** Flags and limits (`#define DV_*`). */
+export const AbiConst = {
+  DV_ABI_VERSION: ABI_VERSION,
+  DV_VM_STRICT: 1,
+  DV_IRQ_LEVEL: 1,
+  DV_IRQ_LOGICAL: 2,
+  DV_IRQFD_RESAMPLE: 1,
+  DV_LAPIC_EOI_NONE: 256,
+  DV_EXIT_DATA_LEN: 4096,
+  DV_MAX_SOURCES: 4096,
+  DV_MAX_IRQFDS: 4096,
+  DV_IOAPIC_PINS: 24,
+  DV_MAX_GSI: 1023,
+  DV_MIN_MEM: 0x20_0000,
+  DV_MAX_MEM: 0xc000_0000,
+} as const;
+
+/**
+ * Field order of the all-u64 out-structs (read through a BigUint64Array
+ * or Float64-free DataView at 8 bytes per field).
+ */
+export const StructFields = {
+  DvVcpuCounters: [
+    "exits",
+    "fast_path",
+    "forwarded",
+    "unclaimed_reads",
+    "unclaimed_writes",
+  ],
+  DvTimerStats: ["ticks", "missed", "period_ns"],
+  DvLevelStats: [
+    "asserts",
+    "eois",
+    "pending",
+    "rtt_total_ns",
+    "rtt_min_ns",
+    "rtt_max_ns",
+    "reinjected",
+  ],
+  DvVmInfo: [
+    "tsc_deadline",
+    "timers_armed",
+    "event_thread",
+    "event_thread_realtime",
+    "event_thread_cpu_ns",
+    "irqfds",
+  ],
+} as const;
+
+/** Byte offsets of `DvExitRecord` fields. */
+export const RecordOffset = {
+  reason: 0,
+  vcpu: 4,
+  address: 8,
+  size: 16,
+  count: 20,
+  is_write: 24,
+  space: 28,
+  arg: 32,
+  arg2: 40,
+  region: 48,
+  data: 64,
+} as const;

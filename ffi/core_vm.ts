@@ -1,0 +1,542 @@
+/**
+ * `CoreVm`: the typed face of one core VM. Everything above `ffi/` calls
+ * the core through this class: named methods, numbers and typed results;
+ * no op codes, no BigInt on the exit path, no raw pointers.
+ *
+ * @module
+ */
+import {
+  AbiConst,
+  IrqchipCode,
+  PacingCode,
+  RangeAction,
+  SpaceCode,
+  StructFields,
+  TimerTargetCode,
+} from "./abi.ts";
+import { type CoreLibrary, type CoreSymbols, openLibrary } from "./library.ts";
+
+/** Address space of a range. */
+export type CoreSpace = "pio" | "mmio";
+/** Irqchip arrangement. */
+export type CoreIrqchip = "kernel" | "split";
+
+type Fields<K extends keyof typeof StructFields> =
+  (typeof StructFields)[K][number];
+/** A decoded all-u64 out-struct. */
+export type CoreStruct<K extends keyof typeof StructFields> = Record<
+  Fields<K>,
+  number
+>;
+
+/** Options of {@link CoreVm.create}. */
+export interface CoreVmConfig {
+  /** Guest RAM in bytes. */
+  memSize: number;
+  /** Irqchip arrangement. */
+  irqchip: CoreIrqchip;
+  /** Forward unclaimed accesses. */
+  strict: boolean;
+  /** Core library path (default: see `defaultLibraryPath`). */
+  libraryPath?: string;
+}
+
+const SPACE = { pio: SpaceCode.Pio, mmio: SpaceCode.Mmio } as const;
+
+/**
+ * One VM of the core.
+ *
+ * @example
+ * ```ts ignore
+ * import { CoreVm } from "./core_vm.ts";
+ * const vm = CoreVm.create({ memSize: 16 << 20, irqchip: "kernel", strict: false });
+ * console.log(vm.info().event_thread); // 0: no timers, no thread
+ * vm.destroy();
+ * ```
+ */
+export class CoreVm {
+  readonly #lib: CoreLibrary;
+  readonly #sym: CoreSymbols;
+  /** The core's handle (a small integer; never reused). */
+  readonly handle: number;
+  readonly #u64 = new BigUint64Array(8);
+  readonly #u32 = new Uint32Array(64);
+
+  private constructor(lib: CoreLibrary, handle: number) {
+    this.#lib = lib;
+    this.#sym = lib.symbols;
+    this.handle = handle;
+  }
+
+  /** Create a VM with one vCPU. */
+  static create(config: CoreVmConfig): CoreVm {
+    const lib = openLibrary(config.libraryPath);
+    const cfg = new DataView(new ArrayBuffer(16));
+    cfg.setBigUint64(0, BigInt(config.memSize), true);
+    cfg.setUint32(
+      8,
+      config.irqchip === "split" ? IrqchipCode.Split : IrqchipCode.Kernel,
+      true,
+    );
+    cfg.setUint32(12, config.strict ? AbiConst.DV_VM_STRICT : 0, true);
+    const out = new Uint32Array(1);
+    lib.check(
+      lib.symbols.dv_vm_create(new Uint8Array(cfg.buffer), out),
+      "create VM",
+    );
+    return new CoreVm(lib, out[0]);
+  }
+
+  /** Throw a `CoreError` for a negative `rc`; return `rc` otherwise. */
+  check(rc: number, what: string): number {
+    return rc >= 0 ? rc : this.#lib.check(rc, what);
+  }
+
+  #struct<K extends keyof typeof StructFields>(
+    kind: K,
+    rc: number,
+    what: string,
+  ): CoreStruct<K> {
+    this.check(rc, what);
+    const out = {} as Record<string, number>;
+    StructFields[kind].forEach((f, i) => out[f] = Number(this.#u64[i]));
+    return out as CoreStruct<K>;
+  }
+
+  /** Destroy the VM (idempotence is the caller's). */
+  destroy(): void {
+    this.check(this.#sym.dv_vm_destroy(this.handle), "destroy VM");
+  }
+
+  /** Load an ELF64 image with four guest arguments. */
+  loadElf(image: Uint8Array, args: BigUint64Array): void {
+    this.check(
+      this.#sym.dv_vm_load_elf(
+        this.handle,
+        image,
+        BigInt(image.length),
+        args,
+      ),
+      "load ELF",
+    );
+  }
+
+  /** Load a Multiboot image with its encoded extras blob. */
+  loadMultiboot(image: Uint8Array, extras: Uint8Array): void {
+    this.check(
+      this.#sym.dv_vm_load_multiboot(
+        this.handle,
+        image,
+        BigInt(image.length),
+        extras,
+        BigInt(extras.length),
+      ),
+      "load Multiboot image",
+    );
+  }
+
+  /** Guest RAM: host pointer value and size. */
+  memory(): { address: bigint; size: number } {
+    this.check(this.#sym.dv_vm_memory(this.handle, this.#u64), "memory");
+    return { address: this.#u64[0], size: Number(this.#u64[1]) };
+  }
+
+  /** Forward accesses in a range to the caller, tagged with `region`. */
+  forwardRange(
+    space: CoreSpace,
+    base: number,
+    length: number,
+    region: number,
+  ): void {
+    this.check(
+      this.#sym.dv_vm_range_add(
+        this.handle,
+        SPACE[space],
+        BigInt(base),
+        BigInt(length),
+        RangeAction.Forward,
+        region,
+        0n,
+      ),
+      `claim ${space} range`,
+    );
+  }
+
+  /** Answer a range in the core: writes ignored, reads `readValue`. */
+  ignoreRange(
+    space: CoreSpace,
+    base: number,
+    length: number,
+    readValue: bigint,
+  ): void {
+    this.check(
+      this.#sym.dv_vm_range_add(
+        this.handle,
+        SPACE[space],
+        BigInt(base),
+        BigInt(length),
+        RangeAction.Ignore,
+        0,
+        readValue,
+      ),
+      `ignore ${space} range`,
+    );
+  }
+
+  /** Remove the range at `base`. */
+  removeRange(space: CoreSpace, base: number): void {
+    this.check(
+      this.#sym.dv_vm_range_remove(this.handle, SPACE[space], BigInt(base)),
+      `release ${space} range`,
+    );
+  }
+
+  /**
+   * Run vCPU `vcpu` until an exit for the caller: the raw `DvReason` or a
+   * negative error code (the hot path: the caller checks).
+   */
+  run(vcpu: number): number {
+    return this.#sym.dv_vcpu_run(this.handle, vcpu);
+  }
+
+  /** Stop (consumed by the current or next run). */
+  stop(): void {
+    this.check(this.#sym.dv_vm_stop(this.handle), "stop");
+  }
+
+  /** Set (> 0 ns from now) or cancel (0) the run timeout. */
+  setTimeout(ns: number): void {
+    this.check(this.#sym.dv_vm_set_timeout(this.handle, BigInt(ns)), "timeout");
+  }
+
+  /** Set (> 0 ns from now) or cancel (0) a wake-up exit. */
+  setWake(ns: number): void {
+    this.check(this.#sym.dv_vm_set_wake(this.handle, BigInt(ns)), "wake alarm");
+  }
+
+  /** VM-wide facts and counters. */
+  info(): CoreStruct<"DvVmInfo"> {
+    return this.#struct(
+      "DvVmInfo",
+      this.#sym.dv_vm_info(this.handle, this.#u64),
+      "VM info",
+    );
+  }
+
+  /** Address of vCPU `vcpu`'s exit record. */
+  recordAddress(vcpu: number): bigint {
+    this.check(
+      this.#sym.dv_vcpu_record(this.handle, vcpu, this.#u64),
+      "exit record",
+    );
+    return this.#u64[0];
+  }
+
+  /** Run-loop counters of a vCPU. */
+  counters(vcpu: number): CoreStruct<"DvVcpuCounters"> {
+    return this.#struct(
+      "DvVcpuCounters",
+      this.#sym.dv_vcpu_counters(this.handle, vcpu, this.#u64),
+      "counters",
+    );
+  }
+
+  /** TSC frequency of a vCPU in kHz. */
+  tscKhz(vcpu: number): number {
+    return this.check(this.#sym.dv_vcpu_tsc_khz(this.handle, vcpu), "TSC");
+  }
+
+  /** 32-bit LAPIC registers of a vCPU at byte offsets (SDM table 11-1). */
+  lapicRead(vcpu: number, offsets: readonly number[]): number[] {
+    const offs = new Uint32Array(offsets);
+    this.check(
+      this.#sym.dv_vcpu_lapic_read(
+        this.handle,
+        vcpu,
+        offs,
+        BigInt(offs.length),
+        this.#u32,
+      ),
+      "LAPIC read",
+    );
+    return Array.from(this.#u32.subarray(0, offs.length));
+  }
+
+  /** Retire the highest in-service LAPIC vector; null when none. */
+  lapicEoi(vcpu: number): number | null {
+    const r = this.check(
+      this.#sym.dv_vcpu_lapic_eoi(this.handle, vcpu),
+      "LAPIC EOI",
+    );
+    return r === AbiConst.DV_LAPIC_EOI_NONE ? null : r;
+  }
+
+  /** Ask for or cancel an interrupt-window exit. */
+  setIrqWindow(vcpu: number, on: boolean): void {
+    this.check(
+      this.#sym.dv_vcpu_set_irq_window(this.handle, vcpu, on ? 1 : 0),
+      "interrupt window",
+    );
+  }
+
+  /** Whether the vCPU can take an injected interrupt now. */
+  readyForInjection(vcpu: number): boolean {
+    return this.check(
+      this.#sym.dv_vcpu_ready_for_injection(this.handle, vcpu),
+      "ready for injection",
+    ) === 1;
+  }
+
+  /** Inject an ExtINT vector if the vCPU is ready; false if not. */
+  injectExtint(vcpu: number, vector: number): boolean {
+    return this.check(
+      this.#sym.dv_vcpu_inject_extint(this.handle, vcpu, vector),
+      "inject ExtINT",
+    ) === 1;
+  }
+
+  /** Set an in-kernel irqchip line. */
+  irqLine(gsi: number, level: boolean): void {
+    this.check(
+      this.#sym.dv_irq_line(this.handle, gsi, level ? 1 : 0),
+      `IRQ line ${gsi}`,
+    );
+  }
+
+  /**
+   * KVM_SIGNAL_MSI; the raw result (> 0 delivered, 0 blocked, < 0 error
+   * code) so the caller can count guest-caused refusals without throwing.
+   */
+  signalMsi(address: number, data: number): number {
+    return this.#sym.dv_irq_signal_msi(
+      this.handle,
+      address >>> 0,
+      Math.floor(address / 0x1_0000_0000) >>> 0,
+      data >>> 0,
+    );
+  }
+
+  /** Inject `vector` at an xAPIC destination; KVM's result. */
+  requestInterrupt(
+    vector: number,
+    destination: number,
+    level: boolean,
+    logical: boolean,
+  ): number {
+    const flags = (level ? AbiConst.DV_IRQ_LEVEL : 0) |
+      (logical ? AbiConst.DV_IRQ_LOGICAL : 0);
+    return this.check(
+      this.#sym.dv_irq_request(this.handle, vector, destination, flags),
+      "request interrupt",
+    );
+  }
+
+  /** Route `gsi` to an MSI. */
+  routeSetMsi(gsi: number, address: number, data: number): void {
+    this.check(
+      this.#sym.dv_route_set_msi(
+        this.handle,
+        gsi,
+        address >>> 0,
+        Math.floor(address / 0x1_0000_0000) >>> 0,
+        data >>> 0,
+      ),
+      `route GSI ${gsi}`,
+    );
+  }
+
+  /** Remove the routes of `gsi`. */
+  routeClear(gsi: number): void {
+    this.check(this.#sym.dv_route_clear(this.handle, gsi), `unroute ${gsi}`);
+  }
+
+  /** Allocate a GSI for an MSI route. */
+  routeAllocate(): number {
+    return this.check(this.#sym.dv_route_allocate(this.handle), "GSI");
+  }
+
+  /** Release an allocated GSI. */
+  routeRelease(gsi: number): void {
+    this.check(this.#sym.dv_route_release(this.handle, gsi), "release GSI");
+  }
+
+  /** Create an irqfd on `gsi`; returns its id. */
+  irqfdCreate(gsi: number, resample: boolean): number {
+    return this.check(
+      this.#sym.dv_irqfd_create(
+        this.handle,
+        gsi,
+        resample ? AbiConst.DV_IRQFD_RESAMPLE : 0,
+      ),
+      `irqfd on GSI ${gsi}`,
+    );
+  }
+
+  /** Signal an irqfd. */
+  irqfdTrigger(id: number): void {
+    this.check(this.#sym.dv_irqfd_trigger(this.handle, id), "fire irqfd");
+  }
+
+  /** Attach or detach an irqfd. */
+  irqfdSetAttached(id: number, attached: boolean): void {
+    this.check(
+      this.#sym.dv_irqfd_set_attached(this.handle, id, attached ? 1 : 0),
+      attached ? "attach irqfd" : "detach irqfd",
+    );
+  }
+
+  /** Consume a detached irqfd's signal; true if it was signalled. */
+  irqfdTakePending(id: number): boolean {
+    return this.check(
+      this.#sym.dv_irqfd_take_pending(this.handle, id),
+      "irqfd pending",
+    ) === 1;
+  }
+
+  /** Signal the resamplefds on `gsi`; returns how many. */
+  irqfdResampleGsi(gsi: number): number {
+    return this.check(
+      this.#sym.dv_irqfd_resample_gsi(this.handle, gsi),
+      `resample GSI ${gsi}`,
+    );
+  }
+
+  /** Destroy an irqfd. */
+  irqfdDestroy(id: number): void {
+    this.check(this.#sym.dv_irqfd_destroy(this.handle, id), "close irqfd");
+  }
+
+  /** Start a level source on `gsi`; returns its id. */
+  levelCreate(gsi: number): number {
+    return this.check(
+      this.#sym.dv_level_create(this.handle, gsi),
+      `level source on GSI ${gsi}`,
+    );
+  }
+
+  /** Add work items to a level source. */
+  levelAdd(id: number, items: number): void {
+    this.check(
+      this.#sym.dv_level_add(this.handle, id, BigInt(items)),
+      "level work",
+    );
+  }
+
+  /** Counters of a level source. */
+  levelStats(id: number): CoreStruct<"DvLevelStats"> {
+    return this.#struct(
+      "DvLevelStats",
+      this.#sym.dv_level_stats(this.handle, id, this.#u64),
+      "level source stats",
+    );
+  }
+
+  /** Stop a level source. */
+  levelDestroy(id: number): void {
+    this.check(this.#sym.dv_level_destroy(this.handle, id), "level source");
+  }
+
+  /** Create a disarmed timer to a GSI or a direct MSI; returns its id. */
+  timerCreate(
+    target:
+      | { gsi: number }
+      | { vector: number; destination: number },
+  ): number {
+    const r = "gsi" in target
+      ? this.#sym.dv_timer_create(
+        this.handle,
+        TimerTargetCode.Gsi,
+        target.gsi,
+        0,
+        0,
+      )
+      : this.#sym.dv_timer_create(
+        this.handle,
+        TimerTargetCode.Msi,
+        0,
+        target.vector,
+        target.destination,
+      );
+    return this.check(r, "create timer");
+  }
+
+  /** Arm a timer with a period in ns. */
+  timerArm(id: number, periodNs: number): void {
+    this.check(
+      this.#sym.dv_timer_arm(this.handle, id, BigInt(periodNs)),
+      "arm timer",
+    );
+  }
+
+  /** Disarm a timer. */
+  timerDisarm(id: number): void {
+    this.check(this.#sym.dv_timer_disarm(this.handle, id), "disarm timer");
+  }
+
+  /** Set a timer's pacing. */
+  timerSetPacing(id: number, pacing: "absolute" | "relative-sleep"): void {
+    this.check(
+      this.#sym.dv_timer_set_pacing(
+        this.handle,
+        id,
+        pacing === "absolute" ? PacingCode.Absolute : PacingCode.RelativeSleep,
+      ),
+      "timer pacing",
+    );
+  }
+
+  /** Counters of a timer. */
+  timerStats(id: number): CoreStruct<"DvTimerStats"> {
+    return this.#struct(
+      "DvTimerStats",
+      this.#sym.dv_timer_stats(this.handle, id, this.#u64),
+      "timer stats",
+    );
+  }
+
+  /** Destroy a timer. */
+  timerDestroy(id: number): void {
+    this.check(this.#sym.dv_timer_destroy(this.handle, id), "destroy timer");
+  }
+}
+
+/** Live VMs of the core in this process (leak tests). */
+export function coreVmCount(libraryPath?: string): number {
+  return openLibrary(libraryPath).symbols.dv_vm_count();
+}
+
+/**
+ * Operations on a VM by handle from any thread (for example the main
+ * thread driving a VM whose vCPU runs in a Worker). Non-owning: the VM is
+ * destroyed by its owner.
+ */
+export class CoreVmRef {
+  readonly #lib: CoreLibrary;
+  /** The VM handle. */
+  readonly handle: number;
+  /** Refer to VM `handle` of the library at `libraryPath`. */
+  constructor(handle: number, libraryPath?: string) {
+    this.#lib = openLibrary(libraryPath);
+    this.handle = handle;
+  }
+  /** Stop (consumed by the current or next run). */
+  stop(): void {
+    this.#lib.check(this.#lib.symbols.dv_vm_stop(this.handle), "stop");
+  }
+  /** Inject `vector` at an xAPIC destination; KVM's result. */
+  requestInterrupt(
+    vector: number,
+    destination: number,
+    level: boolean,
+  ): number {
+    return this.#lib.check(
+      this.#lib.symbols.dv_irq_request(
+        this.handle,
+        vector,
+        destination,
+        level ? AbiConst.DV_IRQ_LEVEL : 0,
+      ),
+      "request interrupt",
+    );
+  }
+}

@@ -1,0 +1,153 @@
+/**
+ * Host event sources backed by the core's event thread: tick timers
+ * ({@link CoreTickSource}) and level-triggered interrupt sources
+ * ({@link createCoreLevelSource}).
+ *
+ * @module
+ */
+import type { TickSource, TickTarget } from "../bus/types.ts";
+import type { CoreVm } from "../ffi/core_vm.ts";
+
+/**
+ * A host tick source: a core timer (timerfd with absolute deadlines on the
+ * VM's event thread) writing an irqfd. It remembers its period, so a
+ * VM's run can suspend it at its end and resume it at the next run.
+ */
+export class CoreTickSource implements TickSource {
+  readonly #core: CoreVm;
+  readonly #id: number;
+  #periodNs = 0;
+  #suspended = false;
+
+  /** Create a disarmed timer delivering to `target`. */
+  constructor(
+    core: CoreVm,
+    target: TickTarget,
+    pacing: "absolute" | "relative-sleep",
+  ) {
+    this.#core = core;
+    this.#id = core.timerCreate(
+      target.kind === "gsi"
+        ? { gsi: target.gsi }
+        : { vector: target.vector, destination: target.destination },
+    );
+    if (pacing !== "absolute") core.timerSetPacing(this.#id, pacing);
+  }
+  /** Start, or re-arm with a new period (ns > 0). */
+  arm(periodNs: number): void {
+    if (!(periodNs > 0) || !Number.isFinite(periodNs)) {
+      throw new RangeError(`bad timer period ${periodNs} ns`);
+    }
+    this.#periodNs = Math.round(periodNs);
+    this.#core.timerArm(this.#id, this.#periodNs);
+  }
+  /** Stop ticking. Idempotent. */
+  disarm(): void {
+    if (this.#periodNs === 0) return;
+    this.#periodNs = 0;
+    this.#suspended = false;
+    this.#core.timerDisarm(this.#id);
+  }
+  /** Pause an armed timer while the VM does not run (keeps its period). */
+  suspend(): void {
+    if (this.#periodNs === 0 || this.#suspended) return;
+    this.#suspended = true;
+    this.#core.timerDisarm(this.#id);
+  }
+  /** Re-arm a suspended timer with its period. */
+  resume(): void {
+    if (!this.#suspended) return;
+    this.#suspended = false;
+    this.#core.timerArm(this.#id, this.#periodNs);
+  }
+  /** True while armed (suspended timers count as armed). */
+  get armed(): boolean {
+    return this.#periodNs !== 0;
+  }
+  /** Ticks delivered since creation. */
+  get ticks(): number {
+    return this.#core.timerStats(this.#id).ticks;
+  }
+  /** Expirations coalesced because the host fell behind. */
+  get missedTicks(): number {
+    return this.#core.timerStats(this.#id).missed;
+  }
+  /** CPU time of the VM's event thread (which serves every timer) in ns. */
+  get cpuNs(): number {
+    return this.#core.info().event_thread_cpu_ns;
+  }
+  /** True when the event thread runs with real-time priority. */
+  get realtime(): boolean {
+    return this.#core.info().event_thread_realtime === 1;
+  }
+}
+
+/** Counters of a {@link LevelSource}. */
+export interface LevelSourceStats {
+  /** Line assertions. */
+  asserts: number;
+  /** EOIs seen (one work item retired each). */
+  eois: number;
+  /** Work items left. */
+  pending: number;
+  /** Mean assert → EOI round trip (ns). */
+  meanRttNs: number;
+  /** Shortest round trip (ns). */
+  minRttNs: number;
+  /** Longest round trip (ns). */
+  maxRttNs: number;
+  /**
+   * Split irqchip: assertions the vCPU re-signalled with KVM_SIGNAL_MSI
+   * because the irqfd's message never reached the LAPIC (a nested-KVM
+   * quirk on this project's machines; 0 on healthy hosts).
+   */
+  reinjected: number;
+}
+
+/** A host-side level interrupt source (see `Vm.createLevelSource`). */
+export interface LevelSource {
+  /** The line. */
+  readonly gsi: number;
+  /** Add `n` work items; each raises the line until its EOI. */
+  add(n: number): void;
+  /** Counters. */
+  stats(): LevelSourceStats;
+  /** Stop the source and unregister its irqfd. */
+  close(): void;
+}
+
+/** Start a level source on `gsi`; `vmClosed` guards use after close. */
+export function createCoreLevelSource(
+  core: CoreVm,
+  gsi: number,
+  vmClosed: () => boolean,
+): LevelSource {
+  const id = core.levelCreate(gsi);
+  let closed = false;
+  return {
+    gsi,
+    add(n: number) {
+      if (!Number.isSafeInteger(n) || n < 0) {
+        throw new RangeError(`bad work item count ${n}`);
+      }
+      core.levelAdd(id, n);
+    },
+    stats(): LevelSourceStats {
+      const s = core.levelStats(id);
+      return {
+        asserts: s.asserts,
+        eois: s.eois,
+        pending: s.pending,
+        meanRttNs: s.eois ? s.rtt_total_ns / s.eois : 0,
+        minRttNs: s.rtt_min_ns,
+        maxRttNs: s.rtt_max_ns,
+        reinjected: s.reinjected,
+      };
+    },
+    close() {
+      if (closed || vmClosed()) return;
+      closed = true;
+      core.levelDestroy(id);
+    },
+  };
+}

@@ -1,0 +1,41 @@
+/**
+ * The core's Multiboot extras blob (see `dv_vm_load_multiboot` in
+ * `core/include/denovmm.h`).
+ *
+ * @module
+ */
+import type { MultibootOptions } from "./vm_types.ts";
+
+/** The core's Multiboot extras blob: command line and modules. */
+export function encodeMultibootExtras(options: MultibootOptions): Uint8Array {
+  const enc = new TextEncoder();
+  const parts: Uint8Array[] = [];
+  const u32 = (n: number) => {
+    const b = new Uint8Array(4);
+    new DataView(b.buffer).setUint32(0, n, true);
+    parts.push(b);
+  };
+  const str = (s: string) => {
+    const b = enc.encode(s);
+    u32(b.length);
+    parts.push(b);
+  };
+  str(options.cmdline ?? "");
+  const modules = options.modules ?? [];
+  u32(modules.length);
+  for (const m of modules) {
+    const b = typeof m.bytes === "string"
+      ? Deno.readFileSync(m.bytes)
+      : m.bytes;
+    u32(b.length);
+    parts.push(b);
+    str(m.cmdline ?? "");
+  }
+  const extras = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
+  let off = 0;
+  for (const p of parts) {
+    extras.set(p, off);
+    off += p.length;
+  }
+  return extras;
+}
