@@ -36,7 +36,7 @@ import { createVm, parseSize, type Vm, type VmOptions } from "./vm.ts";
 export const WIRING = {
   serial: { base: 0x3f8, gsi: 4 },
   debugExit: { base: 0xf4, iosize: 4 },
-  testdev: { base: 0x2000, lines: 24 },
+  testdev: { base: 0x2000, lines: 24, ioport: 0xe0, iomem: 0xff000000 },
   postPort: 0x80,
   ioapic: { base: 0xfec00000 },
   /** PV timer ticks: GSI 0 (IRQ0) or a direct MSI to vector 0x20. */
