@@ -19,9 +19,7 @@ import {
   type TestDevIrqLinesState,
 } from "./irq_lines.ts";
 import {
-  TESTDEV_FLUSH_BASE,
   TESTDEV_IOPORT_BASE,
-  TESTDEV_IOPORT_BYTE_BASE,
   TestDevIoport,
   type TestDevIoportState,
 } from "./ioport.ts";
@@ -213,11 +211,3 @@ export function testdevPlugin(options: TestdevOptions = {}): TestdevPlugin {
     },
   };
 }
-
-export {
-  TESTDEV_FLUSH_BASE,
-  TESTDEV_IOMEM_BASE,
-  TESTDEV_IOMEM_LEN,
-  TESTDEV_IOPORT_BASE,
-  TESTDEV_IOPORT_BYTE_BASE,
-};
