@@ -9,9 +9,12 @@
  * | 0xF4 (4 ports)      | isa-debug-exit                  |     |
  * | 107 / 108           | PV timer period / halt          |     |
  * | 0x2000 + n          | pc-testdev IRQ line n           | n   |
+ * | 0xE0 / 0xE4 / 0xE8  | pc-testdev scratch / flush / scratch bytes |  |
+ * | 0xFF000000 (64 KiB) | pc-testdev iomem                |     |
  * | 0x510 / 0x511       | fw_cfg selector / data          |     |
  * | 0x20/0x21, 0xA0/0xA1, 0x4D0/0x4D1 | 8259A pair + ELCR (split only) | 0–15 |
- * | 0x40–0x43           | PIT stub (split only)           |     |
+ * | 0x40–0x43, 0x61     | 8254 PIT + port B (split; stub with `pic: "stub"`) | 0 |
+ * | 0x70 / 0x71         | MC146818 RTC/CMOS (split only)  | 8   |
  * | 0x80                | POST port, Rust fast path       |     |
  * | 0xFEC00000          | IOAPIC (split only)             |     |
  *
@@ -23,6 +26,8 @@ import { fwCfgPlugin } from "../plugins/fw_cfg/plugin.ts";
 import { type IoapicPlugin, ioapicPlugin } from "../plugins/ioapic/plugin.ts";
 import { legacyPlugin } from "../plugins/legacy/plugin.ts";
 import { type PicPlugin, picPlugin } from "../plugins/pic/plugin.ts";
+import { pitPlugin } from "../plugins/pit/plugin.ts";
+import { rtcPlugin } from "../plugins/rtc/plugin.ts";
 import { I8259_MASTER_COMMAND } from "../plugins/pic/pic_8259.ts";
 import {
   type PvTimerPlugin,
@@ -36,8 +41,10 @@ import { createVm, parseSize, type Vm, type VmOptions } from "./vm.ts";
 export const WIRING = {
   serial: { base: 0x3f8, gsi: 4 },
   debugExit: { base: 0xf4, iosize: 4 },
-  testdev: { base: 0x2000, lines: 24 },
+  testdev: { base: 0x2000, lines: 24, ioport: 0xe0, iomem: 0xff000000 },
   postPort: 0x80,
+  pit: { base: 0x40, portB: 0x61, irq: 0 },
+  rtc: { base: 0x70, irq: 8 },
   ioapic: { base: 0xfec00000 },
   /** PV timer ticks: GSI 0 (IRQ0) or a direct MSI to vector 0x20. */
   timer: { gsi: 0, vector: 0x20, destination: 0 },
@@ -59,7 +66,8 @@ export interface MachineOptions
   cmdline?: string;
   /**
    * Split irqchip: `8259` (default) emulates the 8259A pair (ExtINT through
-   * LINT0); `stub` answers the PIC ports with Hyperlight-style stubs.
+   * LINT0) and the 8254 PIT; `stub` answers the PIC and PIT ports with
+   * Hyperlight-style stubs.
    */
   pic?: "8259" | "stub";
   /** More plugins, attached after the standard ones. */
@@ -82,7 +90,8 @@ export interface Machine extends Disposable {
 
 /**
  * The standard plugins for an irqchip mode (kernel: the in-kernel PIC, PIT
- * ports and IOAPIC stay KVM's; split: our IOAPIC and the PIC/PIT stubs).
+ * ports and IOAPIC stay KVM's; split: our IOAPIC, 8259A pair, 8254 PIT and
+ * RTC, or with `pic: "stub"` the Hyperlight-style PIC/PIT stubs and the RTC).
  *
  * @example
  * ```ts
@@ -115,13 +124,14 @@ export function standardPlugins(options: MachineOptions = {}): {
     minUs: options.timerRangeUs?.min,
     maxUs: options.timerRangeUs?.max,
   });
+  const ramSize = parseSize(options.memory ?? 16 << 20);
   const plugins: Plugin[] = [
     serial,
     debugExitPlugin(WIRING.debugExit),
     pvTimer,
     testdevPlugin(WIRING.testdev),
     fwCfgPlugin({
-      ramSize: parseSize(options.memory ?? 16 << 20),
+      ramSize,
       cpus: 1,
       cmdline: options.cmdline,
     }),
@@ -131,11 +141,12 @@ export function standardPlugins(options: MachineOptions = {}): {
   if (irqchip === "split") {
     ioapic = ioapicPlugin(WIRING.ioapic);
     plugins.push(ioapic);
+    plugins.push(rtcPlugin({ ...WIRING.rtc, ramBelow4g: ramSize }));
     if (options.pic === "stub") {
       plugins.push(legacyPlugin({ timerActive: () => pvTimer.active }));
     } else {
       pic = withTimerEoiBridge(picPlugin(), () => pvTimer.active);
-      plugins.push(pic, legacyPlugin({ pic: false }));
+      plugins.push(pic, pitPlugin(WIRING.pit));
     }
   }
   return { plugins, serial, pvTimer, ioapic, pic };

@@ -13,6 +13,22 @@ export const TESTDEV_IRQ_BASE = 0x2000;
 export const TESTDEV_IRQ_PORTS = 24;
 
 /**
+ * Plain-data state of a {@link TestDevIrqLines} (JSON-serializable).
+ *
+ * @example
+ * ```ts
+ * import { TestDevIrqLines } from "./irq_lines.ts";
+ * console.log(new TestDevIrqLines(2, () => {}).snapshot().levels); // [false, false]
+ * ```
+ */
+export interface TestDevIrqLinesState {
+  /** Format version, currently 1. */
+  readonly version: 1;
+  /** Level of every wired line. */
+  readonly levels: readonly boolean[];
+}
+
+/**
  * The IRQ-line state machine; `setLine(n, level)` drives the host line.
  *
  * @example
@@ -69,5 +85,37 @@ export class TestDevIrqLines {
     const level = value !== 0;
     this.#levels[n] = level;
     this.#setLine(n, level);
+  }
+
+  /** Plain-data copy of the state. */
+  snapshot(): TestDevIrqLinesState {
+    return { version: 1, levels: [...this.#levels] };
+  }
+
+  /**
+   * Load a state from {@link snapshot} (same line count); lines whose level
+   * changes are driven on the host. A malformed state throws TypeError and
+   * changes nothing.
+   */
+  restore(state: TestDevIrqLinesState): void {
+    const s = state as unknown as Record<string, unknown>;
+    if (typeof s !== "object" || s === null || s.version !== 1) {
+      throw new TypeError("testdev irq state: unknown version");
+    }
+    const l = s.levels;
+    if (
+      !Array.isArray(l) || l.length !== this.#lines ||
+      !l.every((b) => typeof b === "boolean")
+    ) {
+      throw new TypeError(
+        `testdev irq state: levels must be ${this.#lines} booleans`,
+      );
+    }
+    for (let n = 0; n < this.#lines; n++) {
+      if (this.#levels[n] !== l[n]) {
+        this.#levels[n] = l[n];
+        this.#setLine(n, l[n]);
+      }
+    }
   }
 }

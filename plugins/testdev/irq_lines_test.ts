@@ -25,4 +25,20 @@ Deno.test("testdev irq lines", async (t) => {
     assert.throws(() => new TestDevIrqLines(-1, () => {}), RangeError);
     assert.throws(() => new TestDevIrqLines(1.5, () => {}), RangeError);
   });
+  await t.step("snapshot round trip drives changed lines", () => {
+    const d = new TestDevIrqLines(4, () => {});
+    d.write(1, 1);
+    d.write(3, 1);
+    const calls: [number, boolean][] = [];
+    const e = new TestDevIrqLines(4, (n, l) => calls.push([n, l]));
+    e.write(0, 1);
+    calls.length = 0;
+    e.restore(JSON.parse(JSON.stringify(d.snapshot())));
+    assert.deepEqual(calls, [[0, false], [1, true], [3, true]]);
+    assert.deepEqual([0, 1, 2, 3].map((n) => e.read(n)), [0, 1, 0, 1]);
+    assert.throws(
+      () => e.restore({ version: 1, levels: [true] }),
+      TypeError,
+    );
+  });
 });
