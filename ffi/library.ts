@@ -15,11 +15,12 @@ import { ABI_VERSION, CoreCode } from "./abi.ts";
 const VM = "u32";
 
 /**
- * One entry per C function of `core/include/denovmm.h` (checked by
+ * The `Deno.dlopen` table: one entry per C function of
+ * `core/include/denovmm.h` (checked by
  * `abi_test.ts`). Handles and ids are u32 and hot-path arguments are
  * 32-bit, so no call on the exit path converts a BigInt.
  */
-const SYMBOLS = {
+export const SYMBOLS = {
   dv_abi_version: { parameters: [], result: "u32" },
   dv_last_error: { parameters: ["buffer", "usize"], result: "usize" },
   dv_vm_create: { parameters: ["buffer", "buffer"], result: "i32" },
@@ -88,9 +89,6 @@ const SYMBOLS = {
   dv_timer_stats: { parameters: [VM, "u32", "buffer"], result: "i32" },
   dv_timer_destroy: { parameters: [VM, "u32"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
-
-/** Names of every symbol the binding loads (for the header check). */
-export const SYMBOL_NAMES: readonly string[] = Object.keys(SYMBOLS);
 
 /** The raw symbol table. */
 export type CoreSymbols = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];

@@ -526,7 +526,7 @@ int32_t dv_vm_load_multiboot(uint32_t vm,
 //
 // # Safety
 // `out` must be valid for two u64 writes.
-int32_t dv_vm_memory(uint32_t vm, uint64_t (*out)[2]);
+int32_t dv_vm_memory(uint32_t vm, uint64_t *out);
 
 // Add a range of `space` ([`Space`]): [`RangeAction::Forward`] (accesses
 // come back from `dv_vcpu_run` with `region` in the record) or

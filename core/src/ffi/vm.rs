@@ -152,11 +152,11 @@ pub unsafe extern "C" fn dv_vm_load_multiboot(
 /// # Safety
 /// `out` must be valid for two u64 writes.
 #[no_mangle]
-pub unsafe extern "C" fn dv_vm_memory(vm: u32, out: *mut [u64; 2]) -> i32 {
+pub unsafe extern "C" fn dv_vm_memory(vm: u32, out: *mut u64) -> i32 {
     with_vm(vm, |v| {
         let (a, s) = v.memory()?;
-        // SAFETY: forwarded from the caller's contract.
-        unsafe { write_out(out, [a, s]) }?;
+        // SAFETY: forwarded from the caller's contract (two u64 slots).
+        unsafe { write_out(out.cast::<[u64; 2]>(), [a, s]) }?;
         Ok(0)
     })
 }
