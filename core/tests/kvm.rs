@@ -225,3 +225,31 @@ fn irqfd_detach_holds_messages() {
     vm.irqfd_destroy(id).unwrap();
     assert!(vm.irqfd_trigger(id).is_err());
 }
+
+#[test]
+fn a_thousand_racing_stops_are_never_lost() {
+    let Some(elf) = guest("spin") else { return };
+    let vm = vm(IrqchipMode::Kernel);
+    vm.load_elf(&elf, [0; 4]).unwrap();
+    vm.range_add(Space::Pio, 0x3f8, 8, Action::Ignore { read_value: 0x60 }).unwrap();
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    for i in 0..1000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        // Stop from another thread before, at or during the start of run():
+        // exactly this run must end with Stopped (a generous timeout turns a
+        // lost stop into a failure instead of a hang).
+        let delay = std::time::Duration::from_micros(x % 300);
+        let v2 = vm.clone();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(delay);
+            v2.stop();
+        });
+        vm.alarm(denovmm_core::kick::TIMEOUT, 5_000_000_000).unwrap();
+        let r = vm.run(0).unwrap();
+        t.join().unwrap();
+        vm.alarm(denovmm_core::kick::TIMEOUT, 0).unwrap();
+        assert_eq!(r, Reason::Stopped, "iteration {i}");
+    }
+}

@@ -1,0 +1,107 @@
+/**
+ * The VM lifecycle (issue 9): views after close and after GC, stops that
+ * race with run(), resume after a timeout with the PV timer live.
+ */
+import assert from "node:assert/strict";
+import { createMachine } from "../vmm/machine.ts";
+import { createVm } from "../vmm/vm.ts";
+import { guestPath, HAVE_KVM, readTicks } from "./kvm.ts";
+
+const MSI_PIN = 0xffffffff;
+
+Deno.test({
+  name: "lifecycle: views, stops and resume",
+  ignore: !HAVE_KVM,
+  fn: async (t) => {
+    await t.step(
+      "a view after close() throws, never touches freed memory",
+      () => {
+        const a = createVm({});
+        const ram = a.memory;
+        const sub = ram.view(0x100000, 16);
+        sub[0] = 7;
+        a.close();
+        assert.throws(
+          () => ram.read(0x100000, new Uint8Array(1)),
+          /VM is closed/,
+        );
+        assert.throws(() => ram.write(0, new Uint8Array(1)), /VM is closed/);
+        assert.equal(sub.length, 0, "live subarrays are detached");
+        assert.equal(sub[0], undefined);
+        // A new VM B never sees writes through A's old views.
+        using b = createVm({});
+        assert.throws(() => ram.write(0x100000, new Uint8Array([9])));
+        const got = new Uint8Array(1);
+        b.memory.read(0x100000, got);
+        assert.equal(got[0], 0);
+      },
+    );
+
+    await t.step("views keep the mapping alive across GC", async () => {
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "-A",
+          "--v8-flags=--expose-gc",
+          new URL("./fixtures/view_after_gc.ts", import.meta.url).pathname,
+        ],
+        stderr: "piped",
+      }).output();
+      const stderr = new TextDecoder().decode(out.stderr);
+      assert.equal(out.code, 0, stderr);
+      const r = JSON.parse(new TextDecoder().decode(out.stdout));
+      assert.equal(r.ok, true, "views still read the guest's bytes");
+      assert.equal(r.aliveWithViews, 1, "the VM lives while views do");
+      assert.equal(r.aliveAfter, 0, "and is released after them");
+      assert.match(stderr, /garbage-collected without close\(\)/);
+    });
+
+    await t.step("a handler that closes the VM mid-dispatch is safe", () => {
+      const vm = createVm({
+        plugins: [{
+          name: "closer",
+          setup: () => [{
+            range: { space: "pio", base: 0x3f8, length: 8 },
+            read: (_a, d) => d.fill(0x60),
+            write: () => vm.close(),
+          }],
+        }],
+      });
+      vm.load(guestPath("hello"), [1]);
+      const r = vm.run({ timeoutMs: 5000 });
+      assert.equal(r.reason, "error");
+      assert.match(r.detail ?? "", /closed/);
+    });
+
+    await t.step("run() after a timeout resumes with the PV timer live", () => {
+      using m = createMachine({});
+      const n = 60;
+      m.vm.load(guestPath("timer"), [1000, n, 0x20, MSI_PIN]);
+      const first = m.vm.run({ timeoutMs: 15 });
+      assert.equal(first.reason, "timeout");
+      let result = first;
+      for (let i = 0; i < 50 && result.reason === "timeout"; i++) {
+        result = m.vm.run({ timeoutMs: 200 });
+      }
+      assert.equal(result.reason, "halt", JSON.stringify(result));
+      assert.equal(readTicks(m).length, n, "every tick arrived");
+      assert.equal(m.vm.armedTimers(), 0);
+    });
+
+    await t.step(
+      "a stop before run() ends exactly that run (1,000 times)",
+      () => {
+        using m = createMachine({});
+        m.vm.load(guestPath("spin"), []);
+        let seed = 0x9e3779b9;
+        const rnd = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
+        for (let i = 0; i < 1000; i++) {
+          const stop = rnd() < 0.5;
+          if (stop) m.vm.stop();
+          const r = m.vm.run({ timeoutMs: 2 });
+          assert.equal(r.reason, stop ? "stopped" : "timeout", `run ${i}`);
+        }
+      },
+    );
+  },
+});
