@@ -89,6 +89,38 @@ Deno.test({
     });
 
     await t.step(
+      "a refused IOAPIC delivery is a counted drop, not a crash",
+      () => {
+        const logs: string[] = [];
+        using m = createMachine({
+          irqchip: "split",
+          log: (_l, s, msg) => logs.push(`${s}: ${msg}`),
+        });
+        const io = (reg: number, value: number) => {
+          const d = new Uint8Array(4);
+          new DataView(d.buffer).setUint32(0, reg, true);
+          m.vm.bus.dispatch("mmio", 0xfec00000, 4, true, d, 0);
+          new DataView(d.buffer).setUint32(0, value, true);
+          m.vm.bus.dispatch("mmio", 0xfec00010, 4, true, d, 0);
+        };
+        // Pin 5: vector 0x30, lowest priority, physical destination 0xFF.
+        io(0x11 + 2 * 5, 0xff << 24);
+        io(0x10 + 2 * 5, 0x30 | (1 << 8));
+        for (let i = 0; i < 2000; i++) {
+          m.vm.setIrqLine(5, true);
+          m.vm.setIrqLine(5, false);
+        }
+        assert.ok(m.vm.stats.droppedInterrupts >= 1, "drops are counted");
+        assert.ok(logs.length <= 20, `bounded logging:\n${logs.join("\n")}`);
+        m.vm.load(guestPath("hello"), [1]);
+        assert.deepEqual(m.vm.run({ timeoutMs: 5000 }), {
+          reason: "exit",
+          status: 3,
+        });
+      },
+    );
+
+    await t.step(
       "a stop before run() ends exactly that run (1,000 times)",
       () => {
         using m = createMachine({});

@@ -31,6 +31,7 @@ import {
   type LevelSource,
 } from "./core_sources.ts";
 import { RamView } from "./guest_memory.ts";
+import { limitLogger } from "./log_limiter.ts";
 import { encodeMultibootExtras } from "./multiboot_extras.ts";
 import { endOfRun } from "./run_result.ts";
 import {
@@ -151,7 +152,11 @@ export class Vm implements Disposable {
   /** Status of the last `exit` result, or null. */
   exitStatus: number | null = null;
   /** Run-loop counters. */
-  readonly stats: VmStats = { suppressedEoiBroadcasts: 0, extintInjected: 0 };
+  readonly stats: VmStats = {
+    suppressedEoiBroadcasts: 0,
+    extintInjected: 0,
+    droppedInterrupts: 0,
+  };
 
   /** @internal Use {@link createVm}. */
   constructor(options: VmOptions = {}) {
@@ -159,7 +164,7 @@ export class Vm implements Disposable {
     if (this.irqchip !== "kernel" && this.irqchip !== "split") {
       throw new RangeError(`unknown irqchip mode "${this.irqchip}"`);
     }
-    this.#log = options.log ?? defaultLogger;
+    this.#log = limitLogger(options.log ?? defaultLogger);
     this.#clock = options.clock ?? realClock;
     this.#pacing = options.timerPacing ?? "absolute";
     const strict = options.strict ?? false;
@@ -274,11 +279,15 @@ export class Vm implements Disposable {
       addRegion: (r: Region, owner: string) => this.#bus.add(r, owner),
       removeRegion: (r: Region) => void this.#bus.remove(r),
       setLine: (gsi: number, level: boolean) => this.#setLine(gsi, level),
-      signalMsi: (msg: MsiMessage) => this.signalMsi(msg),
-      routeMsi: (gsi: number, msg: MsiMessage | null) =>
-        msg === null
-          ? this.#core.routeClear(gsi)
-          : this.#core.routeSetMsi(gsi, msg.address, msg.data),
+      signalMsi: (msg: MsiMessage) => this.#deliver(msg),
+      routeMsi: (gsi: number, msg: MsiMessage | null) => {
+        try {
+          if (msg === null) this.#core.routeClear(gsi);
+          else this.#core.routeSetMsi(gsi, msg.address, msg.data);
+        } catch (e) {
+          this.#drop(`route of GSI ${gsi}`, e);
+        }
+      },
       exit: (status: number) => {
         this.exitStatus = status;
         this.#end = { reason: "exit", status };
@@ -306,6 +315,32 @@ export class Vm implements Disposable {
         `GSI ${gsi} raised but no IOAPIC plugin is attached`,
       );
     }
+  }
+
+  /**
+   * A device's MSI: the message comes from guest-programmed state (an
+   * IOAPIC entry, an MSI-X table), so a message KVM refuses (for example
+   * lowest-priority delivery to physical destination 0xFF) is a counted,
+   * rate-limited drop, never a failed run.
+   */
+  #deliver(msg: MsiMessage): boolean {
+    if (this.#closed) return false;
+    const rc = this.#core.signalMsi(msg.address, msg.data);
+    if (rc >= 0) return rc > 0;
+    try {
+      this.#core.check(rc, "signal MSI");
+    } catch (e) {
+      this.#drop(
+        `MSI 0x${msg.address.toString(16)}/0x${msg.data.toString(16)}`,
+        e,
+      );
+    }
+    return false;
+  }
+
+  #drop(what: string, e: unknown): void {
+    this.stats.droppedInterrupts++;
+    this.#log("warn", "vm", `${what} dropped: ${(e as Error).message}`);
   }
 
   /**

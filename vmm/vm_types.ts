@@ -126,4 +126,9 @@ export interface VmStats {
   suppressedEoiBroadcasts: number;
   /** ExtINT vectors injected for a userspace PIC (split irqchip). */
   extintInjected: number;
+  /**
+   * Device interrupts (MSIs, routes) KVM refused because of how the guest
+   * programmed them; counted and logged (rate-limited), never fatal.
+   */
+  droppedInterrupts: number;
 }
