@@ -214,6 +214,17 @@ export class CoreVm {
     this.check(this.#sym.dv_vm_set_wake(this.handle, BigInt(ns)), "wake alarm");
   }
 
+  /** Power-on reset of vCPUs, in-kernel irqchip, timers (and RAM). */
+  reset(zeroMemory: boolean): void {
+    this.check(
+      this.#sym.dv_vm_reset(
+        this.handle,
+        zeroMemory ? AbiConst.DV_RESET_MEMORY : 0,
+      ),
+      "reset",
+    );
+  }
+
   /** VM-wide facts and counters. */
   info(): CoreStruct<"DvVmInfo"> {
     return this.#struct(

@@ -44,6 +44,7 @@ export const SYMBOLS = {
   dv_vm_set_timeout: { parameters: [VM, "u64"], result: "i32" },
   dv_vm_set_wake: { parameters: [VM, "u64"], result: "i32" },
   dv_vm_info: { parameters: [VM, "buffer"], result: "i32" },
+  dv_vm_reset: { parameters: [VM, "u32"], result: "i32" },
   dv_vcpu_run: { parameters: [VM, "u32"], result: "i32" },
   dv_vcpu_record: { parameters: [VM, "u32", "buffer"], result: "i32" },
   dv_vcpu_counters: { parameters: [VM, "u32", "buffer"], result: "i32" },

@@ -88,6 +88,46 @@ Deno.test({
       assert.equal(m.vm.armedTimers(), 0);
     });
 
+    await t.step("reset(): 100 cycles boot identically, resources flat", () => {
+      for (const irqchip of ["kernel", "split"] as const) {
+        let out = "";
+        using m = createMachine({
+          irqchip,
+          serialOutput: (b) => out += String.fromCharCode(b),
+        });
+        const boot = () => {
+          out = "";
+          m.vm.load(guestPath("timer"), [200, 5, 0x20, MSI_PIN]);
+          const r = m.vm.run({ timeoutMs: 10_000 });
+          return `${JSON.stringify(r)} ${out}`;
+        };
+        const first = boot();
+        assert.match(first, /"halt".*done count=5/s);
+        const fds = () => [...Deno.readDirSync("/proc/self/fd")].length;
+        const threads = () => [...Deno.readDirSync("/proc/self/task")].length;
+        const rssKb = () =>
+          Number(Deno.readTextFileSync("/proc/self/statm").split(" ")[1]) * 4;
+        m.vm.reset();
+        assert.equal(boot(), first, `${irqchip}: boots again identically`);
+        const before = { fds: fds(), threads: threads(), rss: rssKb() };
+        for (let i = 0; i < 100; i++) {
+          m.vm.reset();
+          assert.equal(boot(), first, `${irqchip}: cycle ${i}`);
+        }
+        assert.equal(fds(), before.fds, "fds flat");
+        assert.equal(threads(), before.threads, "threads flat");
+        assert.ok(
+          rssKb() - before.rss < 16 * 1024,
+          `RSS flat: ${before.rss} KiB -> ${rssKb()} KiB`,
+        );
+        // A reset zeroes RAM: nothing of the last boot is left.
+        m.vm.reset();
+        const probe = new Uint8Array(4096);
+        m.vm.memory.read(0x100000, probe);
+        assert.ok(probe.every((b) => b === 0), "RAM zeroed");
+      }
+    });
+
     await t.step(
       "a refused IOAPIC delivery is a counted drop, not a crash",
       () => {

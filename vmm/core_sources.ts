@@ -60,6 +60,11 @@ export class CoreTickSource implements TickSource {
     this.#suspended = false;
     this.#core.timerArm(this.#id, this.#periodNs);
   }
+  /** Forget the period (the core disarmed the timer at a VM reset). */
+  forget(): void {
+    this.#periodNs = 0;
+    this.#suspended = false;
+  }
   /** True while armed (suspended timers count as armed). */
   get armed(): boolean {
     return this.#periodNs !== 0;

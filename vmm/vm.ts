@@ -553,6 +553,24 @@ export class Vm implements Disposable {
   }
 
   /**
+   * Return the VM to power-on state, as a fresh `createVm` would be: the
+   * vCPU, the in-kernel irqchip and every plugin (`Plugin.reset`), no
+   * timer armed, and (unless `memory: false`) guest RAM zeroed. Then
+   * `load()` + `run()` boot again. Plugins, ranges and host-side sources
+   * stay attached. Not while running.
+   */
+  reset(options: { memory?: boolean } = {}): void {
+    this.#alive();
+    this.#core.reset(options.memory ?? true);
+    for (const t of this.#tickSources) t.forget();
+    for (const p of this.#plugins) p.reset?.();
+    this.#end = undefined;
+    this.exitStatus = null;
+    this.#wakeAt = null;
+    this.#windowRequested = false;
+  }
+
+  /**
    * Stop a running vCPU (from any thread via {@link stopVm}): the current
    * run returns `stopped`, or the next one if none runs. A no-op after
    * close.

@@ -42,6 +42,9 @@
 // instead of answering reads with all-ones and ignoring writes.
 #define DV_VM_STRICT 1
 
+// [`dv_vm_reset`] flag: zero guest RAM too.
+#define DV_RESET_MEMORY 1
+
 // Most irqfds per VM.
 #define DV_MAX_IRQFDS 4096
 
@@ -555,6 +558,12 @@ int32_t dv_vm_set_timeout(uint32_t vm, uint64_t ns);
 // Set a one-shot wake-up `ns` from now (0 cancels): the running vCPUs
 // return `DV_REASON_WAKE`. Returns 0.
 int32_t dv_vm_set_wake(uint32_t vm, uint64_t ns);
+
+// Return the VM to power-on state (vCPUs, in-kernel irqchip, timers and
+// alarms disarmed; with [`DV_RESET_MEMORY`] guest RAM zeroed). Ranges,
+// routes, irqfds and level sources stay. `DV_CODE_BUSY` while a vCPU
+// runs. Returns 0.
+int32_t dv_vm_reset(uint32_t vm, uint32_t flags);
 
 // Write the VM's [`VmInfo`] to `out`. Returns 0.
 //

@@ -24,6 +24,18 @@ pub(crate) struct VcpuInner {
     pending: Option<PendingRead>,
     counters: Counters,
     run_base: usize,
+    /// Power-on state captured at creation, restored by [`Vm::reset`].
+    initial: InitialState,
+}
+
+/// The architectural state KVM gives a fresh vCPU.
+struct InitialState {
+    regs: kvm_bindings::kvm_regs,
+    sregs: kvm_bindings::kvm_sregs,
+    fpu: kvm_bindings::kvm_fpu,
+    lapic: Option<kvm_bindings::kvm_lapic_state>,
+    mp_state: kvm_bindings::kvm_mp_state,
+    events: kvm_bindings::kvm_vcpu_events,
 }
 
 /// A vCPU.
@@ -54,6 +66,14 @@ impl Vcpu {
             }
         }
         fd.set_cpuid2(&cpuid).map_err(kvm_err("KVM_SET_CPUID2"))?;
+        let initial = InitialState {
+            regs: fd.get_regs().map_err(kvm_err("KVM_GET_REGS"))?,
+            sregs: fd.get_sregs().map_err(kvm_err("KVM_GET_SREGS"))?,
+            fpu: fd.get_fpu().map_err(kvm_err("KVM_GET_FPU"))?,
+            lapic: fd.get_lapic().ok(),
+            mp_state: fd.get_mp_state().map_err(kvm_err("KVM_GET_MP_STATE"))?,
+            events: fd.get_vcpu_events().map_err(kvm_err("KVM_GET_VCPU_EVENTS"))?,
+        };
         let run_base = fd.get_kvm_run() as *mut kvm_bindings::kvm_run;
         let mut record = Box::<ExitRecord>::default();
         record.vcpu = index;
@@ -67,6 +87,7 @@ impl Vcpu {
                 pending: None,
                 counters: Counters::default(),
                 run_base: run_base as usize,
+                initial,
             }),
             record_ptr,
         })
@@ -151,6 +172,31 @@ impl Vm {
             }
             inner.fd.set_sregs(&sregs).map_err(kvm_err("KVM_SET_SREGS"))?;
             inner.fd.set_regs(regs).map_err(kvm_err("KVM_SET_REGS"))
+        })
+    }
+
+    /// Return vCPU `index` to its power-on state: registers, segments, FPU,
+    /// LAPIC, MP state and pending events as KVM created them; no pending
+    /// read, no interrupt window, counters zeroed, kicks dropped.
+    pub(crate) fn reset_vcpu(&self, index: u32) -> Result<()> {
+        let kick = self.vcpu(index)?.kick.clone();
+        self.with_vcpu(index, |g| {
+            let i = &g.initial;
+            g.fd.set_sregs(&i.sregs).map_err(kvm_err("KVM_SET_SREGS"))?;
+            g.fd.set_regs(&i.regs).map_err(kvm_err("KVM_SET_REGS"))?;
+            g.fd.set_fpu(&i.fpu).map_err(kvm_err("KVM_SET_FPU"))?;
+            if let Some(l) = &i.lapic {
+                g.fd.set_lapic(l).map_err(kvm_err("KVM_SET_LAPIC"))?;
+            }
+            g.fd.set_mp_state(i.mp_state).map_err(kvm_err("KVM_SET_MP_STATE"))?;
+            g.fd.set_vcpu_events(&i.events).map_err(kvm_err("KVM_SET_VCPU_EVENTS"))?;
+            g.fd.get_kvm_run().request_interrupt_window = 0;
+            g.want_window = false;
+            g.pending = None;
+            g.counters = Counters::default();
+            kick.take(u32::MAX);
+            kick.clear_immediate_exit();
+            Ok(())
         })
     }
 

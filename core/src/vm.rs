@@ -67,6 +67,8 @@ pub struct Vm {
     pub(crate) irq: IrqState,
     pub(crate) events: Events,
     pub(crate) halt_poll_disabled: Mutex<bool>,
+    /// In-kernel irqchip state at creation (PIC master, slave, IOAPIC).
+    initial_irqchip: Vec<kvm_bindings::kvm_irqchip>,
     tsc_deadline: bool,
     alive: AtomicBool,
 }
@@ -134,6 +136,14 @@ impl Vm {
         // as the VM (field order drops `fd` before `mem`).
         unsafe { fd.set_user_memory_region(region) }.map_err(kvm_err("KVM_SET_USER_MEMORY_REGION"))?;
         let tsc_deadline = kvm.check_extension(Cap::TscDeadlineTimer);
+        let mut initial_irqchip = Vec::new();
+        if config.irqchip == IrqchipMode::Kernel {
+            for chip in [kvm_bindings::KVM_IRQCHIP_PIC_MASTER, kvm_bindings::KVM_IRQCHIP_PIC_SLAVE, kvm_bindings::KVM_IRQCHIP_IOAPIC] {
+                let mut c = kvm_bindings::kvm_irqchip { chip_id: chip, ..Default::default() };
+                fd.get_irqchip(&mut c).map_err(kvm_err("KVM_GET_IRQCHIP"))?;
+                initial_irqchip.push(c);
+            }
+        }
         let vcpu0 = Vcpu::new(&kvm, &fd, 0, tsc_deadline)?;
         let events = Events::new(vec![vcpu0.kick.clone()], config.irqchip == IrqchipMode::Split);
         Ok(Vm {
@@ -145,6 +155,7 @@ impl Vm {
             irq: IrqState::new(routing),
             events,
             halt_poll_disabled: Mutex::new(false),
+            initial_irqchip,
             tsc_deadline,
             alive: AtomicBool::new(true),
             kvm,
@@ -251,6 +262,36 @@ impl Vm {
     /// racing with the start of a run is not lost).
     pub fn stop(&self) {
         self.kick(STOP);
+    }
+
+    /// Return the VM to power-on state: every vCPU, the in-kernel irqchip,
+    /// no timer armed, no alarm, and with `zero_memory` all guest RAM zero
+    /// (released to the host with MADV_DONTNEED, so RSS drops too). Ranges,
+    /// routes, irqfds and level sources (host configuration) stay. Busy if
+    /// a vCPU runs.
+    pub fn reset(&self, zero_memory: bool) -> Result<()> {
+        for i in 0..self.vcpus.len() as u32 {
+            self.reset_vcpu(i)?;
+        }
+        for c in &self.initial_irqchip {
+            self.fd.set_irqchip(c).map_err(kvm_err("KVM_SET_IRQCHIP"))?;
+        }
+        self.events.disarm_all();
+        self.events.alarm(crate::kick::TIMEOUT, 0)?;
+        self.events.alarm(crate::kick::WAKE, 0)?;
+        if zero_memory {
+            let (host, size) = self.memory()?;
+            // SAFETY: [host, host + size) is the private anonymous mapping
+            // owned by `self.mem`; MADV_DONTNEED on it only replaces its
+            // pages with zero-fill-on-demand pages, and no vCPU runs (every
+            // vCPU lock was taken above and released; a run racing with this
+            // would only see zeroed guest memory, never host memory).
+            let r = unsafe { libc::madvise(host as *mut libc::c_void, size as usize, libc::MADV_DONTNEED) };
+            if r != 0 {
+                return Err(Error::os("madvise(MADV_DONTNEED)", std::io::Error::last_os_error()));
+            }
+        }
+        Ok(())
     }
 
     /// Short timer periods disable KVM halt polling for this VM: polling

@@ -213,6 +213,23 @@ pub extern "C" fn dv_vm_set_wake(vm: u32, ns: u64) -> i32 {
     with_vm(vm, |v| v.alarm(WAKE, ns).map(|_| 0))
 }
 
+/// [`dv_vm_reset`] flag: zero guest RAM too.
+pub const DV_RESET_MEMORY: u32 = 1;
+
+/// Return the VM to power-on state (vCPUs, in-kernel irqchip, timers and
+/// alarms disarmed; with [`DV_RESET_MEMORY`] guest RAM zeroed). Ranges,
+/// routes, irqfds and level sources stay. `DV_CODE_BUSY` while a vCPU
+/// runs. Returns 0.
+#[no_mangle]
+pub extern "C" fn dv_vm_reset(vm: u32, flags: u32) -> i32 {
+    with_vm(vm, |v| {
+        if flags & !DV_RESET_MEMORY != 0 {
+            return Err(Error::invalid(format!("unknown reset flags {flags:#x}")));
+        }
+        v.reset(flags & DV_RESET_MEMORY != 0).map(|_| 0)
+    })
+}
+
 /// VM-wide facts and counters (see [`dv_vm_info`]).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default)]
