@@ -55,6 +55,7 @@ export const PacingCode = { Absolute: 0, RelativeSleep: 1 } as const;
 export const AbiConst = {
   DV_ABI_VERSION: ABI_VERSION,
   DV_VM_STRICT: 1,
+  DV_VM_QUIRK_LEVEL_RESIGNAL: 2,
   DV_RESET_MEMORY: 1,
   DV_IRQ_LEVEL: 1,
   DV_IRQ_LOGICAL: 2,

@@ -37,6 +37,8 @@ export interface CoreVmConfig {
   irqchip: CoreIrqchip;
   /** Forward unclaimed accesses. */
   strict: boolean;
+  /** Nested-KVM workaround: re-signal level MSIs left without EOI. */
+  quirkLevelResignal?: boolean;
   /** Core library path (default: see `defaultLibraryPath`). */
   libraryPath?: string;
 }
@@ -78,7 +80,12 @@ export class CoreVm {
       config.irqchip === "split" ? IrqchipCode.Split : IrqchipCode.Kernel,
       true,
     );
-    cfg.setUint32(12, config.strict ? AbiConst.DV_VM_STRICT : 0, true);
+    cfg.setUint32(
+      12,
+      (config.strict ? AbiConst.DV_VM_STRICT : 0) |
+        (config.quirkLevelResignal ? AbiConst.DV_VM_QUIRK_LEVEL_RESIGNAL : 0),
+      true,
+    );
     const out = new Uint32Array(1);
     lib.check(
       lib.symbols.dv_vm_create(new Uint8Array(cfg.buffer), out),

@@ -32,6 +32,7 @@ import {
 } from "./core_sources.ts";
 import { RamView } from "./guest_memory.ts";
 import { limitLogger } from "./log_limiter.ts";
+import { type HostQuirks, resolveQuirks } from "./quirks.ts";
 import { encodeMultibootExtras } from "./multiboot_extras.ts";
 import { endOfRun } from "./run_result.ts";
 import {
@@ -149,6 +150,8 @@ export class Vm implements Disposable {
   #wakeAt: number | null = null;
   /** Irqchip arrangement. */
   readonly irqchip: IrqchipMode;
+  /** Host-quirk workarounds in effect. */
+  readonly quirks: HostQuirks;
   /** Status of the last `exit` result, or null. */
   exitStatus: number | null = null;
   /** Run-loop counters. */
@@ -168,10 +171,12 @@ export class Vm implements Disposable {
     this.#clock = options.clock ?? realClock;
     this.#pacing = options.timerPacing ?? "absolute";
     const strict = options.strict ?? false;
+    this.quirks = resolveQuirks(options.quirks);
     this.#core = CoreVm.create({
       memSize: parseSize(options.memory ?? 16 << 20),
       irqchip: this.irqchip,
       strict,
+      quirkLevelResignal: this.quirks.levelResignal,
       libraryPath: options.libraryPath,
     });
     const recBuf = buffer(this.#core.recordAddress(0), RECORD_LEN);

@@ -4,6 +4,7 @@
  * @module
  */
 import type { Clock, LogLevel, Plugin, Range } from "../bus/types.ts";
+import type { HostQuirks } from "./quirks.ts";
 
 /** A log sink. */
 export type Logger = (level: LogLevel, source: string, msg: string) => void;
@@ -36,6 +37,11 @@ export interface VmOptions {
    * exists only as the baseline of `bench/run_timer_bench.ts`).
    */
   timerPacing?: "absolute" | "relative-sleep";
+  /**
+   * Host-quirk workarounds (see `HostQuirks`): `"auto"` (default) detects
+   * what this host needs once per process; an object overrides.
+   */
+  quirks?: Partial<HostQuirks> | "auto";
 }
 
 /** How a run ended. */

@@ -42,6 +42,10 @@
 // instead of answering reads with all-ones and ignoring writes.
 #define DV_VM_STRICT 1
 
+// `DvVmCreateConfig.flags`: enable the nested-KVM quirk workaround that
+// re-signals level MSIs left without EOI (split irqchip only).
+#define DV_VM_QUIRK_LEVEL_RESIGNAL 2
+
 // [`dv_vm_reset`] flag: zero guest RAM too.
 #define DV_RESET_MEMORY 1
 

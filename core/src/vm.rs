@@ -48,6 +48,11 @@ pub struct VmConfig {
     pub irqchip: IrqchipMode,
     /// Forward unclaimed accesses instead of answering all-ones.
     pub strict: bool,
+    /// Host quirk (nested KVM): in split mode, re-signal a level MSI left
+    /// without EOI for 1 ms when the LAPIC shows it neither requested nor
+    /// in service (see [`crate::sources`]). Off on healthy hosts, where it
+    /// would only add spurious interrupts.
+    pub quirk_level_resignal: bool,
 }
 
 /// Largest RAM we map (below the 3 GiB PCI/MMIO hole).
@@ -145,7 +150,8 @@ impl Vm {
             }
         }
         let vcpu0 = Vcpu::new(&kvm, &fd, 0, tsc_deadline)?;
-        let events = Events::new(vec![vcpu0.kick.clone()], config.irqchip == IrqchipMode::Split);
+        let events =
+            Events::new(vec![vcpu0.kick.clone()], config.irqchip == IrqchipMode::Split && config.quirk_level_resignal);
         Ok(Vm {
             vcpus: vec![vcpu0],
             fd,

@@ -10,6 +10,9 @@ use crate::vm::{IrqchipMode, Vm, VmConfig};
 /// `DvVmConfig.flags`: forward accesses nobody claimed (`DV_REASON_UNCLAIMED`)
 /// instead of answering reads with all-ones and ignoring writes.
 pub const DV_VM_STRICT: u32 = 1;
+/// `DvVmCreateConfig.flags`: enable the nested-KVM quirk workaround that
+/// re-signals level MSIs left without EOI (split irqchip only).
+pub const DV_VM_QUIRK_LEVEL_RESIGNAL: u32 = 2;
 
 /// What the core does with accesses in a range. Values are ABI.
 #[repr(u32)]
@@ -45,11 +48,15 @@ pub unsafe extern "C" fn dv_vm_create(config: *const VmCreateConfig, out: *mut u
         }
         // SAFETY: the caller guarantees `config` is readable.
         let c = unsafe { config.read_unaligned() };
-        if c.flags & !DV_VM_STRICT != 0 {
+        if c.flags & !(DV_VM_STRICT | DV_VM_QUIRK_LEVEL_RESIGNAL) != 0 {
             return Err(Error::invalid(format!("unknown VM flags {:#x}", c.flags)));
         }
-        let config =
-            VmConfig { mem_size: c.mem_size, irqchip: IrqchipMode::from_u32(c.irqchip)?, strict: c.flags & DV_VM_STRICT != 0 };
+        let config = VmConfig {
+            mem_size: c.mem_size,
+            irqchip: IrqchipMode::from_u32(c.irqchip)?,
+            strict: c.flags & DV_VM_STRICT != 0,
+            quirk_level_resignal: c.flags & DV_VM_QUIRK_LEVEL_RESIGNAL != 0,
+        };
         let vm = Vm::new(config)?;
         let h = VMS.insert(vm);
         let h32 = u32::try_from(h).map_err(|_| Error::invalid("VM handles exhausted"))?;
