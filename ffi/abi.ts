@@ -67,7 +67,9 @@ export const AbiConst = {
   DV_IOAPIC_PINS: 24,
   DV_MAX_GSI: 1023,
   DV_MIN_MEM: 0x20_0000,
-  DV_MAX_MEM: 0xc000_0000,
+  DV_MAX_MEM: 0x100_0000_0000,
+  DV_RAM_HOLE_START: 0xb000_0000,
+  DV_RAM_HIGH_BASE: 0x1_0000_0000,
 } as const;
 
 /**

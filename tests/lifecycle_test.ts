@@ -57,6 +57,28 @@ Deno.test({
       assert.match(stderr, /garbage-collected without close\(\)/);
     });
 
+    await t.step("1,000 unclosed machines under ulimit -n 256", async () => {
+      const fixture =
+        new URL("./fixtures/unclosed_vms.ts", import.meta.url).pathname;
+      const out = await new Deno.Command("bash", {
+        args: [
+          "-c",
+          `ulimit -n 256 && exec "$0" run -A "$1"`,
+          Deno.execPath(),
+          fixture,
+        ],
+        stderr: "piped",
+      }).output();
+      const stderr = new TextDecoder().decode(out.stderr);
+      assert.equal(out.code, 0, stderr);
+      const r = JSON.parse(new TextDecoder().decode(out.stdout));
+      assert.ok(r.maxFds < 256, JSON.stringify(r));
+      assert.ok(r.maxLive < 1000, `collected VMs are released: ${r.maxLive}`);
+      const warnings = stderr.match(/garbage-collected without close/g);
+      assert.equal(warnings?.length, 1, `warned once:\n${stderr}`);
+      assert.match(stderr, /unclosed_vms\.ts/, "names where it was created");
+    });
+
     await t.step("a handler that closes the VM mid-dispatch is safe", () => {
       const vm = createVm({
         plugins: [{

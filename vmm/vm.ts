@@ -21,7 +21,7 @@ import type {
   Region,
   TickTarget,
 } from "../bus/types.ts";
-import { ExitReason } from "../ffi/abi.ts";
+import { AbiConst, ExitReason } from "../ffi/abi.ts";
 import { CoreVm } from "../ffi/core_vm.ts";
 import { ExitRecordView, RECORD_LEN } from "../ffi/exit_record.ts";
 import { createContext } from "./context.ts";
@@ -38,8 +38,8 @@ import { endOfRun } from "./run_result.ts";
 import {
   type IrqchipMode,
   type Logger,
+  memorySize,
   type MultibootOptions,
-  parseSize,
   type RunOptions,
   type RunResult,
   type VcpuCounters,
@@ -59,7 +59,21 @@ export type {
   VmOptions,
   VmStats,
 } from "./vm_types.ts";
-export { parseSize } from "./vm_types.ts";
+export { memorySize, parseSize } from "./vm_types.ts";
+
+/** A guest argument as a u64: whole numbers only, never silently cut. */
+function guestArg(v: number | bigint, i: number): bigint {
+  if (typeof v === "number" && !Number.isSafeInteger(v)) {
+    throw new RangeError(
+      `guest argument ${i}: ${v} is not a whole number below 2^53 (pass a bigint)`,
+    );
+  }
+  const b = BigInt(v);
+  if (b < -(2n ** 63n) || b >= 2n ** 64n) {
+    throw new RangeError(`guest argument ${i}: ${b} does not fit 64 bits`);
+  }
+  return BigInt.asUintN(64, b);
+}
 export { interruptVm, stopVm } from "./remote.ts";
 export type { LevelSource, LevelSourceStats } from "./core_sources.ts";
 
@@ -101,7 +115,7 @@ const finalizer = new FinalizationRegistry<Holder>((h) => {
     console.error(
       `[denovmm vm] warn: a VM was garbage-collected without close(); ` +
         `close it (or use \`using\`) to release its fds and memory at once. ` +
-        `It was created ${h.created}`,
+        `It was created:\n${h.created}`,
     );
   }
   try {
@@ -173,7 +187,7 @@ export class Vm implements Disposable {
     const strict = options.strict ?? false;
     this.quirks = resolveQuirks(options.quirks);
     this.#core = CoreVm.create({
-      memSize: parseSize(options.memory ?? 16 << 20),
+      memSize: memorySize(options.memory ?? 16 << 20),
       irqchip: this.irqchip,
       strict,
       quirkLevelResignal: this.quirks.levelResignal,
@@ -184,7 +198,10 @@ export class Vm implements Disposable {
     const ramBuf = buffer(mem.address, mem.size);
     this.#buffers = [recBuf, ramBuf];
     this.#rec = new ExitRecordView(recBuf);
-    this.#ram = new RamView(new Uint8Array(ramBuf));
+    this.#ram = new RamView(new Uint8Array(ramBuf), {
+      lowSize: Math.min(mem.size, AbiConst.DV_RAM_HOLE_START),
+      highBase: AbiConst.DV_RAM_HIGH_BASE,
+    });
     this.#holder = {
       core: this.#core,
       remaining: 2,
@@ -394,7 +411,7 @@ export class Vm implements Disposable {
     const bytes = typeof image === "string" ? Deno.readFileSync(image) : image;
     if (args.length > 4) throw new RangeError("at most 4 guest arguments");
     const a = new BigUint64Array(4);
-    args.forEach((v, i) => a[i] = BigInt.asUintN(64, BigInt(v)));
+    args.forEach((v, i) => a[i] = guestArg(v, i));
     this.#core.loadElf(bytes, a);
   }
 

@@ -52,17 +52,25 @@
 // Most irqfds per VM.
 #define DV_MAX_IRQFDS 4096
 
+// Smallest RAM: conventional memory plus 1 MiB above the legacy hole.
+#define DV_MIN_MEM 2097152
+
+// Largest RAM (1 TiB). The mapping is reserved lazily (`MAP_NORESERVE`);
+// the host's guest-physical width may allow less, checked at creation.
+#define DV_MAX_MEM 1099511627776
+
+// Start of the MMIO hole below 4 GiB: RAM beyond it continues at
+// [`RAM_HIGH_BASE`].
+#define DV_RAM_HOLE_START 2952790016
+
+// Guest-physical address of RAM above the hole.
+#define DV_RAM_HIGH_BASE 4294967296
+
 // Number of IOAPIC pins (GSIs 0..24 belong to the IOAPIC).
 #define DV_IOAPIC_PINS 24
 
 // Highest GSI the table accepts.
 #define DV_MAX_GSI 1023
-
-// Largest RAM we map (below the 3 GiB PCI/MMIO hole).
-#define DV_MAX_MEM 3221225472
-
-// Smallest RAM (host structures + a guest at 1 MiB).
-#define DV_MIN_MEM 2097152
 
 // Error codes returned across the C ABI (always negative there).
 enum DvCode
