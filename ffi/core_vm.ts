@@ -541,6 +541,13 @@ export class CoreVmRef {
   stop(): void {
     this.#lib.check(this.#lib.symbols.dv_vm_stop(this.handle), "stop");
   }
+  /**
+   * Destroy a VM whose owning thread is gone (a terminated Worker): its
+   * views of guest RAM must never be used again. False if it already was.
+   */
+  destroyOrphan(): boolean {
+    return this.#lib.symbols.dv_vm_destroy(this.handle) === 0;
+  }
   /** Inject `vector` at an xAPIC destination; KVM's result. */
   requestInterrupt(
     vector: number,
