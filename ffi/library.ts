@@ -10,7 +10,7 @@
  * @module
  */
 
-import { ABI_VERSION, CoreCode } from "./abi.ts";
+import { ABI_VERSION } from "./abi.ts";
 
 const VM = "u32";
 
@@ -94,8 +94,6 @@ export const SYMBOLS = {
 /** The raw symbol table. */
 export type CoreSymbols = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
 
-/** Error codes of the core (negative return values; `DvCode`). */
-export const ErrorCode = CoreCode;
 
 /**
  * An error reported by the Rust core.
