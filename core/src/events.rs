@@ -50,6 +50,8 @@ pub struct Timer {
     catchup: CatchUp,
     /// Monotonic ns of the last catch-up tick sent (for the no-EOI poll).
     sent_at_ns: u64,
+    /// The resample eventfd wakes the thread (owed ticks wait for an ack).
+    ack_watched: bool,
     /// Resources the VM releases with the timer (irqfd id, owned GSI).
     pub irqfd_id: u32,
     /// GSI allocated for the timer's MSI route, if any.
@@ -59,15 +61,19 @@ pub struct Timer {
 }
 
 impl Timer {
-    fn on_expire(&mut self) {
+    fn on_expire(&mut self, epoll: &Epoll, id: u32) {
         let n = self.tfd.read();
         if n == 0 {
             return;
         }
         if self.effective == TickPolicy::Catchup {
+            // An acknowledgement that came while nothing was owed was not
+            // worth a wake-up: take it now, before the new expirations.
+            self.take_ack();
             if self.catchup.expire(n) {
                 self.send();
             }
+            self.watch_acks(epoll, id);
             self.stats.publish(&self.catchup);
         } else {
             let _ = self.target.write(1);
@@ -82,8 +88,15 @@ impl Timer {
         }
     }
 
-    /// The guest acknowledged a tick (resample eventfd).
-    fn on_ack(&mut self) {
+    /// The resample eventfd is readable: the guest acknowledged a tick.
+    fn on_ack(&mut self, epoll: &Epoll, id: u32) {
+        self.take_ack();
+        self.watch_acks(epoll, id);
+        self.stats.publish(&self.catchup);
+    }
+
+    /// Consume a pending acknowledgement, sending the next owed tick.
+    fn take_ack(&mut self) {
         let Some(r) = &self.resample else { return };
         if r.read().is_err() {
             return;
@@ -91,7 +104,21 @@ impl Timer {
         if self.catchup.ack() {
             self.send();
         }
-        self.stats.publish(&self.catchup);
+    }
+
+    /// Be woken by acknowledgements only while owed ticks wait for one:
+    /// on time, the next expiration collects the acknowledgement, so a tick
+    /// costs the event thread one wake-up, as under `coalesce`.
+    fn watch_acks(&mut self, epoll: &Epoll, id: u32) {
+        let want = self.catchup.outstanding && self.catchup.backlog > 0;
+        if want == self.ack_watched {
+            return;
+        }
+        let Some(r) = &self.resample else { return };
+        let events = if want { EventSet::IN } else { EventSet::empty() };
+        if epoll.ctl(ControlOperation::Modify, r.as_raw_fd(), EpollEvent::new(events, TIMER_ACK | id as u64)).is_ok() {
+            self.ack_watched = want;
+        }
     }
 
     fn send(&mut self) {
@@ -111,7 +138,9 @@ impl Timer {
 
     fn clear(&mut self) {
         self.catchup.clear();
-        self.stats.publish(&self.catchup);
+        if self.effective == TickPolicy::Catchup {
+            self.stats.publish(&self.catchup);
+        }
     }
 }
 
@@ -241,6 +270,7 @@ impl Events {
             effective: TickPolicy::Coalesce,
             catchup: CatchUp::new(1),
             sent_at_ns: 0,
+            ack_watched: false,
             irqfd_id,
             owned_gsi,
             gsi,
@@ -273,13 +303,14 @@ impl Events {
         let mut old_irqfd = None;
         if let Some((target, resample, irqfd_id)) = swap {
             s.epoll
-                .ctl(ControlOperation::Add, resample.as_raw_fd(), EpollEvent::new(EventSet::IN, TIMER_ACK | id as u64))
+                .ctl(ControlOperation::Add, resample.as_raw_fd(), EpollEvent::new(EventSet::empty(), TIMER_ACK | id as u64))
                 .map_err(|e| Error::os("epoll_ctl(timer ack)", e))?;
             if let Some(r) = t.resample.take() {
                 let _ = s.epoll.ctl(ControlOperation::Delete, r.as_raw_fd(), EpollEvent::default());
             }
             t.target = target;
             t.resample = Some(resample);
+            t.ack_watched = false;
             old_irqfd = Some(std::mem::replace(&mut t.irqfd_id, irqfd_id));
             t.catchup.reset_line();
         }
@@ -395,7 +426,9 @@ impl Events {
                 t.stats.period_ns.store(0, Ordering::SeqCst);
                 let _ = t.tfd.disarm();
                 t.catchup.reset_line();
-                t.stats.publish(&t.catchup);
+                if t.effective == TickPolicy::Catchup {
+                    t.stats.publish(&t.catchup);
+                }
             }
         }
     }
@@ -554,12 +587,12 @@ fn event_loop(s: &Shared) {
                 ALARM => fire_alarms(s, &mut st),
                 TIMER => {
                     if let Some(t) = st.timers.get_mut(&id) {
-                        t.on_expire();
+                        t.on_expire(&s.epoll, id);
                     }
                 }
                 TIMER_ACK => {
                     if let Some(t) = st.timers.get_mut(&id) {
-                        t.on_ack();
+                        t.on_ack(&s.epoll, id);
                     }
                 }
                 LEVEL => {
