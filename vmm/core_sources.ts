@@ -5,11 +5,7 @@
  *
  * @module
  */
-import type {
-  TickCounters,
-  TickSource,
-  TickTarget,
-} from "../bus/types.ts";
+import type { TickCounters, TickSource, TickTarget } from "../bus/types.ts";
 import type { CoreVm } from "../ffi/core_vm.ts";
 
 /** How a host tick source treats ticks the guest has not taken yet. */

@@ -27,8 +27,8 @@ import { ExitRecordView, RECORD_LEN } from "../ffi/exit_record.ts";
 import { createContext } from "./context.ts";
 import {
   CoreTickSource,
-  DEFAULT_TIMER_BACKLOG_CAP_MS,
   createCoreLevelSource,
+  DEFAULT_TIMER_BACKLOG_CAP_MS,
   type LevelSource,
 } from "./core_sources.ts";
 import { RamView } from "./guest_memory.ts";

@@ -98,7 +98,7 @@ impl Vm {
     /// only of level-triggered entries (KVM reports `KVM_EXIT_IOAPIC_EOI`
     /// only for level MSI routes), so an edge-programmed pin coalesces.
     pub fn timer_arm(&self, id: u32, period_ns: u64) -> Result<()> {
-        if period_ns < 200_000 && std::env::var_os("DV_NOHP").is_none() {
+        if period_ns < 200_000 {
             self.disable_halt_polling();
         }
         let (gsi, _, owned) = self.events.timer_info(id)?;

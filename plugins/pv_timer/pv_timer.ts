@@ -12,11 +12,7 @@
  *
  * @module
  */
-import type {
-  LogLevel,
-  TickCounters,
-  TickSource,
-} from "../../bus/types.ts";
+import type { LogLevel, TickCounters, TickSource } from "../../bus/types.ts";
 
 /** Period port (Hyperlight `PvTimerConfig`). */
 export const PV_TIMER_PERIOD_PORT = 107;

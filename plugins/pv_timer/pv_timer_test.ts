@@ -126,7 +126,10 @@ Deno.test("pv timer", async (t) => {
 
 Deno.test("pv_timer: tick counters come from the source when it keeps them", () => {
   const plain = new FakeTickSource({ kind: "gsi", gsi: 0 });
-  assert.equal(new PvTimer({ source: plain, halt: () => {} }).tickCounters(), null);
+  assert.equal(
+    new PvTimer({ source: plain, halt: () => {} }).tickCounters(),
+    null,
+  );
   const counters = {
     policy: "catchup" as const,
     owed: 7,
