@@ -50,6 +50,8 @@ export const RangeAction = { Forward: 0, Ignore: 1 } as const;
 export const TimerTargetCode = { Gsi: 0, Msi: 1 } as const;
 /** Timer pacing (`DvPacing`). */
 export const PacingCode = { Absolute: 0, RelativeSleep: 1 } as const;
+/** Timer tick policies (`DvTickPolicy`). */
+export const TickPolicyCode = { Coalesce: 0, Catchup: 1 } as const;
 
 /** Flags and limits (`#define DV_*`). */
 export const AbiConst = {
@@ -85,6 +87,18 @@ export const StructFields = {
     "unclaimed_writes",
   ],
   DvTimerStats: ["ticks", "missed", "period_ns"],
+  DvTimerCatchupStats: [
+    "ticks",
+    "missed",
+    "period_ns",
+    "owed",
+    "dropped_over_cap",
+    "cleared",
+    "backlog",
+    "acks",
+    "policy",
+    "reinjected",
+  ],
   DvLevelStats: [
     "asserts",
     "eois",

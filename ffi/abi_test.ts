@@ -9,6 +9,7 @@ import {
   RecordOffset,
   SpaceCode,
   StructFields,
+  TickPolicyCode,
   TimerTargetCode,
 } from "./abi.ts";
 import { SYMBOLS } from "./library.ts";
@@ -47,6 +48,7 @@ Deno.test("abi: every enum mirrors the generated header", () => {
     ["DvRangeAction", "DV_RANGE_ACTION_", RangeAction],
     ["DvTimerTarget", "DV_TIMER_TARGET_", TimerTargetCode],
     ["DvPacing", "DV_PACING_", PacingCode],
+    ["DvTickPolicy", "DV_TICK_POLICY_", TickPolicyCode],
   ];
   for (const [name, prefix, mirror] of cases) {
     const expected = Object.fromEntries(

@@ -89,6 +89,14 @@ export const SYMBOLS = {
   dv_timer_set_pacing: { parameters: [VM, "u32", "u32"], result: "i32" },
   dv_timer_stats: { parameters: [VM, "u32", "buffer"], result: "i32" },
   dv_timer_destroy: { parameters: [VM, "u32"], result: "i32" },
+  dv_timer_set_policy: {
+    parameters: [VM, "u32", "u32", "u64"],
+    result: "i32",
+  },
+  dv_timer_catchup_stats: {
+    parameters: [VM, "u32", "buffer"],
+    result: "i32",
+  },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The raw symbol table. */

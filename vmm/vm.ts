@@ -28,6 +28,7 @@ import { createContext } from "./context.ts";
 import {
   CoreTickSource,
   createCoreLevelSource,
+  DEFAULT_TIMER_BACKLOG_CAP_MS,
   type LevelSource,
 } from "./core_sources.ts";
 import { RamView } from "./guest_memory.ts";
@@ -156,6 +157,8 @@ export class Vm implements Disposable {
   readonly #log: Logger;
   readonly #clock: Clock;
   readonly #pacing: "absolute" | "relative-sleep";
+  readonly #timerPolicy: "coalesce" | "catchup";
+  readonly #timerCapMs: number;
   readonly #lineControllers: LineController[] = [];
   #extint: ExtIntSource | undefined;
   #windowRequested = false;
@@ -184,6 +187,19 @@ export class Vm implements Disposable {
     this.#log = limitLogger(options.log ?? defaultLogger);
     this.#clock = options.clock ?? realClock;
     this.#pacing = options.timerPacing ?? "absolute";
+    this.#timerPolicy = options.timerPolicy ?? "catchup";
+    if (this.#timerPolicy !== "catchup" && this.#timerPolicy !== "coalesce") {
+      throw new RangeError(
+        `unknown timerPolicy "${this.#timerPolicy}" (catchup or coalesce)`,
+      );
+    }
+    this.#timerCapMs = options.timerBacklogCapMs ??
+      DEFAULT_TIMER_BACKLOG_CAP_MS;
+    if (!(this.#timerCapMs > 0) || !Number.isFinite(this.#timerCapMs)) {
+      throw new RangeError(
+        `timerBacklogCapMs must be a positive number, not ${this.#timerCapMs}`,
+      );
+    }
     const strict = options.strict ?? false;
     this.quirks = resolveQuirks(options.quirks);
     this.#core = CoreVm.create({
@@ -318,7 +334,13 @@ export class Vm implements Disposable {
         this.#end ??= { reason: "halt" };
       },
       createTickSource: (target: TickTarget) => {
-        const t = new CoreTickSource(this.#core, target, this.#pacing);
+        const t = new CoreTickSource(
+          this.#core,
+          target,
+          this.#pacing,
+          this.#timerPolicy,
+          this.#timerCapMs,
+        );
         this.#tickSources.push(t);
         return t;
       },

@@ -44,6 +44,21 @@ export interface VmOptions {
    */
   timerPacing?: "absolute" | "relative-sleep";
   /**
+   * What host tick sources do with ticks the guest has not taken yet:
+   * `catchup` (default) owes the guest every expiration and delivers the
+   * next when the guest acknowledged (EOI) the previous one, up to a
+   * backlog cap; `coalesce` merges late expirations into one tick and
+   * counts the rest as missed (Hyperlight's behaviour). Catch-up needs an
+   * EOI notification: GSI targets (see README, "Paravirtual timer"); a
+   * direct-MSI target coalesces either way.
+   */
+  timerPolicy?: "coalesce" | "catchup";
+  /**
+   * Catch-up backlog cap in milliseconds worth of ticks (default 1000);
+   * owed ticks beyond it are dropped and counted.
+   */
+  timerBacklogCapMs?: number;
+  /**
    * Host-quirk workarounds (see `HostQuirks`): `"auto"` (default) detects
    * what this host needs once per process; an object overrides.
    */
