@@ -275,10 +275,9 @@ export function parseVmConfig(text: string, file: string): MachineConfig {
       if (o.module === undefined) f.fail("module", "missing");
       const mod = f.string(o.module, "module");
       const isPath = mod.includes("/") || /\.(ts|js|mjs)$/.test(mod);
-      return {
-        module: isPath ? resolvePath(dir, mod) : mod,
-        options: o.options,
-      };
+      const spec: DeviceSpec = { module: isPath ? resolvePath(dir, mod) : mod };
+      if (o.options !== undefined) spec.options = o.options;
+      return spec;
     });
   }
 
