@@ -46,7 +46,10 @@ const MAX_CONFIG = 2 ** 20;
 
 function failure(e: unknown): CliOutcome {
   if (isUsageError(e)) {
-    return { code: ExitCode.Usage, error: `${(e as Error).message} (see --help)` };
+    return {
+      code: ExitCode.Usage,
+      error: `${(e as Error).message} (see --help)`,
+    };
   }
   if (e instanceof HostFileError) {
     return { code: ExitCode.HostFile, error: e.message };
@@ -172,7 +175,9 @@ async function boot(config: CliConfig): Promise<CliOutcome> {
   );
   function enqueue(b: Uint8Array): number {
     const room = UART_INPUT_CAPACITY - machine.serial.uart.pendingInput;
-    return room <= 0 ? 0 : machine.serial.uart.enqueueInput(b.subarray(0, room));
+    return room <= 0
+      ? 0
+      : machine.serial.uart.enqueueInput(b.subarray(0, room));
   }
   let stopStdin = () => {};
   const ac = new AbortController();

@@ -71,7 +71,10 @@ async function builtinEcho(options: unknown): Promise<Plugin[]> {
   const o = options as Record<string, unknown>;
   for (const k of Object.keys(o)) {
     if (k !== "space" && k !== "base") {
-      throw new OptionError(`--device echo: ${k}`, "unknown option (known: space, base)");
+      throw new OptionError(
+        `--device echo: ${k}`,
+        "unknown option (known: space, base)",
+      );
     }
   }
   const space = o.space ?? "pio";

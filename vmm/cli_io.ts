@@ -162,7 +162,9 @@ export class OutputSink {
   /** One guest byte. */
   byte(b: number): void {
     if (this.#n >= this.#buf.length - 1) this.flush();
-    if (b === 0x0a && this.crlf && this.#last !== 0x0d) this.#buf[this.#n++] = 0x0d;
+    if (b === 0x0a && this.crlf && this.#last !== 0x0d) {
+      this.#buf[this.#n++] = 0x0d;
+    }
     this.#buf[this.#n++] = b;
     this.#last = b;
     this.bytes++;

@@ -1,6 +1,11 @@
 import assert from "node:assert/strict";
 import { Uart16550 } from "../plugins/serial/uart_16550.ts";
-import { ConsoleEscape, OutputSink, SerialFeeder, stderrLogger } from "./cli_io.ts";
+import {
+  ConsoleEscape,
+  OutputSink,
+  SerialFeeder,
+  stderrLogger,
+} from "./cli_io.ts";
 
 const bytes = (...b: number[]) => new Uint8Array(b);
 
@@ -16,14 +21,17 @@ Deno.test("ConsoleEscape", async (t) => {
     assert.equal(r.quit, true);
     assert.deepEqual(r.bytes, bytes());
   });
-  await t.step("Ctrl-A Ctrl-A sends one Ctrl-A; Ctrl-A h is help; others dropped", () => {
-    const e = new ConsoleEscape();
-    const r = e.feed(bytes(0x01, 0x01, 0x01, 0x68, 0x01, 0x7a, 0x03));
-    assert.deepEqual(r.bytes, bytes(0x01, 0x03)); // Ctrl-C goes to the guest
-    assert.equal(r.help, true);
-    assert.equal(r.quit, false);
-    assert.equal(e.feed(bytes(0x01, 0x58)).quit, true);
-  });
+  await t.step(
+    "Ctrl-A Ctrl-A sends one Ctrl-A; Ctrl-A h is help; others dropped",
+    () => {
+      const e = new ConsoleEscape();
+      const r = e.feed(bytes(0x01, 0x01, 0x01, 0x68, 0x01, 0x7a, 0x03));
+      assert.deepEqual(r.bytes, bytes(0x01, 0x03)); // Ctrl-C goes to the guest
+      assert.equal(r.help, true);
+      assert.equal(r.quit, false);
+      assert.equal(e.feed(bytes(0x01, 0x58)).quit, true);
+    },
+  );
 });
 
 Deno.test("SerialFeeder keeps order, never overruns the UART", () => {
@@ -34,7 +42,10 @@ Deno.test("SerialFeeder keeps order, never overruns the UART", () => {
     const room = cap - uart.pendingInput;
     return room <= 0 ? 0 : uart.enqueueInput(b.subarray(0, room));
   });
-  const input = Uint8Array.from({ length: 10_000 }, (_, i) => (i * 7 + 3) & 0xff);
+  const input = Uint8Array.from(
+    { length: 10_000 },
+    (_, i) => (i * 7 + 3) & 0xff,
+  );
   for (let off = 0; off < input.length; off += 333) {
     feeder.push(input.subarray(off, off + 333));
   }
@@ -42,7 +53,9 @@ Deno.test("SerialFeeder keeps order, never overruns the UART", () => {
   const service = feeder.plugin().service!;
   while (received.length < input.length) {
     // the guest reads a few bytes (LSR.DR then RBR), then an exit services
-    for (let i = 0; i < 5 && (uart.read(5) & 1); i++) received.push(uart.read(0));
+    for (let i = 0; i < 5 && (uart.read(5) & 1); i++) {
+      received.push(uart.read(0));
+    }
     service(0);
   }
   assert.deepEqual(Uint8Array.from(received), input);
@@ -53,19 +66,22 @@ Deno.test("SerialFeeder keeps order, never overruns the UART", () => {
 
 Deno.test("OutputSink", async (t) => {
   const dec = new TextDecoder();
-  await t.step("flushes at newlines and on demand; partial writes retried", () => {
-    const chunks: string[] = [];
-    const out = new OutputSink((b) => {
-      const n = Math.min(2, b.length); // a short writer
-      chunks.push(dec.decode(b.subarray(0, n)));
-      return n;
-    });
-    for (const c of "ab\ncd") out.byte(c.charCodeAt(0));
-    assert.equal(chunks.join(""), "ab\n");
-    out.flush();
-    assert.equal(chunks.join(""), "ab\ncd");
-    assert.equal(out.bytes, 5);
-  });
+  await t.step(
+    "flushes at newlines and on demand; partial writes retried",
+    () => {
+      const chunks: string[] = [];
+      const out = new OutputSink((b) => {
+        const n = Math.min(2, b.length); // a short writer
+        chunks.push(dec.decode(b.subarray(0, n)));
+        return n;
+      });
+      for (const c of "ab\ncd") out.byte(c.charCodeAt(0));
+      assert.equal(chunks.join(""), "ab\n");
+      out.flush();
+      assert.equal(chunks.join(""), "ab\ncd");
+      assert.equal(out.bytes, 5);
+    },
+  );
   await t.step("crlf adds a CR before a lone LF only", () => {
     let s = "";
     const out = new OutputSink((b) => (s += dec.decode(b), b.length));

@@ -370,13 +370,17 @@ export function parseCli(
     : file.memory ?? CLI_DEFAULTS.memory;
 
   if (v.arg !== undefined && v.arg.length > 4) {
-    throw new UsageError(`--arg: at most 4 guest arguments, got ${v.arg.length}`);
+    throw new UsageError(
+      `--arg: at most 4 guest arguments, got ${v.arg.length}`,
+    );
   }
   const guestArgs = v.arg?.map((a) => parseGuestArg(a, "--arg")) ?? file.args ??
     [];
 
   let timeoutMs = file.timeoutMs ?? CLI_DEFAULTS.timeoutMs;
-  if (v.timeout !== undefined) timeoutMs = parseDuration(v.timeout, "--timeout");
+  if (v.timeout !== undefined) {
+    timeoutMs = parseDuration(v.timeout, "--timeout");
+  }
 
   let logLevel: LogLevel = file.logLevel ?? CLI_DEFAULTS.logLevel;
   if (v["log-level"] !== undefined) {

@@ -36,7 +36,16 @@ Deno.test("parseArgv", async (t) => {
   } as const;
   await t.step("forms", () => {
     const r = parseArgv(
-      ["-vv", "--memory=32M", "--disk", "a", "--disk=b", "x.elf", "--", "--rng"],
+      [
+        "-vv",
+        "--memory=32M",
+        "--disk",
+        "a",
+        "--disk=b",
+        "x.elf",
+        "--",
+        "--rng",
+      ],
       specs,
     );
     assert.deepEqual(r.values, {
@@ -59,8 +68,10 @@ Deno.test("parseArgv", async (t) => {
         [["-m", "1", "--memory", "2"], /given twice/],
       ] as const
     ) {
-      assert.throws(() => parseArgv(argv, specs), (e: Error) =>
-        e instanceof UsageError && re.test(e.message));
+      assert.throws(
+        () => parseArgv(argv, specs),
+        (e: Error) => e instanceof UsageError && re.test(e.message),
+      );
     }
   });
 });
@@ -88,11 +99,36 @@ Deno.test("parseCli: flags", async (t) => {
   });
   await t.step("every flag", () => {
     const c = run([
-      "--memory", "64", "--irqchip", "split", "--timer", "gsi", "--strict",
-      "--disk", "a.img,ro", "--disk", "b.img", "--rng", "--device", "echo",
-      "--device", './d.ts:{"base":1536}', "--arg", "0x10", "--arg", "2",
-      "--cmdline", "console=ttyS0", "--module", "m.bin", "--timeout", "0",
-      "--no-stdin", "--stats=text", "-v", "g.elf",
+      "--memory",
+      "64",
+      "--irqchip",
+      "split",
+      "--timer",
+      "gsi",
+      "--strict",
+      "--disk",
+      "a.img,ro",
+      "--disk",
+      "b.img",
+      "--rng",
+      "--device",
+      "echo",
+      "--device",
+      './d.ts:{"base":1536}',
+      "--arg",
+      "0x10",
+      "--arg",
+      "2",
+      "--cmdline",
+      "console=ttyS0",
+      "--module",
+      "m.bin",
+      "--timeout",
+      "0",
+      "--no-stdin",
+      "--stats=text",
+      "-v",
+      "g.elf",
     ]);
     assert.equal(c.memory, 64 * 2 ** 20); // bare number: MiB
     assert.equal(c.irqchip, "split");
@@ -133,17 +169,38 @@ Deno.test("parseCli: flags", async (t) => {
     usage(["--mem", "abc", "g"], /--mem: "abc" is not a size/);
     usage(["--memory", "100K", "g"], /--memory: .*minimum/);
     usage(["--memory", "1M", "--mem", "1M", "g"], /not both/);
-    usage(["--irqchip", "user", "g"], /--irqchip: "user" is not one of kernel, split/);
+    usage(
+      ["--irqchip", "user", "g"],
+      /--irqchip: "user" is not one of kernel, split/,
+    );
     usage(["--timer", "x", "g"], /--timer: "x"/);
     usage(["--timeout", "soon", "g"], /--timeout: "soon" is not a duration/);
-    usage(["--arg", "1", "--arg", "2", "--arg", "3", "--arg", "4", "--arg", "5", "g"], /at most 4/);
+    usage([
+      "--arg",
+      "1",
+      "--arg",
+      "2",
+      "--arg",
+      "3",
+      "--arg",
+      "4",
+      "--arg",
+      "5",
+      "g",
+    ], /at most 4/);
     usage(["--arg", "-3", "g"], /--arg: "-3" is not an unsigned integer/);
     usage(["--log-level", "loud", "g"], /--log-level: "loud"/);
     usage(["-v", "--log-level", "info", "g"], /not both/);
     usage(["--stats=xml", "g"], /--stats: "xml"/);
-    usage(["--disk", "a.img,fast", "g"], /--disk "a.img,fast": unknown flag "fast"/);
+    usage(
+      ["--disk", "a.img,fast", "g"],
+      /--disk "a.img,fast": unknown flag "fast"/,
+    );
     usage(["--disk", ",ro", "g"], /missing path/);
-    usage(["--device", "x.ts:{bad", "g"], /--device "x.ts:\{bad": options are not valid JSON/);
+    usage(
+      ["--device", "x.ts:{bad", "g"],
+      /--device "x.ts:\{bad": options are not valid JSON/,
+    );
   });
 });
 
@@ -165,16 +222,42 @@ Deno.test("parseCli: --config, flags override", async (t) => {
   await t.step("a config builds the same machine as the flags", () => {
     const fromFile = run(["--config", "conf/vm.json"], files);
     const fromFlags = run([
-      "--memory", "32M", "--irqchip", "split", "--arg", "1", "--arg", "2",
-      "--cmdline", "quiet", "--disk", "conf/d.img,ro", "--rng",
-      "--device", "echo", "--device", 'conf/dev.ts:{"base":1}',
-      "--log-level", "info", "--timeout", "3s", "conf/k.elf",
+      "--memory",
+      "32M",
+      "--irqchip",
+      "split",
+      "--arg",
+      "1",
+      "--arg",
+      "2",
+      "--cmdline",
+      "quiet",
+      "--disk",
+      "conf/d.img,ro",
+      "--rng",
+      "--device",
+      "echo",
+      "--device",
+      'conf/dev.ts:{"base":1}',
+      "--log-level",
+      "info",
+      "--timeout",
+      "3s",
+      "conf/k.elf",
     ]);
     assert.deepEqual(fromFile, fromFlags);
   });
   await t.step("flags override; lists on the command line replace", () => {
     const c = run(
-      ["--config", "conf/vm.json", "--memory", "64M", "--disk", "x.img", "other.elf"],
+      [
+        "--config",
+        "conf/vm.json",
+        "--memory",
+        "64M",
+        "--disk",
+        "x.img",
+        "other.elf",
+      ],
       files,
     );
     assert.equal(c.memory, 64 * 2 ** 20);
@@ -188,6 +271,9 @@ Deno.test("disk and device specs", () => {
   assert.deepEqual(parseDiskSpec("a,readonly"), { path: "a", readOnly: true });
   assert.deepEqual(parseDiskSpec("a,ro,rw"), { path: "a", readOnly: false });
   assert.deepEqual(parseDeviceSpec("echo"), { module: "echo" });
-  assert.deepEqual(parseDeviceSpec("echo:[1]"), { module: "echo", options: [1] });
+  assert.deepEqual(parseDeviceSpec("echo:[1]"), {
+    module: "echo",
+    options: [1],
+  });
   assert.deepEqual(parseDeviceSpec("/a:b/x.ts"), { module: "/a:b/x.ts" });
 });

@@ -21,7 +21,9 @@ Deno.test("readHostFile / checkHostFile", async (t) => {
       assert.equal(checkHostFile(file, { write: true }).size, 3);
     });
     await t.step("missing: names what and path", () => {
-      const r = problem(() => readHostFile(`${dir}/nope`, { what: "guest image" }));
+      const r = problem(() =>
+        readHostFile(`${dir}/nope`, { what: "guest image" })
+      );
       assert.equal(r.problem, "missing");
       assert.equal(r.message, `guest image "${dir}/nope": no such file`);
     });
@@ -29,11 +31,17 @@ Deno.test("readHostFile / checkHostFile", async (t) => {
       const r = problem(() => readHostFile(dir, { what: "--config" }));
       assert.equal(r.problem, "directory");
       assert.match(r.message, /^--config ".*": is a directory$/);
-      assert.equal(problem(() => checkHostFile(dir, { write: true })).problem, "directory");
+      assert.equal(
+        problem(() => checkHostFile(dir, { write: true })).problem,
+        "directory",
+      );
       assert.equal(problem(() => checkHostFile(dir)).problem, "directory");
     });
     await t.step("not a regular file", () => {
-      assert.equal(problem(() => checkHostFile("/dev/null")).problem, "not-a-file");
+      assert.equal(
+        problem(() => checkHostFile("/dev/null")).problem,
+        "not-a-file",
+      );
     });
     await t.step("too big", () => {
       const r = problem(() => readHostFile(file, { maxBytes: 2 }));
@@ -53,7 +61,9 @@ Deno.test("readHostFile / checkHostFile", async (t) => {
       assert.equal(r.problem, "permission");
       assert.match(r.message, /permission denied \(needs read access\)/);
       Deno.chmodSync(file, 0o444);
-      const w = problem(() => checkHostFile(file, { what: "--disk", write: true }));
+      const w = problem(() =>
+        checkHostFile(file, { what: "--disk", write: true })
+      );
       assert.match(w.message, /needs read and write access/);
     });
   } finally {

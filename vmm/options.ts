@@ -95,10 +95,16 @@ export function parseSize(
     throw new OptionError(what, `expected a size, got ${typeof value}`);
   }
   if (n < min) {
-    throw new OptionError(what, `${value} is below the minimum of ${formatBytes(min)}`);
+    throw new OptionError(
+      what,
+      `${value} is below the minimum of ${formatBytes(min)}`,
+    );
   }
   if (n > max) {
-    throw new OptionError(what, `${value} is above the maximum of ${formatBytes(max)}`);
+    throw new OptionError(
+      what,
+      `${value} is above the maximum of ${formatBytes(max)}`,
+    );
   }
   if (options.multipleOf && n % options.multipleOf !== 0) {
     throw new OptionError(
@@ -157,7 +163,10 @@ const DURATION_UNITS: Record<string, number> = {
  * console.log(parseDuration("250ms")); // 250
  * ```
  */
-export function parseDuration(value: string | number, what = "duration"): number {
+export function parseDuration(
+  value: string | number,
+  what = "duration",
+): number {
   if (typeof value === "number") {
     if (!(value >= 0) || !Number.isFinite(value)) {
       throw new OptionError(what, `${value} is not a duration`);
@@ -172,7 +181,9 @@ export function parseDuration(value: string | number, what = "duration"): number
     );
   }
   const ms = Number(m[1]) * DURATION_UNITS[m[2] ?? "s"];
-  if (!Number.isFinite(ms)) throw new OptionError(what, `"${value}" is too large`);
+  if (!Number.isFinite(ms)) {
+    throw new OptionError(what, `"${value}" is too large`);
+  }
   return ms;
 }
 
@@ -208,7 +219,9 @@ export function parseGuestArg(
         `"${value}" is not an unsigned integer (decimal or 0x hex)`,
       );
     }
-    v = BigInt(s.replace(/^0X/, "0x").replace(/^0O/, "0o").replace(/^0B/, "0b"));
+    v = BigInt(
+      s.replace(/^0X/, "0x").replace(/^0O/, "0o").replace(/^0B/, "0b"),
+    );
   }
   if (v < 0n || v > U64_MAX) {
     throw new OptionError(what, `${value} does not fit in 64 bits`);
@@ -231,7 +244,9 @@ export function parseEnum<T extends string>(
   allowed: readonly T[],
   what: string,
 ): T {
-  if (typeof value === "string" && (allowed as readonly string[]).includes(value)) {
+  if (
+    typeof value === "string" && (allowed as readonly string[]).includes(value)
+  ) {
     return value as T;
   }
   const shown = typeof value === "string" ? `"${value}"` : String(value);

@@ -41,15 +41,24 @@ Deno.test("parseSize", async (t) => {
   await t.step("bounds and alignment", () => {
     assert.throws(() => parseSize("0"), /below the minimum/);
     assert.equal(parseSize("0", { min: 0 }), 0);
-    assert.throws(() => parseSize("2M", { max: 2 ** 20 }), /above the maximum of 1M/);
-    assert.throws(() => parseSize(4097, { multipleOf: 4096 }), /multiple of 4K/);
+    assert.throws(
+      () => parseSize("2M", { max: 2 ** 20 }),
+      /above the maximum of 1M/,
+    );
+    assert.throws(
+      () => parseSize(4097, { multipleOf: 4096 }),
+      /multiple of 4K/,
+    );
   });
   await t.step("parseMemorySize: pages, 1 MiB .. 64 GiB", () => {
     assert.equal(parseMemorySize("16M"), 16 * 2 ** 20);
     assert.throws(() => parseMemorySize("512K"), /memory: .*minimum of 1M/);
     assert.throws(() => parseMemorySize("65G"), /maximum of 64G/);
     assert.throws(() => parseMemorySize(2 ** 20 + 1), /multiple of 4K/);
-    assert.throws(() => parseMemorySize("x", { what: "--memory" }), /^OptionError: --memory: /);
+    assert.throws(
+      () => parseMemorySize("x", { what: "--memory" }),
+      /^OptionError: --memory: /,
+    );
   });
 });
 
@@ -68,7 +77,8 @@ Deno.test("parseDuration", async (t) => {
     for (const bad of ["abc", "-1s", "5 parsecs", "1e3", "s", ""]) {
       assert.throws(
         () => parseDuration(bad, "--timeout"),
-        (e: Error) => e instanceof OptionError && e.message.startsWith("--timeout: "),
+        (e: Error) =>
+          e instanceof OptionError && e.message.startsWith("--timeout: "),
         bad,
       );
     }
@@ -85,8 +95,14 @@ Deno.test("parseGuestArg", () => {
   assert.equal(parseGuestArg("1_000"), 1000n);
   assert.equal(parseGuestArg("18446744073709551615"), (1n << 64n) - 1n);
   assert.equal(parseGuestArg(7), 7n);
-  assert.throws(() => parseGuestArg("18446744073709551616", "--arg"), /--arg: .*64 bits/);
-  assert.throws(() => parseGuestArg("-1", "--arg"), /--arg: "-1" is not an unsigned integer/);
+  assert.throws(
+    () => parseGuestArg("18446744073709551616", "--arg"),
+    /--arg: .*64 bits/,
+  );
+  assert.throws(
+    () => parseGuestArg("-1", "--arg"),
+    /--arg: "-1" is not an unsigned integer/,
+  );
   assert.throws(() => parseGuestArg("1.5"), OptionError);
   assert.throws(() => parseGuestArg("ten"), OptionError);
   assert.throws(() => parseGuestArg(1.5), OptionError);

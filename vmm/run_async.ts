@@ -67,8 +67,12 @@ export async function runAsync(
     throw new RangeError(`sliceMs must be a positive number, not ${sliceMs}`);
   }
   const { timeoutMs, signal } = options;
-  if (timeoutMs !== undefined && (!(timeoutMs > 0) || !Number.isFinite(timeoutMs))) {
-    throw new RangeError(`timeoutMs must be a positive number, not ${timeoutMs}`);
+  if (
+    timeoutMs !== undefined && (!(timeoutMs > 0) || !Number.isFinite(timeoutMs))
+  ) {
+    throw new RangeError(
+      `timeoutMs must be a positive number, not ${timeoutMs}`,
+    );
   }
   const deadline = timeoutMs === undefined
     ? Infinity

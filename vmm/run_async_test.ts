@@ -50,13 +50,16 @@ Deno.test("runAsync", async (t) => {
     assert.equal(r.reason, "stopped");
     assert.equal(slices.length, 0);
   });
-  await t.step("the overall timeout ends with timeout; last slice trimmed", async () => {
-    const { vm, slices } = fakeVm(Infinity);
-    const r = await runAsync(vm, { timeoutMs: 30, sliceMs: 20 });
-    assert.equal(r.reason, "timeout");
-    assert.ok(slices.length >= 2);
-    assert.ok(slices[1] <= 20 && slices[1] > 0);
-  });
+  await t.step(
+    "the overall timeout ends with timeout; last slice trimmed",
+    async () => {
+      const { vm, slices } = fakeVm(Infinity);
+      const r = await runAsync(vm, { timeoutMs: 30, sliceMs: 20 });
+      assert.equal(r.reason, "timeout");
+      assert.ok(slices.length >= 2);
+      assert.ok(slices[1] <= 20 && slices[1] > 0);
+    },
+  );
   await t.step("bad options are refused", async () => {
     const { vm } = fakeVm(0);
     await assert.rejects(runAsync(vm, { sliceMs: 0 }), RangeError);

@@ -121,7 +121,9 @@ class Fields {
     return v;
   }
   array(v: unknown, key: string): unknown[] {
-    if (!Array.isArray(v)) this.fail(key, `expected an array, got ${describe(v)}`);
+    if (!Array.isArray(v)) {
+      this.fail(key, `expected an array, got ${describe(v)}`);
+    }
     return v;
   }
 }
@@ -182,7 +184,10 @@ export function parseVmConfig(text: string, file: string): MachineConfig {
       "modules",
     ], "boot-source");
     if (b.kernel_image_path !== undefined) {
-      out.guest = resolvePath(dir, f.string(b.kernel_image_path, "kernel_image_path"));
+      out.guest = resolvePath(
+        dir,
+        f.string(b.kernel_image_path, "kernel_image_path"),
+      );
     }
     if (b.boot_args !== undefined) {
       if (typeof b.boot_args !== "string") {
@@ -192,7 +197,9 @@ export function parseVmConfig(text: string, file: string): MachineConfig {
     }
     if (b.guest_args !== undefined) {
       const a = f.array(b.guest_args, "guest_args");
-      if (a.length > 4) f.fail("guest_args", `at most 4 arguments, got ${a.length}`);
+      if (a.length > 4) {
+        f.fail("guest_args", `at most 4 arguments, got ${a.length}`);
+      }
       out.args = a.map((v, i) => {
         if (typeof v !== "number" && typeof v !== "string") {
           f.fail(`guest_args[${i}]`, `expected an integer, got ${describe(v)}`);
@@ -218,18 +225,30 @@ export function parseVmConfig(text: string, file: string): MachineConfig {
       "strict",
     ], "machine-config");
     if (m.vcpu_count !== undefined && m.vcpu_count !== 1) {
-      f.fail("vcpu_count", `only 1 vCPU is supported, got ${describe(m.vcpu_count)}`);
+      f.fail(
+        "vcpu_count",
+        `only 1 vCPU is supported, got ${describe(m.vcpu_count)}`,
+      );
     }
     if (m.mem_size_mib !== undefined) {
-      if (typeof m.mem_size_mib !== "number" || !Number.isInteger(m.mem_size_mib)) {
-        f.fail("mem_size_mib", `expected an integer, got ${describe(m.mem_size_mib)}`);
+      if (
+        typeof m.mem_size_mib !== "number" || !Number.isInteger(m.mem_size_mib)
+      ) {
+        f.fail(
+          "mem_size_mib",
+          `expected an integer, got ${describe(m.mem_size_mib)}`,
+        );
       }
       out.memory = parseMemorySize((m.mem_size_mib as number) * 2 ** 20, {
         what: f.name("mem_size_mib"),
       });
     }
     if (m.irqchip !== undefined) {
-      out.irqchip = parseEnum(m.irqchip, ["kernel", "split"] as const, f.name("irqchip"));
+      out.irqchip = parseEnum(
+        m.irqchip,
+        ["kernel", "split"] as const,
+        f.name("irqchip"),
+      );
     }
     if (m.timer !== undefined) {
       out.timer = parseEnum(m.timer, ["msi", "gsi"] as const, f.name("timer"));
@@ -249,7 +268,9 @@ export function parseVmConfig(text: string, file: string): MachineConfig {
         "is_root_device",
       ], key);
       if (o.drive_id !== undefined) f.string(o.drive_id, "drive_id");
-      if (o.is_root_device !== undefined) f.bool(o.is_root_device, "is_root_device");
+      if (o.is_root_device !== undefined) {
+        f.bool(o.is_root_device, "is_root_device");
+      }
       if (o.path_on_host === undefined) f.fail("path_on_host", "missing");
       return {
         path: resolvePath(dir, f.string(o.path_on_host, "path_on_host")),
@@ -295,7 +316,10 @@ export function parseVmConfig(text: string, file: string): MachineConfig {
 
   if (root.timeout !== undefined) {
     if (typeof root.timeout !== "string" && typeof root.timeout !== "number") {
-      top.fail("timeout", `expected a duration like "10s", got ${describe(root.timeout)}`);
+      top.fail(
+        "timeout",
+        `expected a duration like "10s", got ${describe(root.timeout)}`,
+      );
     }
     out.timeoutMs = parseDuration(
       root.timeout as string | number,
