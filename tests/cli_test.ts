@@ -75,7 +75,7 @@ function expectUsage(r: Ran, re: RegExp) {
   assert.match(r.err, re);
   assert.doesNotMatch(
     r.err,
-    /\x1b\[/,
+    new RegExp(String.fromCharCode(27) + "\\["),
     "no colours when stderr is not a terminal",
   );
   assert.equal(r.err.trim().split("\n").length, 1, `one line: ${r.err}`);
@@ -367,7 +367,7 @@ Deno.test({
         );
         assert.equal(s.serial.transmitted, 19);
         const text = await cli([hello, "--stats=text"]);
-        assert.match(text.err, /^result:\n  reason: exit\n/);
+        assert.match(text.err, /^result:\n {2}reason: exit\n/);
       },
     );
   },

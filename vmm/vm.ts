@@ -31,20 +31,21 @@ import {
   type LevelSource,
 } from "./core_sources.ts";
 import { RamView } from "./guest_memory.ts";
+import { readHostFile } from "./host_file.ts";
 import { limitLogger } from "./log_limiter.ts";
 import { type HostQuirks, resolveQuirks } from "./quirks.ts";
 import { encodeMultibootExtras } from "./multiboot_extras.ts";
 import { endOfRun } from "./run_result.ts";
-import {
-  type IrqchipMode,
-  type Logger,
-  type MultibootOptions,
-  parseSize,
-  type RunOptions,
-  type RunResult,
-  type VcpuCounters,
-  type VmOptions,
-  type VmStats,
+import { parseMemorySize } from "./options.ts";
+import type {
+  IrqchipMode,
+  Logger,
+  MultibootOptions,
+  RunOptions,
+  RunResult,
+  VcpuCounters,
+  VmOptions,
+  VmStats,
 } from "./vm_types.ts";
 
 export type {
@@ -173,7 +174,7 @@ export class Vm implements Disposable {
     const strict = options.strict ?? false;
     this.quirks = resolveQuirks(options.quirks);
     this.#core = CoreVm.create({
-      memSize: parseSize(options.memory ?? 16 << 20),
+      memSize: parseMemorySize(options.memory ?? 16 << 20),
       irqchip: this.irqchip,
       strict,
       quirkLevelResignal: this.quirks.levelResignal,
@@ -391,7 +392,9 @@ export class Vm implements Disposable {
     args: readonly (number | bigint)[] = [],
   ): void {
     this.#alive();
-    const bytes = typeof image === "string" ? Deno.readFileSync(image) : image;
+    const bytes = typeof image === "string"
+      ? readHostFile(image, { what: "guest image" })
+      : image;
     if (args.length > 4) throw new RangeError("at most 4 guest arguments");
     const a = new BigUint64Array(4);
     args.forEach((v, i) => a[i] = BigInt.asUintN(64, BigInt(v)));
@@ -410,7 +413,9 @@ export class Vm implements Disposable {
     options: MultibootOptions = {},
   ): void {
     this.#alive();
-    const bytes = typeof image === "string" ? Deno.readFileSync(image) : image;
+    const bytes = typeof image === "string"
+      ? readHostFile(image, { what: "multiboot kernel" })
+      : image;
     this.#core.loadMultiboot(bytes, encodeMultibootExtras(options));
   }
 

@@ -5,6 +5,7 @@
  */
 import type { Clock, LogLevel, Plugin, Range } from "../bus/types.ts";
 import type { HostQuirks } from "./quirks.ts";
+import { parseSize as parseSizeStrict } from "./options.ts";
 
 /** A log sink. */
 export type Logger = (level: LogLevel, source: string, msg: string) => void;
@@ -103,15 +104,9 @@ export interface VcpuCounters {
   unclaimedWrites: number;
 }
 
-const MEM_UNITS: Record<string, number> = {
-  "": 1,
-  K: 1 << 10,
-  M: 1 << 20,
-  G: 1 << 30,
-};
-
 /**
- * Parse a memory size: a number of bytes or a string like `16M`, `512K`.
+ * Parse a memory size: a number of bytes or a string like `16M`, `512K`
+ * (strict: see {@link parseSizeStrict} in `options.ts`).
  *
  * @example
  * ```ts
@@ -120,10 +115,7 @@ const MEM_UNITS: Record<string, number> = {
  * ```
  */
 export function parseSize(size: number | string): number {
-  if (typeof size === "number") return size;
-  const m = /^(\d+)\s*([KMG]?)(i?B)?$/i.exec(size.trim());
-  if (!m) throw new RangeError(`bad size "${size}" (use e.g. 16M)`);
-  return Number(m[1]) * MEM_UNITS[m[2].toUpperCase()];
+  return parseSizeStrict(size, { what: "memory size" });
 }
 
 /** Counters of a VM's TypeScript run loop. */
