@@ -183,10 +183,21 @@ async function boot(config: CliConfig): Promise<CliOutcome> {
   const ac = new AbortController();
   const onSigint = () => ac.abort(new Error("interrupted (SIGINT)"));
   try {
-    if (kind === "multiboot") {
-      vm.loadMultiboot(image, { cmdline: config.cmdline ?? "", modules });
-    } else {
-      vm.load(image, config.args);
+    try {
+      if (kind === "multiboot") {
+        vm.loadMultiboot(image, { cmdline: config.cmdline ?? "", modules });
+      } else {
+        vm.load(image, config.args);
+      }
+    } catch (e) {
+      // the file was read: what the loader refused is its content
+      throw new HostFileError(
+        "guest image",
+        config.guest,
+        "invalid",
+        (e as Error).message,
+        { cause: e },
+      );
     }
     Deno.addSignalListener("SIGINT", onSigint);
     if (feeder) {

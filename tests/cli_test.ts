@@ -144,6 +144,11 @@ Deno.test("cli: options and host files (no VM)", async (t) => {
         r.err,
         /guest image "\/nonexistent\/guest.elf": no such file/,
       );
+      if (HAVE_KVM) { // the loader (inside a VM) refuses the content
+        r = await cli([CLI]);
+        assert.equal(r.code, ExitCode.HostFile);
+        assert.match(r.err, /guest image ".*cli.ts": .*not an ELF file/);
+      }
       r = await cli([FIXTURES]);
       assert.equal(r.code, ExitCode.HostFile);
       assert.match(r.err, /is a directory/);

@@ -9,7 +9,7 @@
  * | 0             | guest success: debug-exit with v = 0, or PV halt          |
  * | odd 1–255     | guest debug-exit status `((v << 1) \| 1) & 0xff`, v ≠ 0    |
  * | 2             | usage error (bad option, bad `--config` content)          |
- * | 66            | host file error (missing, permission, directory, too big) |
+ * | 66            | host file error (missing, permission, directory, too big, not a bootable image) |
  * | 70            | VMM failure (/dev/kvm, a device or the VMM failed)        |
  * | 72            | guest crashed (triple fault, KVM internal error, ...)     |
  * | 124           | `--timeout` expired                                       |

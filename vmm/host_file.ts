@@ -14,6 +14,7 @@ export type HostFileProblem =
   | "directory"
   | "not-a-file"
   | "too-big"
+  | "invalid"
   | "io";
 
 /** A host file that could not be used; the message names path and cause. */
