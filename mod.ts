@@ -16,7 +16,11 @@ export * from "./bus/bus.ts";
 export * from "./vmm/vm.ts";
 export * from "./vmm/machine.ts";
 export * from "./vmm/worker_host.ts";
-export { detectHostQuirks, type HostQuirks, resolveQuirks } from "./vmm/quirks.ts";
+export {
+  detectHostQuirks,
+  type HostQuirks,
+  resolveQuirks,
+} from "./vmm/quirks.ts";
 export * from "./vmm/guest_memory.ts";
 export { CoreError } from "./ffi/library.ts";
 export { CoreCode as ErrorCode } from "./ffi/abi.ts";

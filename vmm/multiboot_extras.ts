@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { readHostFile } from "./host_file.ts";
 import type { MultibootOptions } from "./vm_types.ts";
 
 /** The core's Multiboot extras blob: command line and modules. */
@@ -25,7 +26,7 @@ export function encodeMultibootExtras(options: MultibootOptions): Uint8Array {
   u32(modules.length);
   for (const m of modules) {
     const b = typeof m.bytes === "string"
-      ? Deno.readFileSync(m.bytes)
+      ? readHostFile(m.bytes, { what: "multiboot module" })
       : m.bytes;
     u32(b.length);
     parts.push(b);

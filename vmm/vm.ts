@@ -32,20 +32,21 @@ import {
   type LevelSource,
 } from "./core_sources.ts";
 import { RamView } from "./guest_memory.ts";
+import { readHostFile } from "./host_file.ts";
 import { limitLogger } from "./log_limiter.ts";
 import { type HostQuirks, resolveQuirks } from "./quirks.ts";
 import { encodeMultibootExtras } from "./multiboot_extras.ts";
 import { endOfRun } from "./run_result.ts";
-import {
-  type IrqchipMode,
-  type Logger,
-  memorySize,
-  type MultibootOptions,
-  type RunOptions,
-  type RunResult,
-  type VcpuCounters,
-  type VmOptions,
-  type VmStats,
+import { parseMemorySize } from "./options.ts";
+import type {
+  IrqchipMode,
+  Logger,
+  MultibootOptions,
+  RunOptions,
+  RunResult,
+  VcpuCounters,
+  VmOptions,
+  VmStats,
 } from "./vm_types.ts";
 
 export type {
@@ -60,7 +61,7 @@ export type {
   VmOptions,
   VmStats,
 } from "./vm_types.ts";
-export { memorySize, parseSize } from "./vm_types.ts";
+export { parseSize } from "./vm_types.ts";
 
 /** A guest argument as a u64: whole numbers only, never silently cut. */
 function guestArg(v: number | bigint, i: number): bigint {
@@ -203,7 +204,7 @@ export class Vm implements Disposable {
     const strict = options.strict ?? false;
     this.quirks = resolveQuirks(options.quirks);
     this.#core = CoreVm.create({
-      memSize: memorySize(options.memory ?? 16 << 20),
+      memSize: parseMemorySize(options.memory ?? 16 << 20),
       irqchip: this.irqchip,
       strict,
       quirkLevelResignal: this.quirks.levelResignal,
@@ -430,7 +431,9 @@ export class Vm implements Disposable {
     args: readonly (number | bigint)[] = [],
   ): void {
     this.#alive();
-    const bytes = typeof image === "string" ? Deno.readFileSync(image) : image;
+    const bytes = typeof image === "string"
+      ? readHostFile(image, { what: "guest image" })
+      : image;
     if (args.length > 4) throw new RangeError("at most 4 guest arguments");
     const a = new BigUint64Array(4);
     args.forEach((v, i) => a[i] = guestArg(v, i));
@@ -449,7 +452,9 @@ export class Vm implements Disposable {
     options: MultibootOptions = {},
   ): void {
     this.#alive();
-    const bytes = typeof image === "string" ? Deno.readFileSync(image) : image;
+    const bytes = typeof image === "string"
+      ? readHostFile(image, { what: "multiboot kernel" })
+      : image;
     this.#core.loadMultiboot(bytes, encodeMultibootExtras(options));
   }
 

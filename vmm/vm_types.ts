@@ -5,7 +5,7 @@
  */
 import type { Clock, LogLevel, Plugin, Range } from "../bus/types.ts";
 import type { HostQuirks } from "./quirks.ts";
-import { AbiConst } from "../ffi/abi.ts";
+import { parseSize as parseSizeStrict } from "./options.ts";
 
 /** A log sink. */
 export type Logger = (level: LogLevel, source: string, msg: string) => void;
@@ -124,18 +124,9 @@ export interface VcpuCounters {
   unclaimedWrites: number;
 }
 
-const MEM_UNITS: Record<string, number> = {
-  "": 1,
-  K: 2 ** 10,
-  M: 2 ** 20,
-  G: 2 ** 30,
-  T: 2 ** 40,
-};
-
 /**
- * Parse a memory size: a whole number of bytes or a string like `16M`,
- * `512K`, `4G`, `1TiB`. Throws a `RangeError` naming the value for
- * anything else (fractions, NaN, Infinity, negative, past 2^53).
+ * Parse a memory size: a number of bytes or a string like `16M`, `512K`
+ * (strict: see {@link parseSizeStrict} in `options.ts`).
  *
  * @example
  * ```ts
@@ -144,48 +135,7 @@ const MEM_UNITS: Record<string, number> = {
  * ```
  */
 export function parseSize(size: number | string): number {
-  let n: number;
-  if (typeof size === "number") {
-    n = size;
-  } else if (typeof size === "string") {
-    const m = /^(\d+)\s*([KMGT]?)(i?B)?$/i.exec(size.trim());
-    if (!m) throw new RangeError(`bad size "${size}" (use e.g. 16M)`);
-    n = Number(m[1]) * MEM_UNITS[m[2].toUpperCase()];
-  } else {
-    throw new TypeError(`bad size ${String(size)} (a number or e.g. "16M")`);
-  }
-  if (!Number.isSafeInteger(n) || n < 0) {
-    throw new RangeError(
-      `bad size ${fmt(size)}: not a whole number of bytes`,
-    );
-  }
-  return n;
-}
-
-const fmt = (v: unknown) => typeof v === "string" ? `"${v}"` : String(v);
-
-/**
- * Validate a guest RAM size (`VmOptions.memory`): a multiple of 4 KiB
- * from 2 MiB to 1 TiB. RAM past 2.75 GiB continues at 4 GiB, around the
- * MMIO hole.
- *
- * @example
- * ```ts
- * import { memorySize } from "./vm_types.ts";
- * console.log(memorySize("4G")); // 4294967296
- * ```
- */
-export function memorySize(size: number | string): number {
-  const n = parseSize(size);
-  const { DV_MIN_MEM: min, DV_MAX_MEM: max } = AbiConst;
-  if (n < min || n > max || n % 4096 !== 0) {
-    throw new RangeError(
-      `memory ${fmt(size)} must be a multiple of 4 KiB from ${
-        min >> 20
-      } MiB to ${max / 2 ** 40} TiB`,
-    );
-  }
-  return n;
+  return parseSizeStrict(size, { what: "memory size" });
 }
 
 /** Counters of a VM's TypeScript run loop. */
