@@ -74,7 +74,7 @@ static uint64_t now_ns(clockid_t c)
 /* bench/syscall_gaps.c, linked in. */
 int sg_open(uint32_t enter_id, uint32_t exit_id);
 int sg_start(int h);
-int sg_stop(int h, uint64_t out[8]);
+int sg_stop(int h, uint64_t out[12]);
 
 struct elf64_ehdr {
     unsigned char ident[16];
@@ -289,7 +289,7 @@ int main(int argc, char **argv)
         struct vm v = create_vm(kvm, elf, elf_len, args);
         struct kvm_run *run = v.run;
         uint64_t exits = 0, handled = 0, blocked = 0, status = 0;
-        uint64_t gaps[8] = {0};
+        uint64_t gaps[12] = {0};
         if (sampler >= 0 && sg_start(sampler) < 0) fail("syscall gaps start");
         uint64_t cpu0 = now_ns(CLOCK_THREAD_CPUTIME_ID);
         uint64_t in_run = 0;
@@ -339,13 +339,16 @@ int main(int argc, char **argv)
         printf("{\"mode\":\"%s\",\"round\":%llu,\"count\":%llu,\"ns\":%llu,\"exits\":%llu,"
                "\"handled\":%llu,\"blocked\":%llu,\"status\":%llu,\"cpu_ns\":%llu,"
                "\"gap_ns\":%llu,\"gaps\":%llu,\"median_gap_ns\":%llu,\"long_gaps\":%llu,\"long_gap_ns\":%llu,"
-               "\"sys_enters\":%llu,\"sys_exits\":%llu,\"lost\":%llu,\"user_ns\":%llu}\n",
+               "\"sys_enters\":%llu,\"sys_exits\":%llu,\"lost\":%llu,\"user_ns\":%llu,"
+               "\"p90_gap_ns\":%llu,\"p99_gap_ns\":%llu,\"tail_gaps\":%llu,\"tail_gap_ns\":%llu}\n",
                msi ? "msi" : "out", (unsigned long long)round, (unsigned long long)count,
                (unsigned long long)ns, (unsigned long long)exits, (unsigned long long)handled,
                (unsigned long long)blocked, (unsigned long long)status, (unsigned long long)cpu,
                (unsigned long long)gaps[0], (unsigned long long)gaps[1], (unsigned long long)gaps[2],
                (unsigned long long)gaps[3], (unsigned long long)gaps[4], (unsigned long long)gaps[5],
-               (unsigned long long)gaps[6], (unsigned long long)gaps[7], (unsigned long long)user_ns);
+               (unsigned long long)gaps[6], (unsigned long long)gaps[7], (unsigned long long)user_ns,
+               (unsigned long long)gaps[8], (unsigned long long)gaps[9], (unsigned long long)gaps[10],
+               (unsigned long long)gaps[11]);
         fflush(stdout);
         destroy_vm(&v);
         if (status != 1) {

@@ -122,6 +122,14 @@ export interface GapStats {
   readonly longGaps: number;
   /** Trace records the ring buffer lost (0 for a valid measurement). */
   readonly lost: number;
+  /** 90th percentile gap, ns. */
+  readonly p90GapNs: number;
+  /** 99th percentile gap, ns. */
+  readonly p99GapNs: number;
+  /** Gaps over 10 µs (still ≤ 50 µs): count. */
+  readonly tailGaps: number;
+  /** Their ns (part of `gapNs`). */
+  readonly tailGapNs: number;
 }
 
 /** One JSON line of `c_loop`. */
@@ -152,6 +160,14 @@ export interface CLoopRound {
   readonly lost: number;
   /** Time outside KVM_RUN by rdtsc, ns (traced rounds). */
   readonly user_ns: number;
+  /** 90th percentile gap, ns. */
+  readonly p90_gap_ns: number;
+  /** 99th percentile gap, ns. */
+  readonly p99_gap_ns: number;
+  /** Gaps over 10 µs (≤ 50 µs). */
+  readonly tail_gaps: number;
+  /** Their ns. */
+  readonly tail_gap_ns: number;
 }
 
 /**
@@ -221,7 +237,7 @@ export interface GapMeter {
   stop(): GapStats;
 }
 
-const SG_OUT = 8;
+const SG_OUT = 12;
 
 /**
  * Open the syscall-gap meter for the calling thread (`Deno.dlopen` of
@@ -253,6 +269,10 @@ export function openGapMeter(ids: TracepointIds): GapMeter {
         medianGapNs: Number(out[2]),
         longGaps: Number(out[3]),
         lost: Number(out[7]),
+        p90GapNs: Number(out[8]),
+        p99GapNs: Number(out[9]),
+        tailGaps: Number(out[10]),
+        tailGapNs: Number(out[11]),
       };
     },
   };

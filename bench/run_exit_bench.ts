@@ -6,7 +6,8 @@
  * (±20% on the nested-KVM dev hosts) cancels out of the ratios.
  *
  *     deno run -A bench/run_exit_bench.ts [--rounds 21] [--count 10000]
- *         [--msi-count 3000] [--trace-rounds 5] [--json PATH] [--svg PATH]
+ *         [--msi-count 3000] [--warm-exits 40000] [--trace-rounds 7]
+ *         [--json PATH] [--svg PATH]
  *
  * Per round, in an order rotated by one each round (a fresh VM each):
  *
@@ -22,6 +23,12 @@
  *   handler (count, EOI, iretq) before the next write;
  * - `ts-msi`: the same guest in `createVm`, the plugin calling
  *   `ctx.signalMsi`.
+ *
+ * Before the rounds, the in-process paths run `--warm-exits` exits (MSI:
+ * a quarter as many round trips) unrecorded: V8 compiles the run slice
+ * with Maglev first and reaches Turbofan only after ~20–25k exits (traced
+ * with `--v8-flags=--trace-opt`), and until then each TS exit costs
+ * ~0.5–1 µs more; the rounds measure the steady state.
  *
  * Values are ns per KVM exit over the whole run (MSI methods: ns per
  * round trip, run / count). Ratios are medians of the per-round ratios,
@@ -101,6 +108,7 @@ const { values } = parseArgs({
     count: { type: "string" },
     "msi-count": { type: "string" },
     "trace-rounds": { type: "string" },
+    "warm-exits": { type: "string" },
     "no-trace": { type: "boolean" },
     json: { type: "string" },
     svg: { type: "string" },
@@ -111,7 +119,8 @@ const count = positiveInt(values.count, "count", 10000);
 const msiCount = positiveInt(values["msi-count"], "msi-count", 3000);
 const traceRounds = values["no-trace"]
   ? 0
-  : positiveInt(values["trace-rounds"], "trace-rounds", 5);
+  : positiveInt(values["trace-rounds"], "trace-rounds", 7);
+const warmExits = positiveInt(values["warm-exits"], "warm-exits", 40000);
 const outPath = (name: string) =>
   decodeURIComponent(new URL(`./out/${name}`, import.meta.url).pathname);
 const jsonPath = values.json ?? outPath("exit_bench.json");
@@ -176,10 +185,23 @@ function coldSample(): number {
 
 const started = performance.now();
 const firstCold = coldSample();
-// Warm-up (JIT, library, page cache), not recorded.
-for (const m of ["ts-plugin", "fastpath", "ts-msi"] as InProcessMode[]) {
-  timedRun(m, Math.min(count, 2000));
+// Warm-up (JIT up to Turbofan, library, page cache), not recorded.
+const warmStart = performance.now();
+for (
+  const [m, n] of [
+    ["ts-plugin", warmExits],
+    ["fastpath", Math.min(warmExits, 10000)],
+    ["ts-msi", Math.ceil(warmExits / 4)],
+  ] as [InProcessMode, number][]
+) {
+  for (let done = 0; done < n; done += 5000) {
+    timedRun(m, Math.min(5000, n - done));
+  }
 }
+console.error(
+  `warm-up: ${warmExits} TS exits, ${Math.ceil(warmExits / 4)} MSI round ` +
+    `trips (${((performance.now() - warmStart) / 1000).toFixed(1)} s)`,
+);
 await baseline(false);
 await cLoop("out", 1000);
 
@@ -243,6 +265,7 @@ interface TraceRow {
   cUserPerExit: number;
   gapPerExit: Record<string, number>;
   medianGap: Record<string, number>;
+  p90Gap: Record<string, number>;
   longGaps: number;
   lost: number;
 }
@@ -256,6 +279,7 @@ if (meter) {
       cUserPerExit: 0,
       gapPerExit: {},
       medianGap: {},
+      p90Gap: {},
       longGaps: 0,
       lost: 0,
     };
@@ -269,6 +293,7 @@ if (meter) {
         );
         row.gapPerExit[m] = r.gap_ns / (msi ? tMsi : r.exits);
         row.medianGap[m] = r.median_gap_ns;
+        row.p90Gap[m] = r.p90_gap_ns;
         row.longGaps += r.long_gaps;
         row.lost += r.lost;
         if (!msi) row.cUserPerExit = r.user_ns / r.exits;
@@ -282,6 +307,7 @@ if (meter) {
         const g = r.gaps!;
         row.gapPerExit[m] = g.gapNs / (msi ? tMsi : r.exits);
         row.medianGap[m] = g.medianGapNs;
+        row.p90Gap[m] = g.p90GapNs;
         row.longGaps += g.longGaps;
         row.lost += g.lost;
       }
@@ -304,6 +330,12 @@ const breakdown = traced.length === 0 ? null : (() => {
         r.cUserPerExit + r.gapPerExit[m] - r.gapPerExit["c-loop"]
       ),
     );
+  const userMedian = (m: string) =>
+    spread(
+      traced.map((r) =>
+        r.cUserPerExit + r.medianGap[m] - r.medianGap["c-loop"]
+      ),
+    );
   const gap = (m: string) => spread(traced.map((r) => r.gapPerExit[m]));
   const msiExtra = spread(
     traced.map((r) => r.gapPerExit["ts-msi"] - r.gapPerExit["c-msi"]),
@@ -316,6 +348,10 @@ const breakdown = traced.length === 0 ? null : (() => {
       "fastpath": user("fastpath"),
       "ts-plugin": user("ts-plugin"),
     },
+    userPerExitFromMedianGaps: {
+      "fastpath": userMedian("fastpath"),
+      "ts-plugin": userMedian("ts-plugin"),
+    },
     gapPerUnit: Object.fromEntries(
       ["c-loop", "fastpath", "ts-plugin", "c-msi", "ts-msi"].map((
         m,
@@ -325,6 +361,11 @@ const breakdown = traced.length === 0 ? null : (() => {
       ["c-loop", "fastpath", "ts-plugin", "c-msi", "ts-msi"].map((
         m,
       ) => [m, median(traced.map((r) => r.medianGap[m]))]),
+    ),
+    p90GapNs: Object.fromEntries(
+      ["c-loop", "fastpath", "ts-plugin", "c-msi", "ts-msi"].map((
+        m,
+      ) => [m, median(traced.map((r) => r.p90Gap[m]))]),
     ),
     msiExtraOverC: msiExtra,
     longGaps: traced.reduce((a, r) => a + r.longGaps, 0),
@@ -381,23 +422,42 @@ if (breakdown) {
       `outside KVM_RUN; others: C + their extra syscall-gap time)\n`,
   );
   const u = breakdown.userPerExit;
+  const um = breakdown.userPerExitFromMedianGaps;
   console.log(table(
-    ["method", "user ns/exit", "min", "max", "gap ns/unit", "median gap"],
+    [
+      "method",
+      "user ns/exit",
+      "min",
+      "max",
+      "by p50 gaps",
+      "gap ns/unit",
+      "p50 gap",
+      "p90 gap",
+    ],
     (["c-loop", "fastpath", "ts-plugin", "c-msi", "ts-msi"] as const).map(
       (m) => {
         const s = (u as Record<string, Spread | undefined>)[m];
+        const sm = (um as Record<string, Spread | undefined>)[m];
         const g = breakdown.gapPerUnit[m];
         return [
           m,
           s ? f0(s.median) : "-",
           s ? f0(s.min) : "-",
           s ? f0(s.max) : "-",
+          sm ? f0(sm.median) : "-",
           f0(g.median),
           f0(breakdown.medianGapNs[m]),
+          f0(breakdown.p90GapNs[m]),
         ];
       },
     ),
   ));
+  console.log(
+    "user ns/exit: C by rdtsc; others C + (their gap time per exit − C's), " +
+      "median over the traced rounds [min, max];\nby p50 gaps: the same " +
+      "with each run's median gap instead of its mean (robust to stray " +
+      "interrupts and host stalls).",
+  );
   const ts = u["ts-plugin"].median;
   console.log(
     `TS-plugin userspace ${f0(ts)} ns/exit: target <= ${TS_USER_TARGET_NS} ` +
@@ -423,6 +483,7 @@ const result = {
   count,
   msiCount,
   rounds,
+  warmExits,
   unit:
     "ns per KVM exit (whole run / all exits of the run); MSI methods: ns per round trip",
   methods: methodStats,

@@ -23,7 +23,8 @@
  *   void sg_close(int h);
  *
  * out: 0 sum of gaps ns (<= cap), 1 gaps, 2 median gap ns, 3 gaps over the
- * cap, 4 their ns, 5 sys_enter records, 6 sys_exit records, 7 lost records.
+ * cap, 4 their ns, 5 sys_enter records, 6 sys_exit records, 7 lost records,
+ * 8 p90 gap ns, 9 p99 gap ns, 10 gaps over TAIL_NS (<= cap), 11 their ns.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -35,7 +36,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#define SG_OUT 8
+#define SG_OUT 12
+#define TAIL_NS 10000
 #define SG_MAX 4
 #define SG_DATA_PAGES 2048 /* 8 MiB: ~170k syscalls of 48 bytes */
 #define GAP_CAP_NS 50000
@@ -139,6 +141,10 @@ static void sg_drain(struct sg *s, uint64_t out[SG_OUT])
                     if (g <= GAP_CAP_NS) {
                         out[0] += g;
                         out[1]++;
+                        if (g > TAIL_NS) {
+                            out[10]++;
+                            out[11] += g;
+                        }
                         if (g < HIST_LEN) sg_hist[g]++;
                         else over_hist++;
                     } else {
@@ -157,13 +163,18 @@ static void sg_drain(struct sg *s, uint64_t out[SG_OUT])
         tail += hdr.size;
     }
     __atomic_store_n(&m->data_tail, head, __ATOMIC_RELEASE);
-    uint64_t half = (out[1] + 1) / 2, seen = 0;
-    out[2] = 0;
-    for (uint64_t g = 0; g < HIST_LEN && out[1]; g++) {
-        seen += sg_hist[g];
-        if (seen >= half) {
-            out[2] = g;
-            break;
+    /* Percentiles 50, 90, 99 (gaps past the histogram count as its end). */
+    static const unsigned pct[3] = {50, 90, 99};
+    static const int slot[3] = {2, 8, 9};
+    for (int k = 0; k < 3; k++) {
+        uint64_t want = (out[1] * pct[k] + 99) / 100, seen = 0;
+        out[slot[k]] = out[1] ? HIST_LEN : 0;
+        for (uint64_t g = 0; g < HIST_LEN && out[1]; g++) {
+            seen += sg_hist[g];
+            if (seen >= want) {
+                out[slot[k]] = g;
+                break;
+            }
         }
     }
     (void)over_hist;
