@@ -30,6 +30,11 @@
  * with `--v8-flags=--trace-opt`), and until then each TS exit costs
  * ~0.5–1 µs more; the rounds measure the steady state.
  *
+ * Cold start is sampled once at the start (the process's first `dlopen`)
+ * and, after all measurements, once per round with a fresh library copy
+ * (new FFI functions: sampled earlier, they would make the run loop's FFI
+ * call site polymorphic, and slow, for the rest of the process).
+ *
  * Values are ns per KVM exit over the whole run (MSI methods: ns per
  * round trip, run / count). Ratios are medians of the per-round ratios,
  * with their quartiles and extremes; `floor` divides the two methods'
@@ -70,6 +75,7 @@ import {
   tracepointIds,
 } from "./native.ts";
 import { exitBenchSvg } from "./exit_svg.ts";
+import { defaultLibraryPath } from "../ffi/library.ts";
 
 const METHODS = [
   "c-loop",
@@ -184,7 +190,11 @@ function coldSample(): number {
 }
 
 const started = performance.now();
-const firstCold = coldSample();
+// The very first createVm of the process: dlopen of the default library +
+// Deno FFI set-up. Fresh-copy samples come after all measurements: each
+// dlopen makes new FFI functions, and a second one seen by the run loop's
+// call site would turn its fast FFI call into a polymorphic slow one.
+const firstCold = coldStart(defaultLibraryPath());
 // Warm-up (JIT up to Turbofan, library, page cache), not recorded.
 const warmStart = performance.now();
 for (
@@ -218,9 +228,6 @@ for (let i = 0; i < rounds; i++) {
     samples[m].push(v);
     row[m] = v;
   }
-  const c = coldSample();
-  colds.push(c);
-  row["cold-start-ns"] = c;
   perRound.push(row);
   console.error(
     `round ${i + 1}/${rounds}: ` +
@@ -321,6 +328,8 @@ if (meter) {
     );
   }
 }
+
+for (let i = 0; i < rounds; i++) colds.push(coldSample());
 
 const breakdown = traced.length === 0 ? null : (() => {
   const cUser = spread(traced.map((r) => r.cUserPerExit));
