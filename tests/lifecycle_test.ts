@@ -79,10 +79,24 @@ Deno.test({
 
     await t.step("terminate() ends a worker stuck in a plugin", async () => {
       const before = coreVmCount();
+      const marker = Deno.makeTempFileSync();
+      Deno.removeSync(marker);
       const remote = spawnVm(
         new URL("./fixtures/stuck_setup.ts", import.meta.url),
+        { marker },
       );
       await remote.ready;
+      // Only a worker really inside the plugin tests the stuck path (a
+      // stop before the run would end it cleanly).
+      for (let i = 0; i < 1000; i++) {
+        try {
+          Deno.statSync(marker);
+          break;
+        } catch {
+          await new Promise((r) => setTimeout(r, 10));
+        }
+      }
+      Deno.removeSync(marker);
       await remote.terminate(300);
       assert.equal(coreVmCount(), before, "VM destroyed by handle");
       await assert.rejects(remote.done, /terminated/);
