@@ -5,6 +5,7 @@
  * @module
  */
 import type { Access, Plugin, PluginContext, Region } from "../../bus/types.ts";
+import { readLe } from "../../bus/le.ts";
 import {
   DEBUG_EXIT_DEFAULT_BASE,
   DEBUG_EXIT_DEFAULT_SIZE,
@@ -60,9 +61,7 @@ export function debugExitPlugin(
             d.stats.badAccesses++;
             return;
           }
-          let v = 0;
-          for (let i = data.length - 1; i >= 0; i--) v = v * 256 + data[i];
-          d.write(access.size, v);
+          d.write(access.size, readLe(data));
         },
       }];
     },

@@ -14,6 +14,7 @@
  *
  * @module
  */
+import { writeLe } from "../../bus/le.ts";
 
 /** Selector port (16-bit write). */
 export const FW_CFG_PORT_SELECTOR = 0x510;
@@ -82,12 +83,14 @@ export interface FwCfgOptions {
 }
 
 function u16le(v: number): Uint8Array {
-  return new Uint8Array([v & 0xff, (v >>> 8) & 0xff]);
+  const b = new Uint8Array(2);
+  writeLe(b, v);
+  return b;
 }
 
 function u32le(v: number): Uint8Array {
   const b = new Uint8Array(4);
-  new DataView(b.buffer).setUint32(0, v >>> 0, true);
+  writeLe(b, v);
   return b;
 }
 

@@ -5,6 +5,7 @@
  * @module
  */
 import type { Access, Plugin, PluginContext, Region } from "../../bus/types.ts";
+import { readLe, writeLe } from "../../bus/le.ts";
 import {
   Ioapic,
   IOAPIC_DEFAULT_BASE,
@@ -39,12 +40,6 @@ export interface IoapicPluginOptions {
   >;
   /** MMIO base; default 0xFEC00000. */
   readonly base?: number;
-}
-
-function readLe(data: Uint8Array): number {
-  let v = 0;
-  for (let i = data.length - 1; i >= 0; i--) v = v * 256 + data[i];
-  return v;
 }
 
 /**
@@ -106,7 +101,7 @@ export function ioapicPlugin(
         read(access: Access, data: Uint8Array): void {
           const v = ioapic.read(access.offset, access.size);
           if (access.size !== 4) return; // counted by the device; reads 0
-          new DataView(data.buffer, data.byteOffset, 4).setUint32(0, v, true);
+          writeLe(data, v);
         },
         write(access: Access, data: Uint8Array): void {
           ioapic.write(

@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { readLe, writeLe } from "../../bus/le.ts";
 import { BAR_BITS, CFG, COMMAND, STATUS } from "./registers.ts";
 
 /** Kind of a base address register (PCI 3.0 §6.2.5.1). */
@@ -223,19 +224,13 @@ export class ConfigSpace {
   read(offset: number, size: 1 | 2 | 4): number {
     const d = new Uint8Array(size);
     this.readBytes(offset, d);
-    let v = 0;
-    for (let i = size - 1; i >= 0; i--) v = v * 256 + d[i];
-    return v;
+    return readLe(d);
   }
 
   /** Guest write of 1, 2 or 4 bytes at `offset`. */
   write(offset: number, size: 1 | 2 | 4, value: number): void {
     const d = new Uint8Array(size);
-    let v = value >>> 0;
-    for (let i = 0; i < size; i++) {
-      d[i] = v & 0xff;
-      v = Math.floor(v / 256);
-    }
+    writeLe(d, value >>> 0);
     this.writeBytes(offset, d);
   }
 

@@ -6,6 +6,7 @@
  * @module
  */
 import type { LogLevel, MsiMessage } from "../../bus/types.ts";
+import { readLe, writeLe } from "../../bus/le.ts";
 import type { ConfigSpace } from "./config_space.ts";
 import { CAP_ID, MSIX } from "./registers.ts";
 
@@ -217,8 +218,8 @@ export class MsixCapability {
     if (!this.#checkAccess(offset, data.length, this.tableSize)) return;
     const t = this.#table;
     const i = offset >>> 2;
-    writeU32(data, 0, t[i]);
-    if (data.length === 8) writeU32(data, 4, t[i + 1]);
+    writeLe(data, t[i], 0, 4);
+    if (data.length === 8) writeLe(data, t[i + 1], 4, 4);
   }
 
   /** Guest write of the table at `offset` (relative to the table start). */
@@ -234,7 +235,7 @@ export class MsixCapability {
     const wasMasked = this.isMasked(vector);
     for (let k = 0; k < data.length / 4; k++) {
       const idx = first + k;
-      let v = readU32(data, 4 * k);
+      let v = readLe(data, 4 * k, 4);
       switch (idx & 3) {
         case MSIX.ENTRY_ADDRESS_LO >> 2:
           v = (v & ~3) >>> 0; // bits 1:0 are reserved, read as zero
@@ -382,15 +383,4 @@ export class MsixCapability {
  */
 export function isDeliverable(msg: MsiMessage): boolean {
   return msg.address >= MSIX.ADDRESS_BASE && msg.address <= MSIX.ADDRESS_LAST;
-}
-
-function readU32(d: Uint8Array, o: number): number {
-  return (d[o] | (d[o + 1] << 8) | (d[o + 2] << 16) | (d[o + 3] << 24)) >>> 0;
-}
-
-function writeU32(d: Uint8Array, o: number, v: number): void {
-  d[o] = v & 0xff;
-  d[o + 1] = (v >>> 8) & 0xff;
-  d[o + 2] = (v >>> 16) & 0xff;
-  d[o + 3] = (v >>> 24) & 0xff;
 }

@@ -20,6 +20,7 @@ import type {
   PluginContext,
   Region,
 } from "../../bus/types.ts";
+import { readLe, writeLe } from "../../bus/le.ts";
 import { hostBridge } from "./host_bridge.ts";
 import type { PciFunction, PciHost } from "./pci_function.ts";
 import { CFG, CONFIG_MECHANISM } from "./registers.ts";
@@ -556,17 +557,4 @@ export class PciBus implements Plugin {
  */
 export function pciBusPlugin(options: PciBusOptions): PciBus {
   return new PciBus(options);
-}
-
-function readLe(d: Uint8Array): number {
-  let v = 0;
-  for (let i = d.length - 1; i >= 0; i--) v = v * 256 + d[i];
-  return v;
-}
-
-function writeLe(d: Uint8Array, v: number): void {
-  for (let i = 0; i < d.length; i++) {
-    d[i] = v & 0xff;
-    v = Math.floor(v / 256);
-  }
 }

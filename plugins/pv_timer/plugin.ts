@@ -10,6 +10,7 @@ import type {
   Region,
   TickTarget,
 } from "../../bus/types.ts";
+import { readLe, writeLe } from "../../bus/le.ts";
 import {
   PV_TIMER_HALT_PORT,
   PV_TIMER_PERIOD_PORT,
@@ -102,16 +103,10 @@ export function pvTimerPlugin(
         {
           range: { space: "pio", base: PV_TIMER_PERIOD_PORT, length: 1 },
           read(_a: Access, data: Uint8Array): void {
-            let v = t.readPeriod();
-            for (let i = 0; i < data.length; i++) {
-              data[i] = v & 0xff;
-              v = Math.floor(v / 256);
-            }
+            writeLe(data, t.readPeriod());
           },
           write(a: Access, data: Uint8Array): void {
-            let v = 0;
-            for (let i = data.length - 1; i >= 0; i--) v = v * 256 + data[i];
-            t.writePeriod(a.size, v);
+            t.writePeriod(a.size, readLe(data));
           },
         },
         {

@@ -19,6 +19,7 @@ import type {
   TickSource,
   TickTarget,
 } from "../../bus/types.ts";
+import { readLe, writeLe } from "../../bus/le.ts";
 
 /**
  * A clock that only moves when told to.
@@ -355,9 +356,7 @@ export function readValue(
 ): number {
   const data = new Uint8Array(size);
   region.read(access(region.range.base + offset, offset, size), data);
-  let v = 0;
-  for (let i = size - 1; i >= 0; i--) v = v * 256 + data[i];
-  return v;
+  return readLe(data);
 }
 
 /**
@@ -376,10 +375,6 @@ export function writeValue(
   value: number,
 ): void {
   const data = new Uint8Array(size);
-  let v = value >>> 0;
-  for (let i = 0; i < size; i++) {
-    data[i] = v & 0xff;
-    v = Math.floor(v / 256);
-  }
+  writeLe(data, value);
   region.write(access(region.range.base + offset, offset, size), data);
 }

@@ -7,6 +7,7 @@
  * @module
  */
 import type { LogLevel } from "../../bus/types.ts";
+import { readLe, writeLe } from "../../bus/le.ts";
 import { ConfigSpace } from "../pci/config_space.ts";
 import { MsixCapability } from "../pci/msix.ts";
 import type { PciFunction, PciHost } from "../pci/pci_function.ts";
@@ -365,9 +366,9 @@ export class VirtioPciFunction<D extends VirtioDevice = VirtioDevice>
       dv.setUint16(COMMON_CFG.QUEUE_MSIX_VECTOR, q.vector, true);
       dv.setUint16(COMMON_CFG.QUEUE_ENABLE, q.enabled ? 1 : 0, true);
       dv.setUint16(COMMON_CFG.QUEUE_NOTIFY_OFF, this.#queueSelect, true);
-      setU64(dv, COMMON_CFG.QUEUE_DESC, q.desc);
-      setU64(dv, COMMON_CFG.QUEUE_DRIVER, q.driver);
-      setU64(dv, COMMON_CFG.QUEUE_DEVICE, q.device);
+      writeLe(buf, q.desc, COMMON_CFG.QUEUE_DESC, 8);
+      writeLe(buf, q.driver, COMMON_CFG.QUEUE_DRIVER, 8);
+      writeLe(buf, q.device, COMMON_CFG.QUEUE_DEVICE, 8);
     }
     for (let i = 0; i < data.length; i++) {
       const o = off + i;
@@ -377,11 +378,8 @@ export class VirtioPciFunction<D extends VirtioDevice = VirtioDevice>
 
   #commonWrite(off: number, data: Uint8Array): void {
     const size = data.length;
-    let v = 0;
-    for (let i = Math.min(size, 4) - 1; i >= 0; i--) v = v * 256 + data[i];
-    const hi = size === 8
-      ? (data[4] | (data[5] << 8) | (data[6] << 16) | (data[7] << 24)) >>> 0
-      : 0;
+    const v = readLe(data, 0, Math.min(size, 4));
+    const hi = size === 8 ? readLe(data, 4, 4) : 0;
     const q = this.#queues[this.#queueSelect];
     const field = (o: number, s: number) => off === o && size === s;
     if (field(COMMON_CFG.DEVICE_FEATURE_SELECT, 4)) {
@@ -648,9 +646,4 @@ export class VirtioPciFunction<D extends VirtioDevice = VirtioDevice>
     this.#logged.add(key);
     this.#log(level, msg);
   }
-}
-
-function setU64(dv: DataView, off: number, v: number): void {
-  dv.setUint32(off, v % 2 ** 32, true);
-  dv.setUint32(off + 4, Math.floor(v / 2 ** 32), true);
 }
