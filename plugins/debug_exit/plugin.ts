@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { Access, Plugin, PluginContext, Region } from "../../bus/types.ts";
+import type { Access, DeviceContext, Plugin, Region } from "../../bus/types.ts";
 import { readLe } from "../../bus/le.ts";
 import {
   DEBUG_EXIT_DEFAULT_BASE,
@@ -48,7 +48,7 @@ export function debugExitPlugin(
   return {
     name: "debug-exit",
     device: () => dev,
-    setup(ctx: PluginContext): readonly Region[] {
+    setup(ctx: DeviceContext): readonly Region[] {
       const d = new DebugExit((status) => ctx.exit(status));
       dev = d;
       return [{

@@ -11,15 +11,20 @@
  */
 import type {
   Access,
-  IrqLine,
+  DeviceContext,
+  InterruptLine,
   LogLevel,
   Mapping,
-  MsiIrqfd,
   MsiMessage,
   Plugin,
-  PluginContext,
   Region,
 } from "../../bus/types.ts";
+import {
+  asIrqChipContext,
+  type IrqChipContext,
+  irqChipPlugin,
+  type MsiIrqfd,
+} from "../../bus/irqchip.ts";
 import { readLe, writeLe } from "../../bus/le.ts";
 import { hostBridge } from "./host_bridge.ts";
 import type { PciFunction, PciHost } from "./pci_function.ts";
@@ -152,9 +157,9 @@ export class PciBus implements Plugin {
   };
   readonly #slots = new Map<number, Attached>();
   readonly #opts: PciBusOptions;
-  readonly #lines = new Map<number, IrqLine>();
+  readonly #lines = new Map<number, InterruptLine>();
   readonly #gsiCount = new Map<number, number>();
-  #ctx: PluginContext | null = null;
+  #ctx: IrqChipContext | null = null;
   #address = 0;
   #loggedHandlerError = false;
 
@@ -162,6 +167,8 @@ export class PciBus implements Plugin {
   constructor(options: PciBusOptions) {
     this.#opts = options;
     this.name = options.name ?? "pci";
+    // MSI-X irqfds need the interrupt-controller context.
+    irqChipPlugin(this);
     const hb = options.hostBridge === undefined
       ? hostBridge()
       : options.hostBridge;
@@ -256,7 +263,8 @@ export class PciBus implements Plugin {
   }
 
   /** Attach functions and claim the configuration regions. */
-  setup(ctx: PluginContext): readonly Region[] {
+  setup(context: DeviceContext): readonly Region[] {
+    const ctx = asIrqChipContext(context, this.name);
     this.#ctx = ctx;
     for (const s of this.#slots.values()) {
       const host: PciHost = {
@@ -471,7 +479,7 @@ export class PciBus implements Plugin {
     if ((before > 0) !== (after > 0)) {
       let line = this.#lines.get(s.gsi);
       if (!line) {
-        line = this.#ctx.irqLine(s.gsi);
+        line = this.#ctx.interruptLine(s.gsi, "level");
         this.#lines.set(s.gsi, line);
       }
       line.set(after > 0);

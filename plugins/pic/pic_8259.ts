@@ -28,7 +28,7 @@
  *
  * @module
  */
-import type { ExtIntSource, LineController } from "../../bus/types.ts";
+import type { ExtIntSource, LineController } from "../../bus/irqchip.ts";
 
 // ---- ports ---------------------------------------------------------------
 

@@ -5,8 +5,8 @@
  */
 import type {
   Access,
+  DeviceContext,
   Plugin,
-  PluginContext,
   Region,
   TickTarget,
 } from "../../bus/types.ts";
@@ -90,7 +90,7 @@ export function pvTimerPlugin(
     get stats() {
       return timer?.stats ?? null;
     },
-    setup(ctx: PluginContext): readonly Region[] {
+    setup(ctx: DeviceContext): readonly Region[] {
       const t = new PvTimer({
         source: ctx.createTickSource(target),
         halt: () => ctx.halt(),

@@ -6,10 +6,10 @@
  */
 import type {
   Access,
-  IrqLine,
+  DeviceContext,
+  InterruptLine,
   LogLevel,
   Plugin,
-  PluginContext,
   Region,
 } from "../../bus/types.ts";
 import { Uart16550, UART_PORTS } from "./uart_16550.ts";
@@ -71,7 +71,7 @@ export interface SerialPlugin extends Plugin {
 export function serialPlugin(options: SerialOptions = {}): SerialPlugin {
   const base = options.base ?? COM1_BASE;
   const gsi = options.gsi ?? COM1_GSI;
-  let line: IrqLine | null = null;
+  let line: InterruptLine | null = null;
   let log: (level: LogLevel, msg: string) => void = () => {};
   const uart = new Uart16550({
     output: options.output,
@@ -82,8 +82,8 @@ export function serialPlugin(options: SerialOptions = {}): SerialPlugin {
     name: options.name ?? `serial@${base.toString(16)}`,
     uart,
     enqueueInput: (bytes) => uart.enqueueInput(bytes),
-    setup(ctx: PluginContext): readonly Region[] {
-      line = ctx.irqLine(gsi);
+    setup(ctx: DeviceContext): readonly Region[] {
+      line = ctx.interruptLine(gsi, "level");
       log = (level, msg) => ctx.log(level, msg);
       if (uart.interruptLevel) line.set(true);
       return [{
