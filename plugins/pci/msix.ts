@@ -7,6 +7,7 @@
  */
 import type { LogLevel, MsiMessage } from "../../bus/types.ts";
 import { readLe, writeLe } from "../../bus/le.ts";
+import { stateFields } from "../../bus/state.ts";
 import type { ConfigSpace } from "./config_space.ts";
 import { CAP_ID, MSIX } from "./registers.ts";
 
@@ -54,6 +55,25 @@ export interface MsixOptions {
   readonly vectorMask?: (vector: number, masked: boolean) => boolean;
   /** Log sink. */
   readonly log?: (level: LogLevel, msg: string) => void;
+}
+
+/**
+ * Plain-data state of an {@link MsixCapability}: the table as 32-bit words
+ * (4 per vector) and one pending flag per vector.
+ *
+ * @example
+ * ```ts
+ * import type { MsixState } from "./msix.ts";
+ * const s: MsixState = { version: 1, table: [0, 0, 0, 1], pending: [0] };
+ * ```
+ */
+export interface MsixState {
+  /** Format version, currently 1. */
+  readonly version: 1;
+  /** Table words: address low, address high, data, vector control. */
+  readonly table: readonly number[];
+  /** Pending bit per vector (0/1). */
+  readonly pending: readonly number[];
 }
 
 /**
@@ -285,6 +305,38 @@ export class MsixCapability {
         if (v < this.vectors && this.#pending[v]) byte |= 1 << bit;
       }
       data[b] = byte;
+    }
+  }
+
+  /** The table and pending bits as plain data. */
+  snapshot(): MsixState {
+    return {
+      version: 1,
+      table: [...this.#table],
+      pending: [...this.#pending],
+    };
+  }
+
+  /**
+   * Load a state from {@link snapshot} (same vector count), after the
+   * config space (message control) was restored. Every entry's route and
+   * effective mask is reported to the host again; deliverable pending
+   * vectors are delivered. A malformed state throws TypeError and changes
+   * nothing.
+   */
+  restore(state: MsixState): void {
+    const f = stateFields(state, 1, "msix");
+    const table = f.ints("table", 0, 0xffffffff, this.vectors * 4);
+    const pending = f.ints("pending", 0, 1, this.vectors);
+    this.#table.set(table);
+    this.#pending.set(pending);
+    this.#wasEnabled = this.enabled;
+    this.#wasFunctionMasked = this.functionMasked;
+    for (let v = 0; v < this.vectors; v++) {
+      const msg = this.message(v);
+      this.#opts.routeChanged?.(v, isDeliverable(msg) ? msg : null);
+      this.#syncMask(v);
+      this.#flush(v);
     }
   }
 

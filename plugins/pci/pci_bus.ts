@@ -12,6 +12,7 @@
 import type {
   Access,
   DeviceContext,
+  DeviceState,
   InterruptLine,
   LogLevel,
   Mapping,
@@ -26,6 +27,8 @@ import {
   type MsiIrqfd,
 } from "../../bus/irqchip.ts";
 import { readLe, writeLe } from "../../bus/le.ts";
+import { stateFields } from "../../bus/state.ts";
+import type { ConfigSpaceState } from "./config_space.ts";
 import { hostBridge } from "./host_bridge.ts";
 import type { PciFunction, PciHost } from "./pci_function.ts";
 import { CFG, CONFIG_MECHANISM } from "./registers.ts";
@@ -119,6 +122,49 @@ interface Attached {
   readonly mappings: (Mapping | null)[];
   readonly failedAt: (number | null)[];
   readonly irqfds: Map<number, MsiIrqfd>;
+}
+
+/**
+ * Saved state of one function on the bus.
+ *
+ * @example
+ * ```ts
+ * import type { PciFunctionState } from "./pci_bus.ts";
+ * const s: PciFunctionState = {
+ *   device: 0, func: 0, intx: false, state: null,
+ *   config: { version: 1, bytes: new Array(256).fill(0) },
+ * };
+ * ```
+ */
+export interface PciFunctionState {
+  /** Device number. */
+  readonly device: number;
+  /** Function number. */
+  readonly func: number;
+  /** Configuration space. */
+  readonly config: ConfigSpaceState;
+  /** INTx pending level. */
+  readonly intx: boolean;
+  /** The function's own state, or null when it has none. */
+  readonly state: DeviceState | null;
+}
+
+/**
+ * Plain-data state of a {@link PciBus}.
+ *
+ * @example
+ * ```ts
+ * import type { PciBusState } from "./pci_bus.ts";
+ * const s: PciBusState = { version: 1, address: 0, functions: [] };
+ * ```
+ */
+export interface PciBusState {
+  /** Format version, currently 1. */
+  readonly version: 1;
+  /** The CONFIG_ADDRESS latch (port 0xCF8). */
+  readonly address: number;
+  /** Every function, host bridge included. */
+  readonly functions: readonly PciFunctionState[];
 }
 
 /**
@@ -387,6 +433,94 @@ export class PciBus implements Plugin {
       this.#setIntx(s, false);
       this.#sync(s);
     }
+  }
+
+  /**
+   * The CF8 latch and, per function, its config space, INTx level and
+   * function state.
+   */
+  snapshot(): PciBusState {
+    const functions: PciFunctionState[] = [];
+    for (const s of this.#slots.values()) {
+      functions.push({
+        device: s.device,
+        func: s.func,
+        config: s.fn.config.snapshot(),
+        intx: s.intx,
+        state: s.fn.snapshot?.() ?? null,
+      });
+    }
+    return { version: 1, address: this.#address, functions };
+  }
+
+  /**
+   * Load a state from {@link snapshot} of a bus with the same functions:
+   * config spaces, INTx levels, function states; BARs are remapped. A
+   * malformed state throws TypeError; functions restored before a refusal
+   * are put back, so nothing changes.
+   */
+  restore(state: PciBusState): void {
+    const f = stateFields(state, 1, "pci");
+    const address = f.int("address", 0, 0xffffffff);
+    const list = state.functions;
+    if (!Array.isArray(list) || list.length !== this.#slots.size) {
+      throw new TypeError(`pci state: ${this.#slots.size} functions expected`);
+    }
+    const plan = list.map((p) => {
+      const pf = stateFields({ version: 1, ...p }, 1, "pci function");
+      const s = this.#slots.get(
+        pf.int("device", 0, 31) * 8 + pf.int("func", 0, 7),
+      );
+      if (!s) throw new TypeError("pci state: no function at that slot");
+      if ((p.state === null) !== (s.fn.restore === undefined)) {
+        throw new TypeError(
+          `pci state of ${s.fn.name}: function state mismatch`,
+        );
+      }
+      pf.bool("intx");
+      // validate the config bytes on a scratch copy
+      stateFields(p.config, 1, `${s.fn.name} config`).ints(
+        "bytes",
+        0,
+        0xff,
+        256,
+      );
+      return { s, p };
+    });
+    const done: { s: Attached; before: PciFunctionState }[] = [];
+    try {
+      for (const { s, p } of plan) {
+        const before: PciFunctionState = {
+          device: s.device,
+          func: s.func,
+          config: s.fn.config.snapshot(),
+          intx: s.intx,
+          state: s.fn.snapshot?.() ?? null,
+        };
+        this.#restoreFunction(s, p);
+        done.push({ s, before });
+      }
+    } catch (e) {
+      for (const { s, before } of done.reverse()) {
+        this.#restoreFunction(s, before);
+      }
+      throw e;
+    }
+    this.#address = address;
+  }
+
+  #restoreFunction(s: Attached, p: PciFunctionState): void {
+    const oldConfig = s.fn.config.snapshot();
+    s.fn.config.restore(p.config);
+    try {
+      if (p.state !== null) s.fn.restore!(p.state);
+    } catch (e) {
+      s.fn.config.restore(oldConfig);
+      throw e;
+    }
+    this.#setIntx(s, p.intx);
+    s.failedAt.fill(null);
+    this.#sync(s);
   }
 
   /** Unmap BARs and close every function. */

@@ -11,7 +11,10 @@ import type {
   TickTarget,
 } from "../../bus/types.ts";
 import { readLe, writeLe } from "../../bus/le.ts";
+import { stateFields } from "../../bus/state.ts";
 import {
+  PV_TIMER_DEFAULT_MAX_US,
+  PV_TIMER_DEFAULT_MIN_US,
   PV_TIMER_HALT_PORT,
   PV_TIMER_PERIOD_PORT,
   PvTimer,
@@ -44,6 +47,22 @@ export interface PvTimerPluginOptions {
 }
 
 /**
+ * Plain-data state of the PV timer plugin: the armed period (0 = stopped).
+ *
+ * @example
+ * ```ts
+ * import type { PvTimerState } from "./plugin.ts";
+ * const s: PvTimerState = { version: 1, periodUs: 1000 };
+ * ```
+ */
+export interface PvTimerState {
+  /** Format version, currently 1. */
+  readonly version: 1;
+  /** Effective period in µs; 0 when stopped. */
+  readonly periodUs: number;
+}
+
+/**
  * The PV timer plugin. `active` can be passed (as `() => p.active`) to the
  * legacy plugin's `timerActive`.
  *
@@ -55,6 +74,13 @@ export interface PvTimerPluginOptions {
  * ```
  */
 export interface PvTimerPlugin extends Plugin {
+  /** The armed period. */
+  snapshot(): PvTimerState;
+  /**
+   * Re-arm (or stop) at the saved period; a period outside this plugin's
+   * range throws TypeError and changes nothing.
+   */
+  restore(state: PvTimerState): void;
   /** True while the timer ticks. */
   readonly active: boolean;
   /** The device, once set up. */
@@ -125,6 +151,21 @@ export function pvTimerPlugin(
     },
     close(): void {
       timer?.close();
+    },
+    snapshot(): PvTimerState {
+      return { version: 1, periodUs: timer?.periodUs ?? 0 };
+    },
+    restore(state: PvTimerState): void {
+      const f = stateFields(state, 1, "pv_timer");
+      const min = options.minUs ?? PV_TIMER_DEFAULT_MIN_US;
+      const max = options.maxUs ?? PV_TIMER_DEFAULT_MAX_US;
+      const periodUs = f.int("periodUs", 0, max);
+      if (periodUs !== 0 && periodUs < min) {
+        throw new TypeError(`pv_timer state: periodUs below ${min}`);
+      }
+      if (!timer) throw new Error("pv_timer: not set up");
+      if (periodUs === 0) timer.reset();
+      else if (periodUs !== timer.periodUs) timer.writePeriod(4, periodUs);
     },
   };
 }

@@ -12,7 +12,7 @@ import type {
   Plugin,
   Region,
 } from "../../bus/types.ts";
-import { Uart16550, UART_PORTS } from "./uart_16550.ts";
+import { Uart16550, UART_PORTS, type UartState } from "./uart_16550.ts";
 
 /** COM1 base port. */
 export const COM1_BASE = 0x3f8;
@@ -54,6 +54,10 @@ export interface SerialPlugin extends Plugin {
   readonly uart: Uart16550;
   /** Queue host input for the guest; returns the bytes accepted. */
   enqueueInput(bytes: Uint8Array | readonly number[]): number;
+  /** The UART state. */
+  snapshot(): UartState;
+  /** Load a UART state (TypeError and no change when malformed). */
+  restore(state: UartState): void;
 }
 
 /**
@@ -108,5 +112,7 @@ export function serialPlugin(options: SerialOptions = {}): SerialPlugin {
     reset(): void {
       uart.reset();
     },
+    snapshot: () => uart.snapshot(),
+    restore: (state: UartState) => uart.restore(state),
   };
 }

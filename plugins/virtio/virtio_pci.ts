@@ -8,6 +8,8 @@
  */
 import type { LogLevel } from "../../bus/types.ts";
 import { readLe, writeLe } from "../../bus/le.ts";
+import { stateFields } from "../../bus/state.ts";
+import type { MsixState } from "../pci/msix.ts";
 import { ConfigSpace } from "../pci/config_space.ts";
 import { MsixCapability } from "../pci/msix.ts";
 import type { PciFunction, PciHost } from "../pci/pci_function.ts";
@@ -90,6 +92,51 @@ export interface VirtioCounters {
   refusedFeatures: number;
   /** Queue errors that set DEVICE_NEEDS_RESET. */
   deviceErrors: number;
+}
+
+/**
+ * Plain-data state of a {@link VirtioPciFunction}: the common
+ * configuration, each queue's layout and ring positions, the ISR and the
+ * MSI-X table (the config space is saved by the bus).
+ *
+ * @example
+ * ```ts
+ * import type { VirtioPciState } from "./virtio_pci.ts";
+ * const s: Partial<VirtioPciState> = { version: 1, status: 0 };
+ * ```
+ */
+export interface VirtioPciState {
+  /** Format version, currently 1. */
+  readonly version: 1;
+  /** Device status. */
+  readonly status: number;
+  /** device_feature_select. */
+  readonly deviceFeatureSelect: number;
+  /** driver_feature_select. */
+  readonly driverFeatureSelect: number;
+  /** Accepted driver features as a hex string (64 bits). */
+  readonly driverFeatures: string;
+  /** config_msix_vector. */
+  readonly configVector: number;
+  /** config_generation. */
+  readonly generation: number;
+  /** queue_select. */
+  readonly queueSelect: number;
+  /** Interrupt status (INTx mode). */
+  readonly isr: number;
+  /** Per queue: layout, vector, enable and ring positions. */
+  readonly queues: readonly {
+    readonly size: number;
+    readonly vector: number;
+    readonly enabled: boolean;
+    readonly desc: number;
+    readonly driver: number;
+    readonly device: number;
+    readonly lastAvailIdx: number;
+    readonly usedIdx: number;
+  }[];
+  /** The MSI-X table and pending bits. */
+  readonly msix: MsixState;
 }
 
 interface QueueState {
@@ -322,6 +369,108 @@ export class VirtioPciFunction<D extends VirtioDevice = VirtioDevice>
       default:
         this.counters.ignoredWrites++;
     }
+  }
+
+  /** The transport state as plain data. */
+  snapshot(): VirtioPciState {
+    return {
+      version: 1,
+      status: this.#status,
+      deviceFeatureSelect: this.#deviceFeatureSelect,
+      driverFeatureSelect: this.#driverFeatureSelect,
+      driverFeatures: this.#driverFeatures.toString(16),
+      configVector: this.#configVector,
+      generation: this.#generation,
+      queueSelect: this.#queueSelect,
+      isr: this.#isr,
+      queues: this.#queues.map((q) => ({
+        size: q.size,
+        vector: q.vector,
+        enabled: q.enabled,
+        desc: q.desc,
+        driver: q.driver,
+        device: q.device,
+        lastAvailIdx: q.queue?.lastAvailIdx ?? 0,
+        usedIdx: q.queue?.usedIdx ?? 0,
+      })),
+      msix: this.msix.snapshot(),
+    };
+  }
+
+  /**
+   * Load a state from {@link snapshot} (same device and queue count),
+   * after the bus restored the config space. Enabled queues are rebuilt
+   * over guest memory at their saved ring positions. A malformed state (or
+   * a queue layout outside RAM) throws TypeError and changes nothing.
+   */
+  restore(state: VirtioPciState): void {
+    const f = stateFields(state, 1, "virtio");
+    const features = f.string("driverFeatures");
+    if (!/^[0-9a-f]{1,16}$/.test(features)) {
+      throw new TypeError("virtio state: driverFeatures must be hex");
+    }
+    const list = state.queues;
+    if (!Array.isArray(list) || list.length !== this.#queues.length) {
+      throw new TypeError(
+        `virtio state: ${this.#queues.length} queues expected`,
+      );
+    }
+    const memory = this.#host?.memory;
+    const queues = list.map((raw, i) => {
+      const q = stateFields({ ...raw, version: 1 }, 1, `virtio queue ${i}`);
+      const v = {
+        size: q.int("size", 1, this.#queues[i].max),
+        vector: q.int("vector", 0, 0xffff),
+        enabled: q.bool("enabled"),
+        desc: q.int("desc", 0, Number.MAX_SAFE_INTEGER),
+        driver: q.int("driver", 0, Number.MAX_SAFE_INTEGER),
+        device: q.int("device", 0, Number.MAX_SAFE_INTEGER),
+        lastAvailIdx: q.int("lastAvailIdx", 0, 0xffff),
+        usedIdx: q.int("usedIdx", 0, 0xffff),
+      };
+      if (v.enabled) {
+        const bad = memory ? validateLayout(memory, v) : "not attached";
+        if (bad) throw new TypeError(`virtio state: queue ${i}: ${bad}`);
+      }
+      return v;
+    });
+    const top = {
+      status: f.int("status", 0, 0xff),
+      deviceFeatureSelect: f.int("deviceFeatureSelect", 0, 0xffffffff),
+      driverFeatureSelect: f.int("driverFeatureSelect", 0, 0xffffffff),
+      configVector: f.int("configVector", 0, 0xffff),
+      generation: f.int("generation", 0, 0xff),
+      queueSelect: f.int("queueSelect", 0, 0xffff),
+      isr: f.int("isr", 0, 0xff),
+    };
+    this.msix.restore(state.msix);
+    this.#status = top.status;
+    this.#deviceFeatureSelect = top.deviceFeatureSelect;
+    this.#driverFeatureSelect = top.driverFeatureSelect;
+    this.#driverFeatures = BigInt(`0x${features}`);
+    this.#configVector = top.configVector;
+    this.#generation = top.generation;
+    this.#queueSelect = top.queueSelect;
+    this.#isr = top.isr;
+    queues.forEach((v, i) => {
+      const q = this.#queues[i];
+      Object.assign(q, {
+        size: v.size,
+        vector: v.vector,
+        desc: v.desc,
+        driver: v.driver,
+        device: v.device,
+        enabled: false,
+        queue: null,
+      });
+      if (v.enabled) {
+        this.#enableQueue(q);
+        if (q.queue) {
+          q.queue.lastAvailIdx = v.lastAvailIdx;
+          q.queue.usedIdx = v.usedIdx;
+        }
+      }
+    });
   }
 
   /** PCI reset: virtio reset plus MSI-X table reset. */
