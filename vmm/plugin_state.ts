@@ -43,7 +43,8 @@ export function snapshotPlugins(
  *   name: "d",
  *   setup: () => [],
  *   snapshot: () => ({ version: 1, n: got }),
- *   restore: (s: { version: number }) => void (got = (s as { n: number }).n),
+ *   restore: (s: { version: number }) =>
+ *     void (got = (s as unknown as { n: number }).n),
  * };
  * restorePlugins([p], { d: { version: 1, n: 5 } as { version: number } });
  * console.log(got); // 5
