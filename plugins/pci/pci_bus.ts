@@ -181,15 +181,15 @@ export function defaultIntxGsi(device: number, pin: number): number {
 }
 
 /**
- * The PCI bus plugin.
+ * The PCI bus plugin. It is one of the interrupt controllers (MSI-X
+ * irqfds need the VM's irqchip context), so the VM attaches it; its
+ * `setup` refuses a plain device context.
  *
  * @example
  * ```ts
  * import { PciBus } from "./pci_bus.ts";
- * import { FakeContext } from "../testing/fake_context.ts";
  * const bus = new PciBus({ devices: [] });
- * const regions = bus.setup(new FakeContext());
- * console.log(regions.length); // 3: 0xCF8, 0xCFC and ECAM
+ * console.log(bus.functionAt(0)?.name); // the host bridge
  * ```
  */
 export class PciBus implements Plugin {
