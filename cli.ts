@@ -28,7 +28,7 @@ import { ExitCode } from "./vmm/exit_codes.ts";
 import { HostFileError, readHostFile } from "./vmm/host_file.ts";
 import { VERSION } from "./vmm/version.ts";
 
-export { parseDuration, parseSize } from "./vmm/options.ts";
+export { parseDuration, parseSize, type SizeOptions } from "./vmm/options.ts";
 export type { DeviceEnv, DeviceFactory } from "./vmm/cli_devices.ts";
 
 /** Outcome of {@link main}: exit code and a one-line error, if any. */

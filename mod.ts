@@ -2,6 +2,13 @@
  * denovmm: a Deno-native, plugin-driven x86-64 KVM virtual machine monitor
  * with a Rust core.
  *
+ * The root module is the deliberate public surface: the machine and the
+ * VM, the device-plugin contract, the little-endian helpers and the
+ * built-in plugin factories. Device classes, their register constants and
+ * states live in `@denovmm/vmm/plugins`; the unit-test kit for device
+ * authors in `@denovmm/vmm/testing`; the command line in
+ * `@denovmm/vmm/cli`.
+ *
  * ```ts ignore
  * import { createMachine } from "@denovmm/vmm";
  * using m = createMachine({ serialOutput: (b) => Deno.stdout.writeSync(new Uint8Array([b])) });
@@ -11,44 +18,78 @@
  *
  * @module
  */
-export * from "./bus/types.ts";
-export * from "./bus/bus.ts";
-export * from "./vmm/vm.ts";
-export * from "./vmm/machine.ts";
-export * from "./vmm/worker_host.ts";
+
+// The plugin contract.
+export type {
+  Access,
+  Clock,
+  DeviceContext,
+  DeviceState,
+  GuestMemory,
+  InterruptLine,
+  LogLevel,
+  Mapping,
+  MsiInterrupt,
+  MsiMessage,
+  Plugin,
+  Range,
+  Region,
+  Space,
+  TickCounters,
+  TickSource,
+  TickTarget,
+  TriggerMode,
+} from "./bus/types.ts";
+export { readLe, writeLe } from "./bus/le.ts";
+
+// The VM.
 export {
-  detectHostQuirks,
-  type HostQuirks,
-  resolveQuirks,
-} from "./vmm/quirks.ts";
-export * from "./vmm/guest_memory.ts";
+  createVm,
+  interruptVm,
+  type IrqchipMode,
+  type LevelSource,
+  type LevelSourceStats,
+  type Logger,
+  type MultibootModuleSpec,
+  type MultibootOptions,
+  parseSize,
+  type RunOptions,
+  type RunReason,
+  type RunResult,
+  stopVm,
+  type VcpuCounters,
+  type Vm,
+  type VmOptions,
+  type VmStats,
+} from "./vmm/vm.ts";
+export type { HostQuirks } from "./vmm/quirks.ts";
+export { type AsyncRunOptions, runAsync } from "./vmm/run_async.ts";
+export type { Bus, BusStats } from "./bus/bus.ts";
 export { CoreError } from "./ffi/library.ts";
 export { CoreCode as ErrorCode } from "./ffi/abi.ts";
-export * from "./plugins/serial/plugin.ts";
-export * from "./plugins/serial/uart_16550.ts";
-export * from "./plugins/debug_exit/plugin.ts";
-export * from "./plugins/debug_exit/debug_exit.ts";
-export * from "./plugins/echo/plugin.ts";
-export * from "./plugins/echo/echo_device.ts";
-export * from "./plugins/legacy/plugin.ts";
-export * from "./plugins/legacy/pic_stub.ts";
-export * from "./plugins/legacy/pit_stub.ts";
-export * from "./plugins/pv_timer/plugin.ts";
-export * from "./plugins/pv_timer/pv_timer.ts";
-export * from "./plugins/testdev/plugin.ts";
-export * from "./plugins/testdev/irq_lines.ts";
-export * from "./plugins/testdev/ioport.ts";
-export * from "./plugins/testdev/iomem.ts";
-export * from "./plugins/pit/plugin.ts";
-export * from "./plugins/pit/i8254.ts";
-export * from "./plugins/pit/pit_clock.ts";
-export * from "./plugins/rtc/plugin.ts";
-export * from "./plugins/rtc/mc146818.ts";
-export * from "./plugins/fw_cfg/plugin.ts";
-export * from "./plugins/fw_cfg/fw_cfg.ts";
-export * from "./plugins/pic/plugin.ts";
-export * from "./plugins/pic/pic_8259.ts";
-export * from "./plugins/ioapic/plugin.ts";
-export * from "./plugins/ioapic/ioapic.ts";
-export * from "./plugins/pci/mod.ts";
-export * from "./plugins/virtio/mod.ts";
+
+// The standard machine and running a VM in a worker.
+export {
+  createMachine,
+  type Machine,
+  type MachineOptions,
+  standardPlugins,
+  type TimerDelivery,
+  WIRING,
+} from "./vmm/machine.ts";
+export {
+  type RemoteVm,
+  spawnVm,
+  type WorkerOutcome,
+  type WorkerSetup,
+} from "./vmm/worker_host.ts";
+
+// The standard machine's plugins (every factory, device class, option and
+// register constant: `@denovmm/vmm/plugins`).
+export { type SerialPlugin, serialPlugin } from "./plugins/serial/plugin.ts";
+export {
+  type PvTimerPlugin,
+  pvTimerPlugin,
+} from "./plugins/pv_timer/plugin.ts";
+export { type PicPlugin, picPlugin } from "./plugins/pic/plugin.ts";
+export { type IoapicPlugin, ioapicPlugin } from "./plugins/ioapic/plugin.ts";

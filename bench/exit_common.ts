@@ -16,7 +16,7 @@
  *
  * @module
  */
-import type { Plugin, PluginContext, Region } from "../bus/types.ts";
+import type { MsiInterrupt, Plugin, Region } from "../bus/types.ts";
 import type { GapMeter, GapStats } from "./native.ts";
 import { debugExitPlugin } from "../plugins/debug_exit/plugin.ts";
 import { defaultLibraryPath } from "../ffi/library.ts";
@@ -66,15 +66,14 @@ export function exitsElf(): Uint8Array {
 
 /**
  * A plugin that answers every write to `port` with an MSI to `vector`
- * (`ctx.signalMsi`), and counts them.
+ * (its `ctx.msiInterrupt()` source), and counts them.
  */
 export function msiPlugin(
   port: number = TS_PORT,
   vector: number = MSI_VECTOR,
 ): Plugin & { readonly writes: () => number } {
   let writes = 0;
-  let ctx: PluginContext | undefined;
-  const msg = { address: MSI_ADDRESS, data: vector };
+  let msi: MsiInterrupt | undefined;
   const region: Region = {
     range: { space: "pio", base: port, length: 1 },
     read(_access, data) {
@@ -82,14 +81,15 @@ export function msiPlugin(
     },
     write() {
       writes++;
-      ctx!.signalMsi(msg);
+      msi!.trigger();
     },
   };
   return {
     name: "bench-msi",
     writes: () => writes,
     setup(c) {
-      ctx = c;
+      msi = c.msiInterrupt();
+      msi.modify({ address: MSI_ADDRESS, data: vector });
       return [region];
     },
   };

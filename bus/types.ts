@@ -1,10 +1,10 @@
 /**
  * The plugin contract: address ranges, regions, interrupt lines and the
- * host services a plugin receives through its {@link PluginContext}.
+ * services a device receives through its {@link DeviceContext}.
  *
  * A plugin never imports the FFI layer: everything it may do to the VM
  * arrives through the context, so every device can be driven in unit tests
- * with the fakes from `plugins/testing/`.
+ * with the fakes of the testing kit (`@denovmm/vmm/testing`).
  *
  * @module
  */
@@ -84,22 +84,75 @@ export interface Region {
   write(access: Access, data: Uint8Array): void;
 }
 
+/** How an interrupt source signals: a pulse (edge) or a held level. */
+export type TriggerMode = "edge" | "level";
+
 /**
- * An interrupt line (a GSI) on the active irqchip.
+ * An interrupt source on one irqchip input line, handed to a device by its
+ * {@link DeviceContext}. The device drives only its own output: the line
+ * the irqchip sees is the wired OR of every source on it, so lowering this
+ * source never retires another device's interrupt (shared INTx lines
+ * work). Like rust-vmm's `InterruptSourceGroup`: trigger, mask, unmask.
  *
  * @example
  * ```ts
- * import type { IrqLine } from "./types.ts";
- * function raiseOnce(line: IrqLine) { line.pulse(); }
+ * import type { InterruptLine } from "./types.ts";
+ * function tick(irq: InterruptLine) { irq.trigger(); }
+ * function status(irq: InterruptLine, pending: boolean) { irq.set(pending); }
  * ```
  */
-export interface IrqLine {
-  /** The GSI number of this line. */
-  readonly gsi: number;
-  /** Drive the line level (level-triggered devices). */
+export interface InterruptLine {
+  /** The irqchip input this source is wired to (chosen by the host's wiring). */
+  readonly line: number;
+  /** Edge (pulses) or level (held until lowered). */
+  readonly mode: TriggerMode;
+  /** This source's own output level. */
+  readonly level: boolean;
+  /** True while masked at the source. */
+  readonly masked: boolean;
+  /** Edge: one pulse. Level: assert (same as `set(true)`). */
+  trigger(): void;
+  /** Drive this source's output level. */
   set(level: boolean): void;
-  /** Raise and lower the line (edge-triggered devices). */
-  pulse(): void;
+  /**
+   * Stop signalling: the source's level stops counting on the line and
+   * edges are held (one pending edge at most).
+   */
+  mask(): void;
+  /** Signal again: a held edge is delivered, a held level re-asserted. */
+  unmask(): void;
+}
+
+/**
+ * A message-signalled interrupt source handed to a device by its
+ * {@link DeviceContext}: the device sets its message (usually what the
+ * guest programmed into the device's MSI registers) and triggers it. It
+ * never touches the VM's GSI routing table.
+ *
+ * @example
+ * ```ts
+ * import type { MsiInterrupt } from "./types.ts";
+ * function complete(irq: MsiInterrupt) {
+ *   irq.modify({ address: 0xfee00000, data: 0x41 });
+ *   irq.trigger();
+ * }
+ * ```
+ */
+export interface MsiInterrupt {
+  /** The current message, or null (a trigger is then dropped). */
+  readonly message: MsiMessage | null;
+  /** True while masked. */
+  readonly masked: boolean;
+  /** True when a trigger arrived while masked. */
+  readonly pending: boolean;
+  /** Set (or with `null` clear) the message. */
+  modify(message: MsiMessage | null): void;
+  /** Deliver the message now (held as pending while masked). */
+  trigger(): void;
+  /** Hold triggers as pending. */
+  mask(): void;
+  /** Deliver a pending trigger, then signal normally. */
+  unmask(): void;
 }
 
 /**
@@ -266,24 +319,33 @@ export interface TickCounters {
 }
 
 /**
- * Host services handed to a plugin's `setup`.
+ * The services a device plugin receives in `setup`: its interrupt sources,
+ * guest memory, a clock, logging, timers, run-time mapping and the
+ * run-ending outputs. A device never sees GSI routes, EOIs or other
+ * devices' interrupts; those belong to the interrupt controllers, which
+ * the VM alone equips.
  *
  * @example
  * ```ts
- * import type { PluginContext } from "./types.ts";
- * function raise(ctx: PluginContext) { ctx.irqLine(4).pulse(); }
+ * import type { DeviceContext } from "./types.ts";
+ * function raise(ctx: DeviceContext) { ctx.interruptLine(4, "edge").trigger(); }
  * ```
  */
-export interface PluginContext {
-  /** An interrupt line on the active irqchip. */
-  irqLine(gsi: number): IrqLine;
-  /** Deliver an MSI now (KVM_SIGNAL_MSI in the core). */
-  signalMsi(msg: MsiMessage): void;
+export interface DeviceContext {
+  /**
+   * This device's interrupt source on irqchip input `line` (the number the
+   * plugin's options carry). One source per (device, line); asking again
+   * returns the same source (a different `mode` throws). Throws RangeError
+   * for a bad line number.
+   */
+  interruptLine(line: number, mode: TriggerMode): InterruptLine;
+  /** A new message-signalled interrupt source of this device. */
+  msiInterrupt(): MsiInterrupt;
   /** Guest RAM. */
   readonly memory: GuestMemory;
   /** Monotonic clock. */
   readonly clock: Clock;
-  /** Log a message attributed to the plugin. */
+  /** Log a message attributed to the plugin (rate-limited by the VM). */
   log(level: LogLevel, msg: string): void;
   /** Map an extra region at run time (BAR moves); throws on overlap. */
   map(region: Region): Mapping;
@@ -293,71 +355,29 @@ export interface PluginContext {
   halt(): void;
   /** A host periodic tick source delivering to `target`. */
   createTickSource(target: TickTarget): TickSource;
-  /**
-   * Retire the highest-priority in-service interrupt of the calling vCPU's
-   * in-kernel LAPIC (what a guest write to the LAPIC EOI register does).
-   * Used to bridge legacy 8259 EOIs when the PIC is not in the kernel.
-   */
-  lapicEoi(): void;
-  /**
-   * Set (or with `null` remove) the MSI route of `gsi` in the core's GSI
-   * routing table, so irqfds on that GSI (host timers, device threads)
-   * deliver `msg` directly. Used by the split-irqchip IOAPIC and MSI-X.
-   */
-  routeMsi(gsi: number, msg: MsiMessage | null): void;
-  /**
-   * Split irqchip: a level interrupt on `gsi` was retired by the userspace
-   * IOAPIC; signal the resample eventfds of host irqfds on that line (the
-   * in-kernel irqchip does this itself). No-op when there are none.
-   */
-  resample(gsi: number): void;
-  /**
-   * An irqfd on a freshly allocated GSI with an MSI route, for a vector a
-   * host thread may fire without TypeScript (MSI-X with irqfds).
-   */
-  msiIrqfd(): MsiIrqfd;
 }
 
 /**
- * An irqfd bound to its own GSI whose MSI route follows the guest's
- * message. Masking detaches it from KVM (writes keep counting) instead of
- * changing the route, so mask/unmask costs no routing-table rewrite.
+ * A device's saved state: plain data (JSON- and structured-clone-able: no
+ * class instances, functions, bigints or typed arrays) with a format
+ * `version`.
+ *
+ * Compatibility rule: `restore` accepts the versions it knows (the current
+ * one, and older ones it can upgrade) and throws `TypeError` for any other
+ * version or a malformed state, changing nothing (restore is
+ * all-or-nothing). A device bumps `version` whenever the meaning or shape
+ * of its state changes.
  *
  * @example
  * ```ts
- * import type { MsiIrqfd } from "./types.ts";
- * function deliver(q: MsiIrqfd) { q.fire(); }
+ * import type { DeviceState } from "./types.ts";
+ * const s: DeviceState = { version: 1 };
+ * console.log(JSON.parse(JSON.stringify(s)).version); // 1
  * ```
  */
-export interface MsiIrqfd {
-  /** The GSI carrying the route. */
-  readonly gsi: number;
-  /** Point the route at `msg`, or drop it (`null`: undeliverable). */
-  route(msg: MsiMessage | null): void;
-  /** Write the eventfd (what a device thread does). */
-  fire(): void;
-  /** Detach from KVM: fires are held in the eventfd. */
-  mask(): void;
-  /** Re-attach; true when it was fired while masked (deliver it now). */
-  unmask(): boolean;
-  /** Unregister and free. */
-  close(): void;
-}
-
-/**
- * A userspace interrupt controller that owns GSI lines (split irqchip:
- * our IOAPIC). `PluginContext.irqLine(gsi)` drives it.
- *
- * @example
- * ```ts
- * import type { LineController } from "./types.ts";
- * const levels = new Map<number, boolean>();
- * const chip: LineController = { setLevel: (g, l) => void levels.set(g, l) };
- * ```
- */
-export interface LineController {
-  /** Drive line `gsi` to `level`. */
-  setLevel(gsi: number, level: boolean): void;
+export interface DeviceState {
+  /** Format version of this device's state. */
+  readonly version: number;
 }
 
 /**
@@ -382,10 +402,12 @@ export interface Plugin {
   /** Unique name within one VM. */
   readonly name: string;
   /** Claim regions; called once when the plugin is added to a VM. */
-  setup(ctx: PluginContext): readonly Region[];
-  /** End of interrupt for `vector` (split irqchip: KVM_EXIT_IOAPIC_EOI). */
-  eoi?(vector: number): void;
-  /** Return to power-on state. */
+  setup(ctx: DeviceContext): readonly Region[];
+  /**
+   * Return to power-on state. `Vm.reset()` calls it for every plugin,
+   * after lowering every interrupt source, so a device re-asserts what its
+   * reset state asserts.
+   */
   reset?(): void;
   /** Release host resources (threads, files). */
   close?(): void;
@@ -394,35 +416,14 @@ export interface Plugin {
    * the next time (ns, same clock) the plugin needs servicing, or null.
    */
   service?(now: number): number | null;
+  /** The guest-visible state as versioned plain data ({@link DeviceState}). */
+  snapshot?(): DeviceState;
   /**
-   * Split irqchip only: a controller that receives GSI lines (our IOAPIC;
-   * the 8259A pair for lines 0..15). Every line goes to every controller,
-   * as ISA lines reach both the PIC and the IOAPIC on a PC.
+   * Load a state from `snapshot` of the same device type and
+   * configuration; a version it does not know or a malformed state throws
+   * `TypeError` and changes nothing.
    */
-  readonly lineController?: LineController;
-  /**
-   * Split irqchip only: an ExtINT source (the 8259A pair). While it has an
-   * interrupt pending the VM asks KVM for an interrupt window and, when the
-   * vCPU can take it, runs the INTA cycle and injects the vector.
-   */
-  readonly extint?: ExtIntSource;
-}
-
-/**
- * An interrupt controller whose output is an ExtINT (SDM 10.5.1): the
- * vector is supplied by an INTA cycle when the CPU takes the interrupt.
- *
- * @example
- * ```ts
- * import type { ExtIntSource } from "./types.ts";
- * const none: ExtIntSource = { interruptPending: false, acknowledge: () => 0x27 };
- * ```
- */
-export interface ExtIntSource {
-  /** True while the INT output is asserted. */
-  readonly interruptPending: boolean;
-  /** The INTA cycle: the vector to inject (updates in-service state). */
-  acknowledge(): number;
+  restore?(state: DeviceState): void;
 }
 
 /**

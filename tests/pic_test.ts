@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { access } from "../plugins/testing/fake_context.ts";
-import { FakeContext } from "../plugins/testing/fake_context.ts";
+import { FakeIrqChipContext } from "../plugins/testing/fake_irqchip.ts";
 import { standardPlugins } from "../vmm/machine.ts";
 import { bootGuest, failures, HAVE_KVM, passes } from "./kvm.ts";
 
@@ -38,7 +38,7 @@ Deno.test({
 
 Deno.test("pic: a PIC EOI with nothing in service reaches the LAPIC while the PV timer runs", () => {
   const { plugins, pic } = standardPlugins({ irqchip: "split" });
-  const ctx = new FakeContext();
+  const ctx = new FakeIrqChipContext();
   const regions = plugins.flatMap((p) => p.setup(ctx));
   const write = (port: number, bytes: Uint8Array) => {
     const r = regions.find((r) =>

@@ -25,6 +25,7 @@
  *
  * @module
  */
+import { importUrl } from "./dynamic_import.ts";
 import type { Plugin } from "../bus/types.ts";
 import { checkHostFile, HostFileError, hostFileError } from "./host_file.ts";
 import { OptionError } from "./options.ts";
@@ -112,7 +113,7 @@ async function moduleDevice(d: DeviceSpec, env: DeviceEnv): Promise<Plugin[]> {
   if (!isUrl) checkHostFile(d.module, { what: "--device module" });
   let mod: { default?: unknown };
   try {
-    mod = await import(moduleUrl(d.module));
+    mod = await importUrl(moduleUrl(d.module));
   } catch (e) {
     throw new HostFileError(
       "--device module",

@@ -4,7 +4,8 @@
  *
  * @module
  */
-import type { Plugin, PluginContext, Region } from "../bus/types.ts";
+import type { DeviceContext, Plugin, Region } from "../bus/types.ts";
+import { irqChipPlugin, isIrqChipPlugin } from "../bus/irqchip.ts";
 
 /** Reads and writes one device's regions received. */
 export interface DeviceCounts {
@@ -44,9 +45,11 @@ export function countAccesses(
     },
   });
   const wrapped: Plugin = Object.create(plugin);
-  wrapped.setup = (ctx: PluginContext) =>
+  // Contexts are plain objects: the spread keeps every member, the
+  // irqchip ones included for the built-in irqchip plugins.
+  wrapped.setup = (ctx: DeviceContext) =>
     plugin.setup({ ...ctx, map: (r: Region) => ctx.map(wrap(r)) }).map(wrap);
-  return wrapped;
+  return isIrqChipPlugin(plugin) ? irqChipPlugin(wrapped) : wrapped;
 }
 
 /** Format a stats object as indented `key: value` lines. */

@@ -1,24 +1,40 @@
 /**
- * The {@link PluginContext} a plugin receives: host services built over
- * the VM's internals ({@link ContextHost}), one context per plugin so
- * logs and errors name it.
+ * The contexts a VM hands its plugins, built over the VM's internals
+ * ({@link ContextHost}): a {@link DeviceContext} for every device and, for
+ * the interrupt controllers the VM marked (`bus/irqchip.ts`), an
+ * {@link IrqChipContext} that adds routes, EOIs, resampling and ExtINT.
+ * One context per plugin, so logs name it.
+ *
+ * Interrupt lines are a wired OR: each device drives its own source, and
+ * the line the irqchip sees is high while any unmasked source on it is.
  *
  * @module
  */
 import type {
-  Clock,
+  DeviceContext,
   GuestMemory,
-  IrqLine,
+  InterruptLine,
   LogLevel,
   Mapping,
-  MsiIrqfd,
+  MsiInterrupt,
   MsiMessage,
-  PluginContext,
   Region,
   TickSource,
   TickTarget,
+  TriggerMode,
 } from "../bus/types.ts";
+import type {
+  ExtIntSource,
+  IrqChipContext,
+  LineController,
+  MsiIrqfd,
+} from "../bus/irqchip.ts";
+import type { Clock } from "../bus/types.ts";
+import { LineSource, MsiSource, type Wire } from "../bus/interrupt_sources.ts";
 import type { CoreVm } from "../ffi/core_vm.ts";
+
+/** The highest GSI a source may name. */
+const MAX_LINE = 1023;
 
 /** What the VM lends the contexts of its plugins. */
 export interface ContextHost {
@@ -50,88 +66,178 @@ export interface ContextHost {
   halt(): void;
   /** A tick source owned by the VM. */
   createTickSource(target: TickTarget): TickSource;
+  /** Call `listener` with the vector of every end of interrupt. */
+  addEoiListener(listener: (vector: number) => void): void;
+  /** Send every GSI level to `controller` (split irqchip). */
+  addLineController(controller: LineController): void;
+  /** Make `source` the VM's ExtINT source (split irqchip). */
+  setExtint(source: ExtIntSource): void;
 }
 
-/** Build the context of plugin `source`. */
-export function createContext(
-  host: ContextHost,
-  source: string,
-): PluginContext {
-  const core = host.core;
-  const lines = new Map<number, IrqLine>();
-  return {
-    irqLine(gsi: number): IrqLine {
-      if (!Number.isInteger(gsi) || gsi < 0 || gsi > 1023) {
-        throw new RangeError(`${source}: bad GSI ${gsi}`);
-      }
-      let line = lines.get(gsi);
-      if (!line) {
-        const set = (level: boolean) => host.setLine(gsi, level);
-        line = {
-          gsi,
-          set,
-          pulse() {
-            set(true);
-            set(false);
+/**
+ * The contexts of one VM's plugins and the wired-OR state of its lines.
+ *
+ * @example
+ * ```ts ignore
+ * import { PluginContexts } from "./context.ts";
+ * const contexts = new PluginContexts(host);
+ * plugin.setup(contexts.device(plugin.name));
+ * ```
+ */
+export class PluginContexts {
+  readonly #host: ContextHost;
+  readonly #wires = new Map<number, Wire>();
+  readonly #lines: LineSource[] = [];
+  readonly #msis: MsiSource[] = [];
+
+  /** Contexts over `host`. */
+  constructor(host: ContextHost) {
+    this.#host = host;
+  }
+
+  /**
+   * Power-on for every interrupt source: levels low, masks and held
+   * interrupts cleared, without signalling (the irqchip is reset too).
+   */
+  reset(): void {
+    for (const w of this.#wires.values()) w.high = 0;
+    for (const l of this.#lines) l.forget();
+    for (const m of this.#msis) m.forget();
+  }
+
+  /** Current level of line `gsi` as the plugins drive it (wired OR). */
+  lineLevel(gsi: number): boolean {
+    return (this.#wires.get(gsi)?.high ?? 0) > 0;
+  }
+
+  /** The context of device plugin `source`. */
+  device(source: string): DeviceContext {
+    const host = this.#host;
+    const lines = new Map<number, LineSource>();
+    return {
+      interruptLine: (line: number, mode: TriggerMode): InterruptLine => {
+        if (!Number.isInteger(line) || line < 0 || line > MAX_LINE) {
+          throw new RangeError(`${source}: bad interrupt line ${line}`);
+        }
+        if (mode !== "edge" && mode !== "level") {
+          throw new RangeError(`${source}: bad trigger mode "${mode}"`);
+        }
+        let s = lines.get(line);
+        if (s) {
+          if (s.mode !== mode) {
+            throw new RangeError(
+              `${source}: line ${line} is already an ${s.mode} source`,
+            );
+          }
+          return s;
+        }
+        let wire = this.#wires.get(line);
+        if (!wire) {
+          wire = { high: 0 };
+          this.#wires.set(line, wire);
+        }
+        s = new LineSource(line, mode, wire, {
+          level: (high) => {
+            if (!host.closed()) host.setLine(line, high);
+          },
+          pulse: () => {
+            if (host.closed()) return;
+            host.setLine(line, true);
+            host.setLine(line, false);
+          },
+        });
+        lines.set(line, s);
+        this.#lines.push(s);
+        return s;
+      },
+      msiInterrupt: (): MsiInterrupt => {
+        const m = new MsiSource((msg) => {
+          if (!host.closed()) host.signalMsi(msg);
+        });
+        this.#msis.push(m);
+        return m;
+      },
+      memory: host.memory,
+      clock: host.clock,
+      log: (level, msg) => host.log(level, source, msg),
+      map: (region: Region): Mapping => {
+        host.addRegion(region, source);
+        let mapped = true;
+        return {
+          range: region.range,
+          unmap: () => {
+            if (mapped && !host.closed()) host.removeRegion(region);
+            mapped = false;
           },
         };
-        lines.set(gsi, line);
+      },
+      exit: (status: number) => host.exit(status),
+      halt: () => host.halt(),
+      createTickSource: (target: TickTarget) => host.createTickSource(target),
+    };
+  }
+
+  /** The context of interrupt-controller plugin `source`. */
+  irqchip(source: string): IrqChipContext {
+    const host = this.#host;
+    const core = host.core;
+    const split = () => {
+      if (host.irqchip !== "split") {
+        throw new Error(
+          `${source}: a userspace interrupt controller needs irqchip "split"`,
+        );
       }
-      return line;
-    },
-    signalMsi(msg: MsiMessage): void {
-      host.signalMsi(msg);
-    },
-    memory: host.memory,
-    clock: host.clock,
-    log: (level, msg) => host.log(level, source, msg),
-    map: (region: Region): Mapping => {
-      host.addRegion(region, source);
-      let mapped = true;
-      return {
-        range: region.range,
-        unmap: () => {
-          if (mapped && !host.closed()) host.removeRegion(region);
-          mapped = false;
-        },
-      };
-    },
-    exit: (status: number) => host.exit(status),
-    halt: () => host.halt(),
-    createTickSource: (target: TickTarget) => host.createTickSource(target),
-    lapicEoi: () => {
-      core.lapicEoi(0);
-    },
-    msiIrqfd: (): MsiIrqfd => {
-      const gsi = core.routeAllocate();
-      let id: number;
-      try {
-        id = core.irqfdCreate(gsi, false);
-      } catch (e) {
-        core.routeRelease(gsi);
-        throw e;
-      }
-      let closed = false;
-      return {
-        gsi,
-        route: (msg: MsiMessage | null) => host.routeMsi(gsi, msg),
-        fire: () => core.irqfdTrigger(id),
-        mask: () => core.irqfdSetAttached(id, false),
-        unmask: () => {
-          core.irqfdSetAttached(id, true);
-          return core.irqfdTakePending(id);
-        },
-        close: () => {
-          if (closed || host.closed()) return;
-          closed = true;
-          core.irqfdDestroy(id);
+    };
+    let extint = false;
+    return {
+      ...this.device(source),
+      signalMsi: (msg: MsiMessage) => host.signalMsi(msg),
+      routeMsi: (gsi: number, msg: MsiMessage | null) =>
+        host.routeMsi(gsi, msg),
+      resample: (gsi: number) => {
+        if (host.irqchip === "split") core.irqfdResampleGsi(gsi);
+      },
+      lapicEoi: () => {
+        core.lapicEoi(0);
+      },
+      msiIrqfd: (): MsiIrqfd => {
+        const gsi = core.routeAllocate();
+        let id: number;
+        try {
+          id = core.irqfdCreate(gsi, false);
+        } catch (e) {
           core.routeRelease(gsi);
-        },
-      };
-    },
-    resample: (gsi: number) => {
-      if (host.irqchip === "split") core.irqfdResampleGsi(gsi);
-    },
-    routeMsi: (gsi: number, msg: MsiMessage | null) => host.routeMsi(gsi, msg),
-  };
+          throw e;
+        }
+        let closed = false;
+        return {
+          gsi,
+          route: (msg: MsiMessage | null) => host.routeMsi(gsi, msg),
+          fire: () => core.irqfdTrigger(id),
+          mask: () => core.irqfdSetAttached(id, false),
+          unmask: () => {
+            core.irqfdSetAttached(id, true);
+            return core.irqfdTakePending(id);
+          },
+          close: () => {
+            if (closed || host.closed()) return;
+            closed = true;
+            core.irqfdDestroy(id);
+            core.routeRelease(gsi);
+          },
+        };
+      },
+      onEoi: (listener) => host.addEoiListener(listener),
+      addLineController: (c) => {
+        split();
+        host.addLineController(c);
+      },
+      setExtint: (src) => {
+        split();
+        if (extint) throw new Error(`${source}: ExtINT source already set`);
+        host.setExtint(src);
+        extint = true;
+      },
+    };
+  }
 }

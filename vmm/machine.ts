@@ -28,7 +28,6 @@ import { legacyPlugin } from "../plugins/legacy/plugin.ts";
 import { type PicPlugin, picPlugin } from "../plugins/pic/plugin.ts";
 import { pitPlugin } from "../plugins/pit/plugin.ts";
 import { rtcPlugin } from "../plugins/rtc/plugin.ts";
-import { I8259_MASTER_COMMAND } from "../plugins/pic/pic_8259.ts";
 import {
   type PvTimerPlugin,
   pvTimerPlugin,
@@ -145,41 +144,13 @@ export function standardPlugins(options: MachineOptions = {}): {
     if (options.pic === "stub") {
       plugins.push(legacyPlugin({ timerActive: () => pvTimer.active }));
     } else {
-      pic = withTimerEoiBridge(picPlugin(), () => pvTimer.active);
+      // Hyperlight-style guests take PV-timer ticks as MSIs but acknowledge
+      // them with a PIC EOI: pass an empty PIC EOI on to the LAPIC.
+      pic = picPlugin({ emptyEoiToLapic: () => pvTimer.active });
       plugins.push(pic, pitPlugin(WIRING.pit));
     }
   }
   return { plugins, serial, pvTimer, ioapic, pic };
-}
-
-/**
- * Keep Hyperlight-style guests working with a real PIC: they take PV-timer
- * ticks as MSIs but acknowledge them with a PIC EOI (0x20 to port 0x20).
- * A non-specific EOI that finds nothing in service in the PIC while the PV
- * timer runs is passed on to the LAPIC, as the PIC stubs do.
- */
-function withTimerEoiBridge(
-  plugin: PicPlugin,
-  timerActive: () => boolean,
-): PicPlugin {
-  return {
-    ...plugin,
-    setup(ctx) {
-      return plugin.setup(ctx).map((r) =>
-        r.range.base !== I8259_MASTER_COMMAND ? r : {
-          range: r.range,
-          read: (a, d) => r.read(a, d),
-          write(a, d) {
-            const before = plugin.pic.stats.emptyEois;
-            r.write(a, d);
-            if (plugin.pic.stats.emptyEois !== before && timerActive()) {
-              ctx.lapicEoi();
-            }
-          },
-        }
-      );
-    },
-  };
 }
 
 /**

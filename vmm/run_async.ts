@@ -59,7 +59,7 @@ export interface AsyncRunOptions {
  * ```
  */
 export async function runAsync(
-  vm: SliceRunnable,
+  vm: { run(options: { timeoutMs?: number }): RunResult },
   options: AsyncRunOptions = {},
 ): Promise<RunResult> {
   const sliceMs = options.sliceMs ?? 20;

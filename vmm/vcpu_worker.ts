@@ -6,12 +6,15 @@
  */
 /// <reference lib="deno.worker" />
 import type { WorkerSetup } from "./worker_host.ts";
+import { importUrl } from "./dynamic_import.ts";
 
 self.onmessage = async (e: MessageEvent) => {
   const { module, args } = e.data as { module: string; args: unknown };
   let setup: WorkerSetup | undefined;
   try {
-    const mod = await import(module);
+    const mod = await importUrl(new URL(module, import.meta.url).href) as {
+      default: (args: unknown) => unknown;
+    };
     setup = await mod.default(args) as WorkerSetup;
     self.postMessage({ type: "ready", handle: setup.vm.handle });
     const result = setup.vm.run(setup.run);

@@ -1,7 +1,7 @@
 /**
  * `createVm`: a KVM virtual machine driven from TypeScript. The vCPU runs
  * inside a synchronous `run()` that returns to TypeScript only for exits a
- * plugin owns; plugins see the VM only through their {@link PluginContext}.
+ * plugin owns; plugins see the VM only through their {@link DeviceContext}.
  *
  * Lifecycle: create → load → run (resumable: a run that ended by timeout
  * or stop continues the guest with its devices live) → close. Views the
@@ -14,17 +14,23 @@
 import { Bus } from "../bus/bus.ts";
 import type {
   Clock,
-  ExtIntSource,
-  LineController,
+  DeviceState,
+  GuestMemory,
   MsiMessage,
   Plugin,
   Region,
   TickTarget,
 } from "../bus/types.ts";
+import {
+  type ExtIntSource,
+  isIrqChipPlugin,
+  type LineController,
+} from "../bus/irqchip.ts";
 import { AbiConst, ExitReason } from "../ffi/abi.ts";
 import { CoreVm } from "../ffi/core_vm.ts";
 import { ExitRecordView, RECORD_LEN } from "../ffi/exit_record.ts";
-import { createContext } from "./context.ts";
+import { PluginContexts } from "./context.ts";
+import { restorePlugins, snapshotPlugins } from "./plugin_state.ts";
 import {
   CoreTickSource,
   createCoreLevelSource,
@@ -152,7 +158,8 @@ export class Vm implements Disposable {
   readonly #buffers: ArrayBuffer[];
   readonly #holder: Holder;
   readonly #plugins: Plugin[] = [];
-  readonly #eoiPlugins: Plugin[] = [];
+  readonly #eoiListeners: ((vector: number) => void)[] = [];
+  readonly #contexts: PluginContexts;
   readonly #servicePlugins: Plugin[] = [];
   readonly #tickSources: CoreTickSource[] = [];
   readonly #log: Logger;
@@ -228,6 +235,7 @@ export class Vm implements Disposable {
       finalizer.register(b, this.#holder, this.#holder);
     }
     const core = this.#core;
+    this.#contexts = new PluginContexts(this.#host);
     this.#bus = new Bus({
       strict,
       listener: {
@@ -261,7 +269,7 @@ export class Vm implements Disposable {
   }
 
   /** Guest RAM (bounds-checked; throws after `close()`). */
-  get memory(): RamView {
+  get memory(): GuestMemory {
     return this.#ram;
   }
 
@@ -276,17 +284,11 @@ export class Vm implements Disposable {
     if (this.#plugins.some((p) => p.name === plugin.name)) {
       throw new Error(`a plugin named "${plugin.name}" is already attached`);
     }
-    if (plugin.lineController || plugin.extint) {
-      if (this.irqchip !== "split") {
-        throw new Error(
-          `${plugin.name}: a userspace interrupt controller needs irqchip "split"`,
-        );
-      }
-      if (plugin.extint && this.#extint) {
-        throw new Error(`${plugin.name}: the VM already has an ExtINT source`);
-      }
-    }
-    const regions = plugin.setup(createContext(this.#host, plugin.name));
+    const regions = plugin.setup(
+      isIrqChipPlugin(plugin)
+        ? this.#contexts.irqchip(plugin.name)
+        : this.#contexts.device(plugin.name),
+    );
     const added: Region[] = [];
     try {
       for (const r of regions) {
@@ -298,12 +300,7 @@ export class Vm implements Disposable {
       throw e;
     }
     this.#plugins.push(plugin);
-    if (plugin.eoi) this.#eoiPlugins.push(plugin);
     if (plugin.service) this.#servicePlugins.push(plugin);
-    if (plugin.lineController) {
-      this.#lineControllers.push(plugin.lineController);
-    }
-    if (plugin.extint) this.#extint = plugin.extint;
     return this;
   }
 
@@ -344,6 +341,16 @@ export class Vm implements Disposable {
         );
         this.#tickSources.push(t);
         return t;
+      },
+      addEoiListener: (fn: (vector: number) => void) =>
+        void this.#eoiListeners.push(fn),
+      addLineController: (c: LineController) =>
+        void this.#lineControllers.push(c),
+      setExtint: (src: ExtIntSource) => {
+        if (this.#extint) {
+          throw new Error("the VM already has an ExtINT source");
+        }
+        this.#extint = src;
       },
     };
   }
@@ -546,7 +553,7 @@ export class Vm implements Disposable {
           this.stats.suppressedEoiBroadcasts++;
           return undefined;
         }
-        for (const p of this.#eoiPlugins) p.eoi!(rec.arg);
+        for (const fn of this.#eoiListeners) fn(rec.arg);
         return undefined;
       case ExitReason.Wake:
         this.#wakeAt = null;
@@ -612,11 +619,32 @@ export class Vm implements Disposable {
     this.#alive();
     this.#core.reset(options.memory ?? true);
     for (const t of this.#tickSources) t.forget();
+    this.#contexts.reset();
     for (const p of this.#plugins) p.reset?.();
     this.#end = undefined;
     this.exitStatus = null;
     this.#wakeAt = null;
     this.#windowRequested = false;
+  }
+
+  /**
+   * The state of every plugin that has one (`Plugin.snapshot`), by plugin
+   * name: versioned plain data, JSON-serialisable. Not while running.
+   */
+  snapshotDevices(): Record<string, DeviceState> {
+    this.#alive();
+    return snapshotPlugins(this.#plugins);
+  }
+
+  /**
+   * Restore plugin states from {@link Vm.snapshotDevices} (of a VM with
+   * the same plugins). Every state is checked first: an unknown plugin
+   * name, a missing state or a state a plugin refuses throws and changes
+   * nothing.
+   */
+  restoreDevices(states: Record<string, DeviceState>): void {
+    this.#alive();
+    restorePlugins(this.#plugins, states);
   }
 
   /**

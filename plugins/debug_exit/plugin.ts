@@ -4,7 +4,8 @@
  *
  * @module
  */
-import type { Access, Plugin, PluginContext, Region } from "../../bus/types.ts";
+import type { Access, DeviceContext, Plugin, Region } from "../../bus/types.ts";
+import { readLe } from "../../bus/le.ts";
 import {
   DEBUG_EXIT_DEFAULT_BASE,
   DEBUG_EXIT_DEFAULT_SIZE,
@@ -47,7 +48,7 @@ export function debugExitPlugin(
   return {
     name: "debug-exit",
     device: () => dev,
-    setup(ctx: PluginContext): readonly Region[] {
+    setup(ctx: DeviceContext): readonly Region[] {
       const d = new DebugExit((status) => ctx.exit(status));
       dev = d;
       return [{
@@ -60,9 +61,7 @@ export function debugExitPlugin(
             d.stats.badAccesses++;
             return;
           }
-          let v = 0;
-          for (let i = data.length - 1; i >= 0; i--) v = v * 256 + data[i];
-          d.write(access.size, v);
+          d.write(access.size, readLe(data));
         },
       }];
     },

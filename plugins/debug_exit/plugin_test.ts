@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { FakeContext, readValue, writeValue } from "../testing/fake_context.ts";
+import { FakeContext, readValue, writeValue } from "../testing/mod.ts";
 import { debugExitPlugin } from "./plugin.ts";
 
 Deno.test("debug exit plugin", async (t) => {

@@ -14,6 +14,8 @@
  *
  * @module
  */
+import { writeLe } from "../../bus/le.ts";
+import { stateFields } from "../../bus/state.ts";
 
 /** Selector port (16-bit write). */
 export const FW_CFG_PORT_SELECTOR = 0x510;
@@ -82,12 +84,14 @@ export interface FwCfgOptions {
 }
 
 function u16le(v: number): Uint8Array {
-  return new Uint8Array([v & 0xff, (v >>> 8) & 0xff]);
+  const b = new Uint8Array(2);
+  writeLe(b, v);
+  return b;
 }
 
 function u32le(v: number): Uint8Array {
   const b = new Uint8Array(4);
-  new DataView(b.buffer).setUint32(0, v >>> 0, true);
+  writeLe(b, v);
   return b;
 }
 
@@ -95,6 +99,25 @@ function u64le(v: number): Uint8Array {
   const b = new Uint8Array(8);
   new DataView(b.buffer).setBigUint64(0, BigInt(v), true);
   return b;
+}
+
+/**
+ * Plain-data state of {@link FwCfg}: the selected key and read offset (the
+ * items themselves come from the options).
+ *
+ * @example
+ * ```ts
+ * import type { FwCfgState } from "./fw_cfg.ts";
+ * const s: FwCfgState = { version: 1, key: 0, offset: 2 };
+ * ```
+ */
+export interface FwCfgState {
+  /** Format version, currently 1. */
+  readonly version: 1;
+  /** Selected key, -1 before the first select. */
+  readonly key: number;
+  /** Bytes of the selected item already read. */
+  readonly offset: number;
 }
 
 /**
@@ -112,6 +135,7 @@ function u64le(v: number): Uint8Array {
 export class FwCfg {
   readonly #items = new Map<number, Uint8Array>();
   #current: Uint8Array | null = null;
+  #key = -1;
   #offset = 0;
   /** Counters. */
   readonly stats = { selects: 0, unknownKeys: 0, reads: 0, badAccesses: 0 };
@@ -164,6 +188,7 @@ export class FwCfg {
   select(key: number): void {
     this.stats.selects++;
     const k = (key & 0xffff) & ~FW_CFG_WRITE_CHANNEL;
+    this.#key = k;
     this.#current = this.#items.get(k) ?? null;
     if (this.#current === null) this.stats.unknownKeys++;
     this.#offset = 0;
@@ -180,5 +205,23 @@ export class FwCfg {
   /** The bytes of `key`, or undefined (for tests and debugging). */
   item(key: number): Uint8Array | undefined {
     return this.#items.get(key);
+  }
+
+  /** The selected key and read offset. */
+  snapshot(): FwCfgState {
+    return { version: 1, key: this.#key, offset: this.#offset };
+  }
+
+  /**
+   * Load a state from {@link snapshot}; a malformed one throws TypeError
+   * and changes nothing.
+   */
+  restore(state: FwCfgState): void {
+    const f = stateFields(state, 1, "fw_cfg");
+    const key = f.int("key", -1, 0xffff);
+    const offset = f.int("offset", 0, 2 ** 32);
+    this.#key = key;
+    this.#current = key < 0 ? null : this.#items.get(key) ?? null;
+    this.#offset = offset;
   }
 }

@@ -7,12 +7,36 @@
  * @module
  */
 import type { Access, Plugin, Region } from "../../bus/types.ts";
-import { FW_CFG_PORT_SELECTOR, FwCfg, type FwCfgOptions } from "./fw_cfg.ts";
+import {
+  FW_CFG_PORT_SELECTOR,
+  FwCfg,
+  type FwCfgOptions,
+  type FwCfgState,
+} from "./fw_cfg.ts";
 
 /** Offset of the selector within the region. */
 const SELECTOR_OFFSET = 0;
 /** Offset of the data port within the region. */
 const DATA_OFFSET = 1;
+
+/**
+ * The fw_cfg plugin: the device and its selected-key state.
+ *
+ * @example
+ * ```ts
+ * import { fwCfgPlugin, type FwCfgPlugin } from "./plugin.ts";
+ * const p: FwCfgPlugin = fwCfgPlugin({ ramSize: 1 << 20, cpus: 1 });
+ * console.log(p.snapshot().key); // -1
+ * ```
+ */
+export interface FwCfgPlugin extends Plugin {
+  /** The device. */
+  readonly device: FwCfg;
+  /** The selected key and offset. */
+  snapshot(): FwCfgState;
+  /** Load a state (TypeError and no change when malformed). */
+  restore(state: FwCfgState): void;
+}
 
 /**
  * Create the fw_cfg plugin.
@@ -26,7 +50,7 @@ const DATA_OFFSET = 1;
  */
 export function fwCfgPlugin(
   options: FwCfgOptions,
-): Plugin & { readonly device: FwCfg } {
+): FwCfgPlugin {
   const device = new FwCfg(options);
   return {
     name: "fw_cfg",
@@ -53,5 +77,7 @@ export function fwCfgPlugin(
     reset(): void {
       device.select(0);
     },
+    snapshot: () => device.snapshot(),
+    restore: (state: FwCfgState) => device.restore(state),
   };
 }

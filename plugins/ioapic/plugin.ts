@@ -1,15 +1,24 @@
 /**
  * Bus adapter for {@link Ioapic}: one MMIO region of 0x100 bytes at the
- * IOAPIC base; `eoi(vector)` (KVM_EXIT_IOAPIC_EOI) forwards to the device.
+ * IOAPIC base. It is an interrupt controller: through its irqchip context
+ * it receives every GSI level and every EOI (KVM_EXIT_IOAPIC_EOI), and
+ * sets the GSI routes of the pins.
  *
  * @module
  */
-import type { Access, Plugin, PluginContext, Region } from "../../bus/types.ts";
+import type { Access, DeviceContext, Plugin, Region } from "../../bus/types.ts";
+import { readLe, writeLe } from "../../bus/le.ts";
+import {
+  asIrqChipContext,
+  type IrqChipContext,
+  irqChipPlugin,
+} from "../../bus/irqchip.ts";
 import {
   Ioapic,
   IOAPIC_DEFAULT_BASE,
   IOAPIC_MMIO_LENGTH,
   type IoapicOptions,
+  type IoapicState,
 } from "./ioapic.ts";
 
 /**
@@ -41,12 +50,6 @@ export interface IoapicPluginOptions {
   readonly base?: number;
 }
 
-function readLe(data: Uint8Array): number {
-  let v = 0;
-  for (let i = data.length - 1; i >= 0; i--) v = v * 256 + data[i];
-  return v;
-}
-
 /**
  * The IOAPIC plugin: also the split-irqchip line controller.
  *
@@ -60,10 +63,12 @@ function readLe(data: Uint8Array): number {
 export interface IoapicPlugin extends Plugin {
   /** The device. */
   readonly ioapic: Ioapic;
-  /** The device, as the owner of the GSI lines. */
-  readonly lineController: Ioapic;
   /** Run deferred deliveries due at `now`; returns the next deadline. */
   service(now: number): number | null;
+  /** The device state. */
+  snapshot(): IoapicState;
+  /** Load a device state (TypeError and no change when malformed). */
+  restore(state: IoapicState): void;
 }
 
 /**
@@ -83,7 +88,7 @@ export interface IoapicPlugin extends Plugin {
 export function ioapicPlugin(
   options: IoapicPluginOptions = {},
 ): IoapicPlugin {
-  let ctx: PluginContext | null = null;
+  let ctx: IrqChipContext | null = null;
   const ioapic = options.ioapic ?? new Ioapic({
     sink: {
       deliver: (msg) => ctx?.signalMsi(msg),
@@ -95,18 +100,19 @@ export function ioapicPlugin(
     ...options.storm,
   });
   const base = options.base ?? IOAPIC_DEFAULT_BASE;
-  return {
+  return irqChipPlugin({
     name: "ioapic",
     ioapic,
-    lineController: ioapic,
-    setup(context: PluginContext): readonly Region[] {
-      ctx = context;
+    setup(context: DeviceContext): readonly Region[] {
+      ctx = asIrqChipContext(context, "ioapic");
+      ctx.addLineController(ioapic);
+      ctx.onEoi((vector) => ioapic.eoi(vector));
       return [{
         range: { space: "mmio", base, length: IOAPIC_MMIO_LENGTH },
         read(access: Access, data: Uint8Array): void {
           const v = ioapic.read(access.offset, access.size);
           if (access.size !== 4) return; // counted by the device; reads 0
-          new DataView(data.buffer, data.byteOffset, 4).setUint32(0, v, true);
+          writeLe(data, v);
         },
         write(access: Access, data: Uint8Array): void {
           ioapic.write(
@@ -117,9 +123,6 @@ export function ioapicPlugin(
         },
       }];
     },
-    eoi(vector: number): void {
-      ioapic.eoi(vector);
-    },
     reset(): void {
       ioapic.reset();
     },
@@ -127,5 +130,7 @@ export function ioapicPlugin(
       ioapic.service(now);
       return ioapic.nextDeadline();
     },
-  };
+    snapshot: () => ioapic.snapshot(),
+    restore: (state: IoapicState) => ioapic.restore(state),
+  });
 }

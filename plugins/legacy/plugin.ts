@@ -6,7 +6,8 @@
  *
  * @module
  */
-import type { Access, Plugin, PluginContext, Region } from "../../bus/types.ts";
+import type { Access, DeviceContext, Plugin, Region } from "../../bus/types.ts";
+import { asIrqChipContext, irqChipPlugin } from "../../bus/irqchip.ts";
 import { PIC_MASTER_COMMAND, PIC_SLAVE_COMMAND, PicStub } from "./pic_stub.ts";
 import { PIT_BASE, PIT_PORTS, PitStub } from "./pit_stub.ts";
 
@@ -62,11 +63,12 @@ export function legacyPlugin(options: LegacyOptions = {}): LegacyPlugin {
   const timerActive = options.timerActive ?? (() => false);
   let pic: PicStub | null = null;
   let pit: PitStub | null = null;
-  return {
+  return irqChipPlugin({
     name: "legacy",
     pic: () => pic,
     pit: () => pit,
-    setup(ctx: PluginContext): readonly Region[] {
+    setup(context: DeviceContext): readonly Region[] {
+      const ctx = asIrqChipContext(context, "legacy");
       const t = new PitStub();
       pit = t;
       const pitRegion: Region = {
@@ -104,5 +106,5 @@ export function legacyPlugin(options: LegacyOptions = {}): LegacyPlugin {
         pitRegion,
       ];
     },
-  };
+  });
 }

@@ -7,7 +7,25 @@
  *
  * @module
  */
+import { readLe, writeLe } from "../../bus/le.ts";
+import { stateFields } from "../../bus/state.ts";
 import { BAR_BITS, CFG, COMMAND, STATUS } from "./registers.ts";
+
+/**
+ * Plain-data state of a {@link ConfigSpace}.
+ *
+ * @example
+ * ```ts
+ * import type { ConfigSpaceState } from "./config_space.ts";
+ * const s: ConfigSpaceState = { version: 1, bytes: new Array(256).fill(0) };
+ * ```
+ */
+export interface ConfigSpaceState {
+  /** Format version, currently 1. */
+  readonly version: 1;
+  /** The 256 configuration bytes. */
+  readonly bytes: readonly number[];
+}
 
 /** Kind of a base address register (PCI 3.0 §6.2.5.1). */
 export type BarKind = "io" | "mem32" | "mem64";
@@ -223,19 +241,13 @@ export class ConfigSpace {
   read(offset: number, size: 1 | 2 | 4): number {
     const d = new Uint8Array(size);
     this.readBytes(offset, d);
-    let v = 0;
-    for (let i = size - 1; i >= 0; i--) v = v * 256 + d[i];
-    return v;
+    return readLe(d);
   }
 
   /** Guest write of 1, 2 or 4 bytes at `offset`. */
   write(offset: number, size: 1 | 2 | 4, value: number): void {
     const d = new Uint8Array(size);
-    let v = value >>> 0;
-    for (let i = 0; i < size; i++) {
-      d[i] = v & 0xff;
-      v = Math.floor(v / 256);
-    }
+    writeLe(d, value >>> 0);
     this.writeBytes(offset, d);
   }
 
@@ -407,6 +419,31 @@ export class ConfigSpace {
       this.bytes[i] &= ~(this.#wmask[i] | this.#w1c[i]);
     }
     this.setInterruptStatus(false);
+  }
+
+  /** The 256 bytes as plain data (identity bits included). */
+  snapshot(): ConfigSpaceState {
+    return { version: 1, bytes: [...this.bytes] };
+  }
+
+  /**
+   * Load the guest-programmed bits (writable and RW1C bits, status bit 3)
+   * of a state from {@link snapshot}; read-only identity bits stay this
+   * space's own. A malformed state throws TypeError and changes nothing.
+   * Watchers are not called: the owner resynchronizes.
+   */
+  restore(state: ConfigSpaceState): void {
+    const bytes = stateFields(state, 1, "pci config").ints(
+      "bytes",
+      0,
+      0xff,
+      CFG.SIZE,
+    );
+    for (let i = 0; i < CFG.SIZE; i++) {
+      let m = this.#wmask[i] | this.#w1c[i];
+      if (i === CFG.STATUS) m |= STATUS.INTERRUPT;
+      this.bytes[i] = (this.bytes[i] & ~m) | (bytes[i] & m);
+    }
   }
 }
 

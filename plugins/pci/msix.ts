@@ -6,6 +6,8 @@
  * @module
  */
 import type { LogLevel, MsiMessage } from "../../bus/types.ts";
+import { readLe, writeLe } from "../../bus/le.ts";
+import { stateFields } from "../../bus/state.ts";
 import type { ConfigSpace } from "./config_space.ts";
 import { CAP_ID, MSIX } from "./registers.ts";
 
@@ -53,6 +55,25 @@ export interface MsixOptions {
   readonly vectorMask?: (vector: number, masked: boolean) => boolean;
   /** Log sink. */
   readonly log?: (level: LogLevel, msg: string) => void;
+}
+
+/**
+ * Plain-data state of an {@link MsixCapability}: the table as 32-bit words
+ * (4 per vector) and one pending flag per vector.
+ *
+ * @example
+ * ```ts
+ * import type { MsixState } from "./msix.ts";
+ * const s: MsixState = { version: 1, table: [0, 0, 0, 1], pending: [0] };
+ * ```
+ */
+export interface MsixState {
+  /** Format version, currently 1. */
+  readonly version: 1;
+  /** Table words: address low, address high, data, vector control. */
+  readonly table: readonly number[];
+  /** Pending bit per vector (0/1). */
+  readonly pending: readonly number[];
 }
 
 /**
@@ -217,8 +238,8 @@ export class MsixCapability {
     if (!this.#checkAccess(offset, data.length, this.tableSize)) return;
     const t = this.#table;
     const i = offset >>> 2;
-    writeU32(data, 0, t[i]);
-    if (data.length === 8) writeU32(data, 4, t[i + 1]);
+    writeLe(data, t[i], 0, 4);
+    if (data.length === 8) writeLe(data, t[i + 1], 4, 4);
   }
 
   /** Guest write of the table at `offset` (relative to the table start). */
@@ -234,7 +255,7 @@ export class MsixCapability {
     const wasMasked = this.isMasked(vector);
     for (let k = 0; k < data.length / 4; k++) {
       const idx = first + k;
-      let v = readU32(data, 4 * k);
+      let v = readLe(data, 4 * k, 4);
       switch (idx & 3) {
         case MSIX.ENTRY_ADDRESS_LO >> 2:
           v = (v & ~3) >>> 0; // bits 1:0 are reserved, read as zero
@@ -284,6 +305,38 @@ export class MsixCapability {
         if (v < this.vectors && this.#pending[v]) byte |= 1 << bit;
       }
       data[b] = byte;
+    }
+  }
+
+  /** The table and pending bits as plain data. */
+  snapshot(): MsixState {
+    return {
+      version: 1,
+      table: [...this.#table],
+      pending: [...this.#pending],
+    };
+  }
+
+  /**
+   * Load a state from {@link snapshot} (same vector count), after the
+   * config space (message control) was restored. Every entry's route and
+   * effective mask is reported to the host again; deliverable pending
+   * vectors are delivered. A malformed state throws TypeError and changes
+   * nothing.
+   */
+  restore(state: MsixState): void {
+    const f = stateFields(state, 1, "msix");
+    const table = f.ints("table", 0, 0xffffffff, this.vectors * 4);
+    const pending = f.ints("pending", 0, 1, this.vectors);
+    this.#table.set(table);
+    this.#pending.set(pending);
+    this.#wasEnabled = this.enabled;
+    this.#wasFunctionMasked = this.functionMasked;
+    for (let v = 0; v < this.vectors; v++) {
+      const msg = this.message(v);
+      this.#opts.routeChanged?.(v, isDeliverable(msg) ? msg : null);
+      this.#syncMask(v);
+      this.#flush(v);
     }
   }
 
@@ -382,15 +435,4 @@ export class MsixCapability {
  */
 export function isDeliverable(msg: MsiMessage): boolean {
   return msg.address >= MSIX.ADDRESS_BASE && msg.address <= MSIX.ADDRESS_LAST;
-}
-
-function readU32(d: Uint8Array, o: number): number {
-  return (d[o] | (d[o + 1] << 8) | (d[o + 2] << 16) | (d[o + 3] << 24)) >>> 0;
-}
-
-function writeU32(d: Uint8Array, o: number, v: number): void {
-  d[o] = v & 0xff;
-  d[o + 1] = (v >>> 8) & 0xff;
-  d[o + 2] = (v >>> 16) & 0xff;
-  d[o + 3] = (v >>> 24) & 0xff;
 }

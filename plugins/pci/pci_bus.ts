@@ -11,15 +11,24 @@
  */
 import type {
   Access,
-  IrqLine,
+  DeviceContext,
+  DeviceState,
+  InterruptLine,
   LogLevel,
   Mapping,
-  MsiIrqfd,
   MsiMessage,
   Plugin,
-  PluginContext,
   Region,
 } from "../../bus/types.ts";
+import {
+  asIrqChipContext,
+  type IrqChipContext,
+  irqChipPlugin,
+  type MsiIrqfd,
+} from "../../bus/irqchip.ts";
+import { readLe, writeLe } from "../../bus/le.ts";
+import { stateFields } from "../../bus/state.ts";
+import type { ConfigSpaceState } from "./config_space.ts";
 import { hostBridge } from "./host_bridge.ts";
 import type { PciFunction, PciHost } from "./pci_function.ts";
 import { CFG, CONFIG_MECHANISM } from "./registers.ts";
@@ -116,6 +125,49 @@ interface Attached {
 }
 
 /**
+ * Saved state of one function on the bus.
+ *
+ * @example
+ * ```ts
+ * import type { PciFunctionState } from "./pci_bus.ts";
+ * const s: PciFunctionState = {
+ *   device: 0, func: 0, intx: false, state: null,
+ *   config: { version: 1, bytes: new Array(256).fill(0) },
+ * };
+ * ```
+ */
+export interface PciFunctionState {
+  /** Device number. */
+  readonly device: number;
+  /** Function number. */
+  readonly func: number;
+  /** Configuration space. */
+  readonly config: ConfigSpaceState;
+  /** INTx pending level. */
+  readonly intx: boolean;
+  /** The function's own state, or null when it has none. */
+  readonly state: DeviceState | null;
+}
+
+/**
+ * Plain-data state of a {@link PciBus}.
+ *
+ * @example
+ * ```ts
+ * import type { PciBusState } from "./pci_bus.ts";
+ * const s: PciBusState = { version: 1, address: 0, functions: [] };
+ * ```
+ */
+export interface PciBusState {
+  /** Format version, currently 1. */
+  readonly version: 1;
+  /** The CONFIG_ADDRESS latch (port 0xCF8). */
+  readonly address: number;
+  /** Every function, host bridge included. */
+  readonly functions: readonly PciFunctionState[];
+}
+
+/**
  * The default INTx swizzle: `16 + ((device + pin - 1) & 3)`.
  *
  * @example
@@ -129,15 +181,15 @@ export function defaultIntxGsi(device: number, pin: number): number {
 }
 
 /**
- * The PCI bus plugin.
+ * The PCI bus plugin. It is one of the interrupt controllers (MSI-X
+ * irqfds need the VM's irqchip context), so the VM attaches it; its
+ * `setup` refuses a plain device context.
  *
  * @example
  * ```ts
  * import { PciBus } from "./pci_bus.ts";
- * import { FakeContext } from "../testing/fake_context.ts";
  * const bus = new PciBus({ devices: [] });
- * const regions = bus.setup(new FakeContext());
- * console.log(regions.length); // 3: 0xCF8, 0xCFC and ECAM
+ * console.log(bus.functionAt(0)?.name); // the host bridge
  * ```
  */
 export class PciBus implements Plugin {
@@ -151,9 +203,9 @@ export class PciBus implements Plugin {
   };
   readonly #slots = new Map<number, Attached>();
   readonly #opts: PciBusOptions;
-  readonly #lines = new Map<number, IrqLine>();
+  readonly #lines = new Map<number, InterruptLine>();
   readonly #gsiCount = new Map<number, number>();
-  #ctx: PluginContext | null = null;
+  #ctx: IrqChipContext | null = null;
   #address = 0;
   #loggedHandlerError = false;
 
@@ -161,6 +213,8 @@ export class PciBus implements Plugin {
   constructor(options: PciBusOptions) {
     this.#opts = options;
     this.name = options.name ?? "pci";
+    // MSI-X irqfds need the interrupt-controller context.
+    irqChipPlugin(this);
     const hb = options.hostBridge === undefined
       ? hostBridge()
       : options.hostBridge;
@@ -255,7 +309,8 @@ export class PciBus implements Plugin {
   }
 
   /** Attach functions and claim the configuration regions. */
-  setup(ctx: PluginContext): readonly Region[] {
+  setup(context: DeviceContext): readonly Region[] {
+    const ctx = asIrqChipContext(context, this.name);
     this.#ctx = ctx;
     for (const s of this.#slots.values()) {
       const host: PciHost = {
@@ -380,6 +435,94 @@ export class PciBus implements Plugin {
     }
   }
 
+  /**
+   * The CF8 latch and, per function, its config space, INTx level and
+   * function state.
+   */
+  snapshot(): PciBusState {
+    const functions: PciFunctionState[] = [];
+    for (const s of this.#slots.values()) {
+      functions.push({
+        device: s.device,
+        func: s.func,
+        config: s.fn.config.snapshot(),
+        intx: s.intx,
+        state: s.fn.snapshot?.() ?? null,
+      });
+    }
+    return { version: 1, address: this.#address, functions };
+  }
+
+  /**
+   * Load a state from {@link snapshot} of a bus with the same functions:
+   * config spaces, INTx levels, function states; BARs are remapped. A
+   * malformed state throws TypeError; functions restored before a refusal
+   * are put back, so nothing changes.
+   */
+  restore(state: PciBusState): void {
+    const f = stateFields(state, 1, "pci");
+    const address = f.int("address", 0, 0xffffffff);
+    const list = state.functions;
+    if (!Array.isArray(list) || list.length !== this.#slots.size) {
+      throw new TypeError(`pci state: ${this.#slots.size} functions expected`);
+    }
+    const plan = list.map((p) => {
+      const pf = stateFields({ version: 1, ...p }, 1, "pci function");
+      const s = this.#slots.get(
+        pf.int("device", 0, 31) * 8 + pf.int("func", 0, 7),
+      );
+      if (!s) throw new TypeError("pci state: no function at that slot");
+      if ((p.state === null) !== (s.fn.restore === undefined)) {
+        throw new TypeError(
+          `pci state of ${s.fn.name}: function state mismatch`,
+        );
+      }
+      pf.bool("intx");
+      // validate the config bytes on a scratch copy
+      stateFields(p.config, 1, `${s.fn.name} config`).ints(
+        "bytes",
+        0,
+        0xff,
+        256,
+      );
+      return { s, p };
+    });
+    const done: { s: Attached; before: PciFunctionState }[] = [];
+    try {
+      for (const { s, p } of plan) {
+        const before: PciFunctionState = {
+          device: s.device,
+          func: s.func,
+          config: s.fn.config.snapshot(),
+          intx: s.intx,
+          state: s.fn.snapshot?.() ?? null,
+        };
+        this.#restoreFunction(s, p);
+        done.push({ s, before });
+      }
+    } catch (e) {
+      for (const { s, before } of done.reverse()) {
+        this.#restoreFunction(s, before);
+      }
+      throw e;
+    }
+    this.#address = address;
+  }
+
+  #restoreFunction(s: Attached, p: PciFunctionState): void {
+    const oldConfig = s.fn.config.snapshot();
+    s.fn.config.restore(p.config);
+    try {
+      if (p.state !== null) s.fn.restore!(p.state);
+    } catch (e) {
+      s.fn.config.restore(oldConfig);
+      throw e;
+    }
+    this.#setIntx(s, p.intx);
+    s.failedAt.fill(null);
+    this.#sync(s);
+  }
+
   /** Unmap BARs and close every function. */
   close(): void {
     for (const s of this.#slots.values()) {
@@ -470,7 +613,7 @@ export class PciBus implements Plugin {
     if ((before > 0) !== (after > 0)) {
       let line = this.#lines.get(s.gsi);
       if (!line) {
-        line = this.#ctx.irqLine(s.gsi);
+        line = this.#ctx.interruptLine(s.gsi, "level");
         this.#lines.set(s.gsi, line);
       }
       line.set(after > 0);
@@ -556,17 +699,4 @@ export class PciBus implements Plugin {
  */
 export function pciBusPlugin(options: PciBusOptions): PciBus {
   return new PciBus(options);
-}
-
-function readLe(d: Uint8Array): number {
-  let v = 0;
-  for (let i = d.length - 1; i >= 0; i--) v = v * 256 + d[i];
-  return v;
-}
-
-function writeLe(d: Uint8Array, v: number): void {
-  for (let i = 0; i < d.length; i++) {
-    d[i] = v & 0xff;
-    v = Math.floor(v / 256);
-  }
 }

@@ -2,10 +2,11 @@ import assert from "node:assert/strict";
 import type { Region } from "../../bus/types.ts";
 import {
   access,
-  FakeContext,
+  type FakeContext,
   readValue,
   writeValue,
 } from "../testing/fake_context.ts";
+import { FakeIrqChipContext } from "../testing/fake_irqchip.ts";
 import { ConfigSpace } from "./config_space.ts";
 import { defaultIntxGsi, PciBus, pciBusPlugin } from "./pci_bus.ts";
 import type { PciFunction, PciHost } from "./pci_function.ts";
@@ -40,7 +41,7 @@ class TestFunction implements PciFunction {
 }
 
 function rig(extra: { gsi?: number } = {}) {
-  const ctx = new FakeContext();
+  const ctx = new FakeIrqChipContext();
   const a = new TestFunction("a");
   const b = new TestFunction("b");
   const c = new TestFunction("c", 0);
@@ -101,7 +102,7 @@ function rig(extra: { gsi?: number } = {}) {
 }
 
 const findMapped = (
-  ctx: FakeContext,
+  ctx: FakeIrqChipContext,
   space: string,
   base: number,
 ): Region | undefined =>
@@ -122,7 +123,7 @@ Deno.test("PciBus", async (t) => {
       ecamBase: null,
       configPorts: false,
     });
-    assert.equal(none.setup(new FakeContext()).length, 0);
+    assert.equal(none.setup(new FakeIrqChipContext()).length, 0);
     assert.equal(pciBusPlugin({ devices: [] }).name, "pci");
   });
 
@@ -314,7 +315,7 @@ Deno.test("PciBus", async (t) => {
   });
 
   await t.step("throwing function handlers are caught and counted", () => {
-    const ctx = new FakeContext();
+    const ctx = new FakeIrqChipContext();
     const f = new TestFunction("bad");
     f.barRead = () => {
       throw new Error("boom");

@@ -4,7 +4,12 @@
  *
  * @module
  */
-import type { GuestMemory, LogLevel, MsiMessage } from "../../bus/types.ts";
+import type {
+  DeviceState,
+  GuestMemory,
+  LogLevel,
+  MsiMessage,
+} from "../../bus/types.ts";
 import type { ConfigSpace } from "./config_space.ts";
 
 /**
@@ -74,4 +79,14 @@ export interface PciFunction {
   reset?(): void;
   /** Release host resources. */
   close?(): void;
+  /**
+   * State beyond the configuration space (which the bus saves): MSI-X
+   * table, device registers. Versioned plain data.
+   */
+  snapshot?(): DeviceState;
+  /**
+   * Load a state from `snapshot`, after the bus restored the config
+   * space; TypeError and no change when malformed.
+   */
+  restore?(state: DeviceState): void;
 }

@@ -28,7 +28,6 @@
  *
  * @module
  */
-import type { ExtIntSource, LineController } from "../../bus/types.ts";
 
 // ---- ports ---------------------------------------------------------------
 
@@ -755,7 +754,7 @@ export interface PicPairOptions {
  * pic.write(0x20, 0x20); // EOI master
  * ```
  */
-export class PicPair implements LineController, ExtIntSource {
+export class PicPair {
   /** Event counters of both chips and the INTA cycle. */
   readonly stats: PicStats = newPicStats();
   /** The master chip (inspect only; mutate through the pair). */

@@ -1,17 +1,20 @@
 /**
  * Bus adapter for {@link PicPair}: claims the master (0x20/0x21), slave
- * (0xA0/0xA1) and ELCR (0x4D0/0x4D1) ports, and offers the pair to the VM
- * as its split-irqchip line controller (ISA IRQ 0..15) and ExtINT source.
+ * (0xA0/0xA1) and ELCR (0x4D0/0x4D1) ports, and through its irqchip
+ * context makes the pair the VM's split-irqchip line controller (ISA IRQ
+ * 0..15) and ExtINT source.
  *
  * @module
  */
-import type { Access, Plugin, Region } from "../../bus/types.ts";
+import type { Access, DeviceContext, Plugin, Region } from "../../bus/types.ts";
+import { asIrqChipContext, irqChipPlugin } from "../../bus/irqchip.ts";
 import {
   I8259_ELCR_MASTER,
   I8259_MASTER_COMMAND,
   I8259_OPEN_BUS,
   I8259_SLAVE_COMMAND,
   PicPair,
+  type PicPairState,
 } from "./pic_8259.ts";
 
 /**
@@ -31,6 +34,13 @@ export interface PicPluginOptions {
    * it runs after the pair's own `onChange` (which is kept).
    */
   readonly onChange?: () => void;
+  /**
+   * Called when a non-specific EOI finds nothing in service in the pair;
+   * when it returns true the EOI is passed on to the LAPIC. Hyperlight-style
+   * guests take PV-timer ticks as MSIs but acknowledge them with a PIC EOI
+   * (0x20 to port 0x20): the machine passes `() => pvTimer.active`.
+   */
+  readonly emptyEoiToLapic?: () => boolean;
 }
 
 /**
@@ -46,10 +56,10 @@ export interface PicPluginOptions {
 export interface PicPlugin extends Plugin {
   /** The device. */
   readonly pic: PicPair;
-  /** The device, as a controller of GSI lines 0..15. */
-  readonly lineController: PicPair;
-  /** The device, as the VM's ExtINT source. */
-  readonly extint: PicPair;
+  /** The pair state. */
+  snapshot(): PicPairState;
+  /** Load a pair state (TypeError and no change when malformed). */
+  restore(state: PicPairState): void;
 }
 
 /**
@@ -81,6 +91,8 @@ export function picPlugin(options: PicPluginOptions = {}): PicPlugin {
   } else {
     pic = new PicPair({ onChange: extra });
   }
+  let lapicEoi: () => void = () => {};
+  const toLapic = options.emptyEoiToLapic;
   const region = (base: number): Region => ({
     range: { space: "pio", base, length: 2 },
     read(a: Access, data: Uint8Array): void {
@@ -90,16 +102,23 @@ export function picPlugin(options: PicPluginOptions = {}): PicPlugin {
       } else data[0] = pic.read(a.address);
     },
     write(a: Access, data: Uint8Array): void {
-      if (a.size !== 1) pic.stats.badAccesses++;
-      else pic.write(a.address, data[0]);
+      if (a.size !== 1) {
+        pic.stats.badAccesses++;
+        return;
+      }
+      const before = pic.stats.emptyEois;
+      pic.write(a.address, data[0]);
+      if (pic.stats.emptyEois !== before && toLapic?.()) lapicEoi();
     },
   });
-  return {
+  return irqChipPlugin({
     name: "pic",
     pic,
-    lineController: pic,
-    extint: pic,
-    setup(): readonly Region[] {
+    setup(context: DeviceContext): readonly Region[] {
+      const ctx = asIrqChipContext(context, "pic");
+      ctx.addLineController(pic);
+      ctx.setExtint(pic);
+      lapicEoi = () => ctx.lapicEoi();
       return [
         region(I8259_MASTER_COMMAND),
         region(I8259_SLAVE_COMMAND),
@@ -109,5 +128,7 @@ export function picPlugin(options: PicPluginOptions = {}): PicPlugin {
     reset(): void {
       pic.reset();
     },
-  };
+    snapshot: () => pic.snapshot(),
+    restore: (state: PicPairState) => pic.restore(state),
+  });
 }

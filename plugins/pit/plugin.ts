@@ -4,12 +4,12 @@
  * IRQ line. IRQ0 edges are delivered from `service()`, which the VM calls
  * after exits and at the core's wake-up alarm for the deadline it returns:
  * no JavaScript timer runs per tick, deadlines come from the counter's own
- * start time (no drift), and the pulse goes through `ctx.irqLine`, so it
+ * start time (no drift), and the pulse goes through an edge `ctx.interruptLine`, so it
  * reaches every interrupt controller (8259A and IOAPIC) as ISA IRQ0 does.
  *
  * @module
  */
-import type { Plugin, PluginContext, Region } from "../../bus/types.ts";
+import type { DeviceContext, Plugin, Region } from "../../bus/types.ts";
 import { I8254, I8254_BASE, type I8254State } from "./i8254.ts";
 
 /** System control port B (8042-era "port 61h"). */
@@ -84,9 +84,9 @@ export function pitPlugin(options: PitOptions = {}): PitPlugin {
     get pit() {
       return pit;
     },
-    setup(ctx: PluginContext): readonly Region[] {
-      const line = ctx.irqLine(irq);
-      const p = new I8254({ clock: ctx.clock, irq0: () => line.pulse() });
+    setup(ctx: DeviceContext): readonly Region[] {
+      const line = ctx.interruptLine(irq, "edge");
+      const p = new I8254({ clock: ctx.clock, irq0: () => line.trigger() });
       pit = p;
       const regions: Region[] = [{
         range: { space: "pio", base, length: 4 },

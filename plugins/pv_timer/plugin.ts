@@ -5,13 +5,17 @@
  */
 import type {
   Access,
+  DeviceContext,
   Plugin,
-  PluginContext,
   Region,
   TickCounters,
   TickTarget,
 } from "../../bus/types.ts";
+import { readLe, writeLe } from "../../bus/le.ts";
+import { stateFields } from "../../bus/state.ts";
 import {
+  PV_TIMER_DEFAULT_MAX_US,
+  PV_TIMER_DEFAULT_MIN_US,
   PV_TIMER_HALT_PORT,
   PV_TIMER_PERIOD_PORT,
   PvTimer,
@@ -44,6 +48,22 @@ export interface PvTimerPluginOptions {
 }
 
 /**
+ * Plain-data state of the PV timer plugin: the armed period (0 = stopped).
+ *
+ * @example
+ * ```ts
+ * import type { PvTimerState } from "./plugin.ts";
+ * const s: PvTimerState = { version: 1, periodUs: 1000 };
+ * ```
+ */
+export interface PvTimerState {
+  /** Format version, currently 1. */
+  readonly version: 1;
+  /** Effective period in µs; 0 when stopped. */
+  readonly periodUs: number;
+}
+
+/**
  * The PV timer plugin. `active` can be passed (as `() => p.active`) to the
  * legacy plugin's `timerActive`.
  *
@@ -55,6 +75,13 @@ export interface PvTimerPluginOptions {
  * ```
  */
 export interface PvTimerPlugin extends Plugin {
+  /** The armed period. */
+  snapshot(): PvTimerState;
+  /**
+   * Re-arm (or stop) at the saved period; a period outside this plugin's
+   * range throws TypeError and changes nothing.
+   */
+  restore(state: PvTimerState): void;
   /** True while the timer ticks. */
   readonly active: boolean;
   /** The device, once set up. */
@@ -98,7 +125,7 @@ export function pvTimerPlugin(
     tickCounters() {
       return timer?.tickCounters() ?? null;
     },
-    setup(ctx: PluginContext): readonly Region[] {
+    setup(ctx: DeviceContext): readonly Region[] {
       const t = new PvTimer({
         source: ctx.createTickSource(target),
         halt: () => ctx.halt(),
@@ -111,16 +138,10 @@ export function pvTimerPlugin(
         {
           range: { space: "pio", base: PV_TIMER_PERIOD_PORT, length: 1 },
           read(_a: Access, data: Uint8Array): void {
-            let v = t.readPeriod();
-            for (let i = 0; i < data.length; i++) {
-              data[i] = v & 0xff;
-              v = Math.floor(v / 256);
-            }
+            writeLe(data, t.readPeriod());
           },
           write(a: Access, data: Uint8Array): void {
-            let v = 0;
-            for (let i = data.length - 1; i >= 0; i--) v = v * 256 + data[i];
-            t.writePeriod(a.size, v);
+            t.writePeriod(a.size, readLe(data));
           },
         },
         {
@@ -139,6 +160,21 @@ export function pvTimerPlugin(
     },
     close(): void {
       timer?.close();
+    },
+    snapshot(): PvTimerState {
+      return { version: 1, periodUs: timer?.periodUs ?? 0 };
+    },
+    restore(state: PvTimerState): void {
+      const f = stateFields(state, 1, "pv_timer");
+      const min = options.minUs ?? PV_TIMER_DEFAULT_MIN_US;
+      const max = options.maxUs ?? PV_TIMER_DEFAULT_MAX_US;
+      const periodUs = f.int("periodUs", 0, max);
+      if (periodUs !== 0 && periodUs < min) {
+        throw new TypeError(`pv_timer state: periodUs below ${min}`);
+      }
+      if (!timer) throw new Error("pv_timer: not set up");
+      if (periodUs === 0) timer.reset();
+      else if (periodUs !== timer.periodUs) timer.writePeriod(4, periodUs);
     },
   };
 }

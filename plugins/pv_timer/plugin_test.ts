@@ -5,6 +5,7 @@ import {
   readValue,
   writeValue,
 } from "../testing/fake_context.ts";
+import { FakeIrqChipContext } from "../testing/fake_irqchip.ts";
 import { legacyPlugin } from "../legacy/plugin.ts";
 import { pvTimerPlugin } from "./plugin.ts";
 
@@ -53,7 +54,7 @@ Deno.test("pv timer plugin", async (t) => {
     assert.equal(p.timer?.stats.badWrites, 1);
   });
   await t.step("active feeds the legacy PIC EOI bridge", () => {
-    const ctx = new FakeContext();
+    const ctx = new FakeIrqChipContext();
     const timer = pvTimerPlugin();
     const legacy = legacyPlugin({ timerActive: () => timer.active });
     const [period] = timer.setup(ctx);

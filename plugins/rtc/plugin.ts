@@ -1,12 +1,12 @@
 /**
  * Bus adapter for the {@link Mc146818} RTC/CMOS: index port 0x70, data
- * port 0x71, IRQ8 through `ctx.irqLine`. Register C's flags and IRQ8 are
+ * port 0x71, IRQ8 through a `ctx.interruptLine` source. Register C's flags and IRQ8 are
  * brought up to date from `service()` at the deadline it returns (the
  * core's wake-up alarm), never by a JavaScript timer.
  *
  * @module
  */
-import type { Plugin, PluginContext, Region } from "../../bus/types.ts";
+import type { DeviceContext, Plugin, Region } from "../../bus/types.ts";
 import { Mc146818, type Mc146818State, RTC_INDEX_PORT } from "./mc146818.ts";
 
 /**
@@ -75,8 +75,8 @@ export function rtcPlugin(options: RtcOptions = {}): RtcPlugin {
     get rtc() {
       return rtc;
     },
-    setup(ctx: PluginContext): readonly Region[] {
-      const line = ctx.irqLine(options.irq ?? 8);
+    setup(ctx: DeviceContext): readonly Region[] {
+      const line = ctx.interruptLine(options.irq ?? 8, "level");
       const r = new Mc146818({
         clock: ctx.clock,
         hostTimeMs: options.hostTimeMs,

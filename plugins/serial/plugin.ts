@@ -6,13 +6,13 @@
  */
 import type {
   Access,
-  IrqLine,
+  DeviceContext,
+  InterruptLine,
   LogLevel,
   Plugin,
-  PluginContext,
   Region,
 } from "../../bus/types.ts";
-import { Uart16550, UART_PORTS } from "./uart_16550.ts";
+import { Uart16550, UART_PORTS, type UartState } from "./uart_16550.ts";
 
 /** COM1 base port. */
 export const COM1_BASE = 0x3f8;
@@ -54,6 +54,10 @@ export interface SerialPlugin extends Plugin {
   readonly uart: Uart16550;
   /** Queue host input for the guest; returns the bytes accepted. */
   enqueueInput(bytes: Uint8Array | readonly number[]): number;
+  /** The UART state. */
+  snapshot(): UartState;
+  /** Load a UART state (TypeError and no change when malformed). */
+  restore(state: UartState): void;
 }
 
 /**
@@ -71,7 +75,7 @@ export interface SerialPlugin extends Plugin {
 export function serialPlugin(options: SerialOptions = {}): SerialPlugin {
   const base = options.base ?? COM1_BASE;
   const gsi = options.gsi ?? COM1_GSI;
-  let line: IrqLine | null = null;
+  let line: InterruptLine | null = null;
   let log: (level: LogLevel, msg: string) => void = () => {};
   const uart = new Uart16550({
     output: options.output,
@@ -82,8 +86,8 @@ export function serialPlugin(options: SerialOptions = {}): SerialPlugin {
     name: options.name ?? `serial@${base.toString(16)}`,
     uart,
     enqueueInput: (bytes) => uart.enqueueInput(bytes),
-    setup(ctx: PluginContext): readonly Region[] {
-      line = ctx.irqLine(gsi);
+    setup(ctx: DeviceContext): readonly Region[] {
+      line = ctx.interruptLine(gsi, "level");
       log = (level, msg) => ctx.log(level, msg);
       if (uart.interruptLevel) line.set(true);
       return [{
@@ -108,5 +112,7 @@ export function serialPlugin(options: SerialOptions = {}): SerialPlugin {
     reset(): void {
       uart.reset();
     },
+    snapshot: () => uart.snapshot(),
+    restore: (state: UartState) => uart.restore(state),
   };
 }

@@ -11,6 +11,7 @@
  * @module
  */
 import type { LogLevel } from "../../bus/types.ts";
+import { stateFields } from "../../bus/state.ts";
 
 /** Number of I/O ports of the UART. */
 export const UART_PORTS = 8;
@@ -158,6 +159,41 @@ export interface UartStats {
   overruns: number;
   /** Accesses with a bad offset or size. */
   badAccesses: number;
+}
+
+/**
+ * Plain-data state of a {@link Uart16550} (JSON-serialisable), like
+ * vm-superio's `SerialState`.
+ *
+ * @example
+ * ```ts
+ * import { Uart16550 } from "./uart_16550.ts";
+ * console.log(new Uart16550().snapshot().divisor); // 12
+ * ```
+ */
+export interface UartState {
+  /** Format version, currently 1. */
+  readonly version: 1;
+  /** Interrupt enable register. */
+  readonly ier: number;
+  /** Line control register. */
+  readonly lcr: number;
+  /** Modem control register. */
+  readonly mcr: number;
+  /** Sticky line-status error bits. */
+  readonly lsrErrors: number;
+  /** Modem status register. */
+  readonly msr: number;
+  /** Scratch register. */
+  readonly scr: number;
+  /** Baud divisor. */
+  readonly divisor: number;
+  /** FIFOs enabled (FCR bit 0). */
+  readonly fifoEnabled: boolean;
+  /** A THR-empty interrupt is pending. */
+  readonly threPending: boolean;
+  /** Receive queue, oldest first. */
+  readonly rx: readonly number[];
 }
 
 /**
@@ -397,6 +433,60 @@ export class Uart16550 {
   }
 
   /** Highest-priority pending interrupt (8.6, table 4). */
+  /** Plain-data copy of the register state and receive queue. */
+  snapshot(): UartState {
+    return {
+      version: 1,
+      ier: this.#ier,
+      lcr: this.#lcr,
+      mcr: this.#mcr,
+      lsrErrors: this.#lsrErrors,
+      msr: this.#msr,
+      scr: this.#scr,
+      divisor: this.#divisor,
+      fifoEnabled: this.#fifoEnabled,
+      threPending: this.#threPending,
+      rx: [...this.#rx],
+    };
+  }
+
+  /**
+   * Load a state from {@link snapshot}. A malformed state (or one whose
+   * queue exceeds this UART's capacity) throws TypeError and changes
+   * nothing; the interrupt line follows the restored registers.
+   */
+  restore(state: UartState): void {
+    const f = stateFields(state, 1, "uart");
+    const v = {
+      ier: f.int("ier", 0, IER_MASK),
+      lcr: f.int("lcr", 0, 0xff),
+      mcr: f.int("mcr", 0, MCR_MASK),
+      lsrErrors: f.int("lsrErrors", 0, 0xff),
+      msr: f.int("msr", 0, 0xff),
+      scr: f.int("scr", 0, 0xff),
+      divisor: f.int("divisor", 0, 0xffff),
+      fifoEnabled: f.bool("fifoEnabled"),
+      threPending: f.bool("threPending"),
+      rx: f.ints("rx", 0, 0xff),
+    };
+    if (v.rx.length > this.#capacity) {
+      throw new TypeError(
+        `uart state: rx holds ${v.rx.length} bytes, capacity ${this.#capacity}`,
+      );
+    }
+    this.#ier = v.ier;
+    this.#lcr = v.lcr;
+    this.#mcr = v.mcr;
+    this.#lsrErrors = v.lsrErrors;
+    this.#msr = v.msr;
+    this.#scr = v.scr;
+    this.#divisor = v.divisor;
+    this.#fifoEnabled = v.fifoEnabled;
+    this.#threPending = v.threPending;
+    this.#rx = v.rx;
+    this.#update();
+  }
+
   #iir(): number {
     if ((this.#ier & IER_RLS) && (this.#lsrErrors & LSR_OE)) return IIR_RLS;
     if ((this.#ier & IER_RDA) && this.#rx.length > 0) return IIR_RDA;

@@ -7,9 +7,9 @@
  */
 import type {
   Access,
-  IrqLine,
+  DeviceContext,
+  InterruptLine,
   Plugin,
-  PluginContext,
   Region,
 } from "../../bus/types.ts";
 import {
@@ -133,12 +133,12 @@ export function testdevPlugin(options: TestdevOptions = {}): TestdevPlugin {
     device: () => dev,
     ioport,
     iomem,
-    setup(ctx: PluginContext): readonly Region[] {
-      const irqs = new Map<number, IrqLine>();
+    setup(ctx: DeviceContext): readonly Region[] {
+      const irqs = new Map<number, InterruptLine>();
       const d = new TestDevIrqLines(lines, (n, level) => {
         let line = irqs.get(n);
         if (!line) {
-          line = ctx.irqLine(n);
+          line = ctx.interruptLine(n, "level");
           irqs.set(n, line);
         }
         line.set(level);

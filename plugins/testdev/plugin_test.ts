@@ -44,12 +44,10 @@ Deno.test("testdev plugin", async (t) => {
     const ctx = new FakeContext();
     const r = at(testdevPlugin().setup(ctx), "pio", 0x2000);
     writeValue(r, 4, 2, 0x0001);
-    assert.deepEqual(ctx.events, [
-      { kind: "level", gsi: 4, level: true },
-      { kind: "level", gsi: 5, level: false },
-    ]);
+    // line 5 was low already: lowering it changes nothing on the wire
+    assert.deepEqual(ctx.events, [{ kind: "level", gsi: 4, level: true }]);
     writeValue(r, 8, 4, 0x01000100);
-    assert.deepEqual([8, 9, 10, 11].map((n) => ctx.levels.get(n)), [
+    assert.deepEqual([8, 9, 10, 11].map((n) => ctx.levels.get(n) ?? false), [
       false,
       true,
       false,

@@ -1,24 +1,34 @@
 /**
- * Test doubles for plugins: a recording {@link PluginContext} with fake
- * interrupt lines, an MSI sink, a RAM-backed guest memory, a fake clock and
- * fake tick sources. Nothing here touches KVM.
+ * The testing kit: a recording {@link DeviceContext} with fake interrupt
+ * sources, a RAM-backed guest memory, a fake clock and fake tick sources,
+ * plus helpers that drive a region like a guest. Nothing here touches KVM.
+ * The interrupt sources are the VM's own implementation (wired OR,
+ * masking, pending), recording what reaches the irqchip.
  *
  * @module
  */
 import type {
   Access,
   Clock,
+  DeviceContext,
   GuestMemory,
-  IrqLine,
+  InterruptLine,
   LogLevel,
   Mapping,
-  MsiIrqfd,
+  MsiInterrupt,
   MsiMessage,
-  PluginContext,
   Region,
   TickSource,
   TickTarget,
+  TriggerMode,
 } from "../../bus/types.ts";
+import { readLe, writeLe } from "../../bus/le.ts";
+import {
+  LineSource,
+  MsiSource,
+  type Wire,
+} from "../../bus/interrupt_sources.ts";
+import { RamView } from "../../vmm/guest_memory.ts";
 
 /**
  * A clock that only moves when told to.
@@ -44,22 +54,25 @@ export class FakeClock implements Clock {
 }
 
 /**
- * Guest RAM backed by a plain `Uint8Array`, with the same bounds checks as
- * the real one.
+ * Guest RAM backed by a plain `Uint8Array`, with the bounds checks of the
+ * VM's own guest memory (it delegates to the same implementation).
  *
  * @example
  * ```ts
- * import { ArrayMemory } from "./fake_context.ts";
- * const m = new ArrayMemory(4096);
+ * import { FakeMemory } from "./fake_context.ts";
+ * const m = new FakeMemory(4096);
  * m.write(16, new Uint8Array([1, 2]));
+ * console.log(m.bytes[17]); // 2
  * ```
  */
-export class ArrayMemory implements GuestMemory {
-  /** The backing bytes. */
+export class FakeMemory implements GuestMemory {
+  /** The backing bytes (GPA 0 at index 0). */
   readonly bytes: Uint8Array;
+  readonly #ram: RamView;
   /** Create `size` bytes of zeroed RAM. */
   constructor(size: number) {
     this.bytes = new Uint8Array(size);
+    this.#ram = new RamView(this.bytes);
   }
   /** RAM size in bytes. */
   get size(): number {
@@ -67,30 +80,19 @@ export class ArrayMemory implements GuestMemory {
   }
   /** True when `[gpa, gpa+length)` is inside RAM. */
   contains(gpa: number, length: number): boolean {
-    return Number.isSafeInteger(gpa) && Number.isSafeInteger(length) &&
-      gpa >= 0 && length >= 0 && gpa + length <= this.bytes.length;
+    return this.#ram.contains(gpa, length);
   }
-  #check(gpa: number, length: number): void {
-    if (!this.contains(gpa, length)) {
-      throw new RangeError(
-        `guest memory access [${gpa}, +${length}) outside RAM of ${this.bytes.length} bytes`,
-      );
-    }
-  }
-  /** Copy guest bytes into `dst`. */
+  /** Copy guest bytes into `dst`; RangeError outside RAM. */
   read(gpa: number, dst: Uint8Array): void {
-    this.#check(gpa, dst.length);
-    dst.set(this.bytes.subarray(gpa, gpa + dst.length));
+    this.#ram.read(gpa, dst);
   }
-  /** Copy `src` into guest RAM. */
+  /** Copy `src` into guest RAM; RangeError outside RAM. */
   write(gpa: number, src: Uint8Array): void {
-    this.#check(gpa, src.length);
-    this.bytes.set(src, gpa);
+    this.#ram.write(gpa, src);
   }
-  /** A live view of guest bytes. */
+  /** A live view of guest bytes; RangeError outside RAM. */
   view(gpa: number, length: number): Uint8Array {
-    this.#check(gpa, length);
-    return this.bytes.subarray(gpa, gpa + length);
+    return this.#ram.view(gpa, length);
   }
 }
 
@@ -149,20 +151,23 @@ export class FakeTickSource implements TickSource {
 }
 
 /**
- * A recording {@link PluginContext}.
+ * A recording {@link DeviceContext}: what a device's interrupt sources do
+ * to the irqchip lines lands in `events` and `levels`, MSIs in `events`,
+ * logs in `logs`, tick sources in `tickSources`; `clock` is a
+ * {@link FakeClock} and `memory` a {@link FakeMemory}.
  *
  * @example
  * ```ts
  * import { FakeContext } from "./fake_context.ts";
  * const ctx = new FakeContext();
- * ctx.irqLine(4).pulse();
+ * ctx.interruptLine(4, "edge").trigger();
  * console.log(ctx.events); // [{ kind: "pulse", gsi: 4 }]
  * ```
  */
-export class FakeContext implements PluginContext {
-  /** Every interrupt event, in order. */
+export class FakeContext implements DeviceContext {
+  /** What reached the irqchip, in order. */
   readonly events: IrqEvent[] = [];
-  /** Current level per GSI. */
+  /** Current level per line (the wired OR of its sources). */
   readonly levels: Map<number, boolean> = new Map();
   /** Log lines, `level: message`. */
   readonly logs: string[] = [];
@@ -170,36 +175,75 @@ export class FakeContext implements PluginContext {
   readonly mapped: Region[] = [];
   /** Tick sources created so far. */
   readonly tickSources: FakeTickSource[] = [];
+  /** Line sources handed out, per line (several devices may share one). */
+  readonly lines: Map<number, InterruptLine> = new Map();
+  /** MSI sources handed out. */
+  readonly msis: MsiInterrupt[] = [];
   /** Exit status passed to `exit`, if any. */
   exitStatus: number | null = null;
   /** Number of `halt` calls. */
   halts = 0;
-  /** Number of `lapicEoi` calls. */
-  lapicEois = 0;
   /** Guest memory. */
-  readonly memory: ArrayMemory;
+  readonly memory: FakeMemory;
   /** Clock. */
   readonly clock: FakeClock = new FakeClock();
+  readonly #wires = new Map<number, Wire>();
 
   /** Create a context with `memorySize` bytes of RAM. */
   constructor(memorySize = 1 << 20) {
-    this.memory = new ArrayMemory(memorySize);
+    this.memory = new FakeMemory(memorySize);
   }
-  /** A recording line. */
-  irqLine(gsi: number): IrqLine {
-    return {
-      gsi,
-      set: (level: boolean) => {
-        this.levels.set(gsi, level);
-        this.events.push({ kind: "level", gsi, level });
+  /** This device's source on `line` (one per line, as in a VM). */
+  interruptLine(line: number, mode: TriggerMode): InterruptLine {
+    if (!Number.isInteger(line) || line < 0 || line > 1023) {
+      throw new RangeError(`bad interrupt line ${line}`);
+    }
+    const have = this.lines.get(line);
+    if (have) {
+      if (have.mode !== mode) {
+        throw new RangeError(`line ${line} is already an ${have.mode} source`);
+      }
+      return have;
+    }
+    const s = new LineSource(line, mode, this.#wire(line), {
+      level: (high) => {
+        this.levels.set(line, high);
+        this.events.push({ kind: "level", gsi: line, level: high });
       },
-      pulse: () => {
-        this.events.push({ kind: "pulse", gsi });
-      },
-    };
+      pulse: () => this.events.push({ kind: "pulse", gsi: line }),
+    });
+    this.lines.set(line, s);
+    return s;
   }
-  /** Record an MSI. */
-  signalMsi(msg: MsiMessage): void {
+  /**
+   * A second device's source on `line` sharing the wire with this
+   * context's own (for wired-OR tests).
+   */
+  sharedLine(line: number, mode: TriggerMode): InterruptLine {
+    return new LineSource(line, mode, this.#wire(line), {
+      level: (high) => {
+        this.levels.set(line, high);
+        this.events.push({ kind: "level", gsi: line, level: high });
+      },
+      pulse: () => this.events.push({ kind: "pulse", gsi: line }),
+    });
+  }
+  #wire(line: number): Wire {
+    let w = this.#wires.get(line);
+    if (!w) {
+      w = { high: 0 };
+      this.#wires.set(line, w);
+    }
+    return w;
+  }
+  /** A recording MSI source. */
+  msiInterrupt(): MsiInterrupt {
+    const m = new MsiSource((msg) => this.recordMsi(msg));
+    this.msis.push(m);
+    return m;
+  }
+  /** Record a delivered MSI in `events`. */
+  recordMsi(msg: MsiMessage): void {
     this.events.push({ kind: "msi", address: msg.address, data: msg.data });
   }
   /** Record a log line. */
@@ -241,84 +285,6 @@ export class FakeContext implements PluginContext {
     this.tickSources.push(t);
     return t;
   }
-  /** Count a LAPIC EOI. */
-  lapicEoi(): void {
-    this.lapicEois++;
-  }
-  /** Current MSI routes set through `routeMsi`. */
-  readonly routes: Map<number, MsiMessage> = new Map();
-  /** Irqfds created through `msiIrqfd`. */
-  readonly irqfds: FakeMsiIrqfd[] = [];
-  /** Create a recording irqfd on the next free GSI (from 24). */
-  msiIrqfd(): MsiIrqfd {
-    const q = new FakeMsiIrqfd(24 + this.irqfds.length, this);
-    this.irqfds.push(q);
-    return q;
-  }
-  /** GSIs passed to `resample`, in order. */
-  readonly resamples: number[] = [];
-  /** Record a resample. */
-  resample(gsi: number): void {
-    this.resamples.push(gsi);
-  }
-  /** Record a route change. */
-  routeMsi(gsi: number, msg: MsiMessage | null): void {
-    if (msg) this.routes.set(gsi, msg);
-    else this.routes.delete(gsi);
-  }
-}
-
-/**
- * A recording {@link MsiIrqfd}: a fire while attached is recorded as an MSI
- * to the current route; while masked it is held.
- *
- * @example
- * ```ts
- * import { FakeContext } from "./fake_context.ts";
- * const ctx = new FakeContext();
- * const q = ctx.msiIrqfd();
- * q.route({ address: 0xfee00000, data: 0x41 });
- * q.fire();
- * ```
- */
-export class FakeMsiIrqfd implements MsiIrqfd {
-  /** Current route. */
-  msg: MsiMessage | null = null;
-  /** True while detached. */
-  masked = false;
-  /** A fire happened while masked. */
-  held = false;
-  /** Number of route changes. */
-  routeChanges = 0;
-  /** True once closed. */
-  closed = false;
-  /** Create on `gsi`, recording into `ctx`. */
-  constructor(readonly gsi: number, readonly ctx: FakeContext) {}
-  /** Set the route. */
-  route(msg: MsiMessage | null): void {
-    this.msg = msg;
-    this.routeChanges++;
-  }
-  /** Deliver to the route, or hold while masked. */
-  fire(): void {
-    if (this.masked) this.held = true;
-    else if (this.msg) this.ctx.signalMsi(this.msg);
-  }
-  /** Detach. */
-  mask(): void {
-    this.masked = true;
-  }
-  /** Re-attach; report a held fire. */
-  unmask(): boolean {
-    this.masked = false;
-    const h = this.held;
-    this.held = false;
-    return h;
-  }
-  /** Close. */
-  close(): void {
-    this.closed = true;
-  }
 }
 
 /**
@@ -340,7 +306,7 @@ export function access(
 
 /**
  * Read `size` bytes from `region` at `offset` and return them as a number
- * (little-endian; sizes up to 4) — what a guest `in`/load would see.
+ * (little-endian) — what a guest `in`/load would see.
  *
  * @example
  * ```ts
@@ -351,13 +317,11 @@ export function access(
 export function readValue(
   region: Region,
   offset: number,
-  size: 1 | 2 | 4,
+  size: 1 | 2 | 4 | 8,
 ): number {
   const data = new Uint8Array(size);
   region.read(access(region.range.base + offset, offset, size), data);
-  let v = 0;
-  for (let i = size - 1; i >= 0; i--) v = v * 256 + data[i];
-  return v;
+  return readLe(data);
 }
 
 /**
@@ -372,14 +336,10 @@ export function readValue(
 export function writeValue(
   region: Region,
   offset: number,
-  size: 1 | 2 | 4,
+  size: 1 | 2 | 4 | 8,
   value: number,
 ): void {
   const data = new Uint8Array(size);
-  let v = value >>> 0;
-  for (let i = 0; i < size; i++) {
-    data[i] = v & 0xff;
-    v = Math.floor(v / 256);
-  }
+  writeLe(data, value);
   region.write(access(region.range.base + offset, offset, size), data);
 }

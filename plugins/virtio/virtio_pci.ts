@@ -7,6 +7,9 @@
  * @module
  */
 import type { LogLevel } from "../../bus/types.ts";
+import { readLe, writeLe } from "../../bus/le.ts";
+import { stateFields } from "../../bus/state.ts";
+import type { MsixState } from "../pci/msix.ts";
 import { ConfigSpace } from "../pci/config_space.ts";
 import { MsixCapability } from "../pci/msix.ts";
 import type { PciFunction, PciHost } from "../pci/pci_function.ts";
@@ -89,6 +92,51 @@ export interface VirtioCounters {
   refusedFeatures: number;
   /** Queue errors that set DEVICE_NEEDS_RESET. */
   deviceErrors: number;
+}
+
+/**
+ * Plain-data state of a {@link VirtioPciFunction}: the common
+ * configuration, each queue's layout and ring positions, the ISR and the
+ * MSI-X table (the config space is saved by the bus).
+ *
+ * @example
+ * ```ts
+ * import type { VirtioPciState } from "./virtio_pci.ts";
+ * const s: Partial<VirtioPciState> = { version: 1, status: 0 };
+ * ```
+ */
+export interface VirtioPciState {
+  /** Format version, currently 1. */
+  readonly version: 1;
+  /** Device status. */
+  readonly status: number;
+  /** device_feature_select. */
+  readonly deviceFeatureSelect: number;
+  /** driver_feature_select. */
+  readonly driverFeatureSelect: number;
+  /** Accepted driver features as a hex string (64 bits). */
+  readonly driverFeatures: string;
+  /** config_msix_vector. */
+  readonly configVector: number;
+  /** config_generation. */
+  readonly generation: number;
+  /** queue_select. */
+  readonly queueSelect: number;
+  /** Interrupt status (INTx mode). */
+  readonly isr: number;
+  /** Per queue: layout, vector, enable and ring positions. */
+  readonly queues: readonly {
+    readonly size: number;
+    readonly vector: number;
+    readonly enabled: boolean;
+    readonly desc: number;
+    readonly driver: number;
+    readonly device: number;
+    readonly lastAvailIdx: number;
+    readonly usedIdx: number;
+  }[];
+  /** The MSI-X table and pending bits. */
+  readonly msix: MsixState;
 }
 
 interface QueueState {
@@ -323,6 +371,108 @@ export class VirtioPciFunction<D extends VirtioDevice = VirtioDevice>
     }
   }
 
+  /** The transport state as plain data. */
+  snapshot(): VirtioPciState {
+    return {
+      version: 1,
+      status: this.#status,
+      deviceFeatureSelect: this.#deviceFeatureSelect,
+      driverFeatureSelect: this.#driverFeatureSelect,
+      driverFeatures: this.#driverFeatures.toString(16),
+      configVector: this.#configVector,
+      generation: this.#generation,
+      queueSelect: this.#queueSelect,
+      isr: this.#isr,
+      queues: this.#queues.map((q) => ({
+        size: q.size,
+        vector: q.vector,
+        enabled: q.enabled,
+        desc: q.desc,
+        driver: q.driver,
+        device: q.device,
+        lastAvailIdx: q.queue?.lastAvailIdx ?? 0,
+        usedIdx: q.queue?.usedIdx ?? 0,
+      })),
+      msix: this.msix.snapshot(),
+    };
+  }
+
+  /**
+   * Load a state from {@link snapshot} (same device and queue count),
+   * after the bus restored the config space. Enabled queues are rebuilt
+   * over guest memory at their saved ring positions. A malformed state (or
+   * a queue layout outside RAM) throws TypeError and changes nothing.
+   */
+  restore(state: VirtioPciState): void {
+    const f = stateFields(state, 1, "virtio");
+    const features = f.string("driverFeatures");
+    if (!/^[0-9a-f]{1,16}$/.test(features)) {
+      throw new TypeError("virtio state: driverFeatures must be hex");
+    }
+    const list = state.queues;
+    if (!Array.isArray(list) || list.length !== this.#queues.length) {
+      throw new TypeError(
+        `virtio state: ${this.#queues.length} queues expected`,
+      );
+    }
+    const memory = this.#host?.memory;
+    const queues = list.map((raw, i) => {
+      const q = stateFields({ ...raw, version: 1 }, 1, `virtio queue ${i}`);
+      const v = {
+        size: q.int("size", 1, this.#queues[i].max),
+        vector: q.int("vector", 0, 0xffff),
+        enabled: q.bool("enabled"),
+        desc: q.int("desc", 0, Number.MAX_SAFE_INTEGER),
+        driver: q.int("driver", 0, Number.MAX_SAFE_INTEGER),
+        device: q.int("device", 0, Number.MAX_SAFE_INTEGER),
+        lastAvailIdx: q.int("lastAvailIdx", 0, 0xffff),
+        usedIdx: q.int("usedIdx", 0, 0xffff),
+      };
+      if (v.enabled) {
+        const bad = memory ? validateLayout(memory, v) : "not attached";
+        if (bad) throw new TypeError(`virtio state: queue ${i}: ${bad}`);
+      }
+      return v;
+    });
+    const top = {
+      status: f.int("status", 0, 0xff),
+      deviceFeatureSelect: f.int("deviceFeatureSelect", 0, 0xffffffff),
+      driverFeatureSelect: f.int("driverFeatureSelect", 0, 0xffffffff),
+      configVector: f.int("configVector", 0, 0xffff),
+      generation: f.int("generation", 0, 0xff),
+      queueSelect: f.int("queueSelect", 0, 0xffff),
+      isr: f.int("isr", 0, 0xff),
+    };
+    this.msix.restore(state.msix);
+    this.#status = top.status;
+    this.#deviceFeatureSelect = top.deviceFeatureSelect;
+    this.#driverFeatureSelect = top.driverFeatureSelect;
+    this.#driverFeatures = BigInt(`0x${features}`);
+    this.#configVector = top.configVector;
+    this.#generation = top.generation;
+    this.#queueSelect = top.queueSelect;
+    this.#isr = top.isr;
+    queues.forEach((v, i) => {
+      const q = this.#queues[i];
+      Object.assign(q, {
+        size: v.size,
+        vector: v.vector,
+        desc: v.desc,
+        driver: v.driver,
+        device: v.device,
+        enabled: false,
+        queue: null,
+      });
+      if (v.enabled) {
+        this.#enableQueue(q);
+        if (q.queue) {
+          q.queue.lastAvailIdx = v.lastAvailIdx;
+          q.queue.usedIdx = v.usedIdx;
+        }
+      }
+    });
+  }
+
   /** PCI reset: virtio reset plus MSI-X table reset. */
   reset(): void {
     this.#virtioReset();
@@ -365,9 +515,9 @@ export class VirtioPciFunction<D extends VirtioDevice = VirtioDevice>
       dv.setUint16(COMMON_CFG.QUEUE_MSIX_VECTOR, q.vector, true);
       dv.setUint16(COMMON_CFG.QUEUE_ENABLE, q.enabled ? 1 : 0, true);
       dv.setUint16(COMMON_CFG.QUEUE_NOTIFY_OFF, this.#queueSelect, true);
-      setU64(dv, COMMON_CFG.QUEUE_DESC, q.desc);
-      setU64(dv, COMMON_CFG.QUEUE_DRIVER, q.driver);
-      setU64(dv, COMMON_CFG.QUEUE_DEVICE, q.device);
+      writeLe(buf, q.desc, COMMON_CFG.QUEUE_DESC, 8);
+      writeLe(buf, q.driver, COMMON_CFG.QUEUE_DRIVER, 8);
+      writeLe(buf, q.device, COMMON_CFG.QUEUE_DEVICE, 8);
     }
     for (let i = 0; i < data.length; i++) {
       const o = off + i;
@@ -377,11 +527,8 @@ export class VirtioPciFunction<D extends VirtioDevice = VirtioDevice>
 
   #commonWrite(off: number, data: Uint8Array): void {
     const size = data.length;
-    let v = 0;
-    for (let i = Math.min(size, 4) - 1; i >= 0; i--) v = v * 256 + data[i];
-    const hi = size === 8
-      ? (data[4] | (data[5] << 8) | (data[6] << 16) | (data[7] << 24)) >>> 0
-      : 0;
+    const v = readLe(data, 0, Math.min(size, 4));
+    const hi = size === 8 ? readLe(data, 4, 4) : 0;
     const q = this.#queues[this.#queueSelect];
     const field = (o: number, s: number) => off === o && size === s;
     if (field(COMMON_CFG.DEVICE_FEATURE_SELECT, 4)) {
@@ -648,9 +795,4 @@ export class VirtioPciFunction<D extends VirtioDevice = VirtioDevice>
     this.#logged.add(key);
     this.#log(level, msg);
   }
-}
-
-function setU64(dv: DataView, off: number, v: number): void {
-  dv.setUint32(off, v % 2 ** 32, true);
-  dv.setUint32(off + 4, Math.floor(v / 2 ** 32), true);
 }

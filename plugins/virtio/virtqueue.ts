@@ -93,8 +93,8 @@ export interface DescriptorChain {
  * @example
  * ```ts
  * import { validateLayout } from "./virtqueue.ts";
- * import { ArrayMemory } from "../testing/fake_context.ts";
- * const m = new ArrayMemory(0x10000);
+ * import { FakeMemory } from "../testing/fake_context.ts";
+ * const m = new FakeMemory(0x10000);
  * console.log(validateLayout(m, { size: 8, desc: 0, driver: 0x100, device: 0x200 })); // null
  * ```
  */
@@ -128,8 +128,8 @@ export function validateLayout(
  * @example
  * ```ts
  * import { SplitVirtqueue } from "./virtqueue.ts";
- * import { ArrayMemory } from "../testing/fake_context.ts";
- * const m = new ArrayMemory(0x10000);
+ * import { FakeMemory } from "../testing/fake_context.ts";
+ * const m = new FakeMemory(0x10000);
  * const q = new SplitVirtqueue(m, { size: 8, desc: 0, driver: 0x100, device: 0x200 });
  * console.log(q.pop()); // null: nothing available
  * ```
@@ -303,8 +303,8 @@ export class SplitVirtqueue {
  * @example
  * ```ts
  * import { readSegments } from "./virtqueue.ts";
- * import { ArrayMemory } from "../testing/fake_context.ts";
- * const m = new ArrayMemory(64);
+ * import { FakeMemory } from "../testing/fake_context.ts";
+ * const m = new FakeMemory(64);
  * const n = readSegments(m, [{ addr: 0, len: 8 }], 0, new Uint8Array(16)); // 8
  * ```
  */
@@ -329,8 +329,8 @@ export function readSegments(
  * @example
  * ```ts
  * import { writeSegments } from "./virtqueue.ts";
- * import { ArrayMemory } from "../testing/fake_context.ts";
- * const m = new ArrayMemory(64);
+ * import { FakeMemory } from "../testing/fake_context.ts";
+ * const m = new FakeMemory(64);
  * writeSegments(m, [{ addr: 0, len: 4 }, { addr: 32, len: 4 }], 2, new Uint8Array(4));
  * ```
  */

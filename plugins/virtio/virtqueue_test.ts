@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ArrayMemory } from "../testing/fake_context.ts";
+import { FakeMemory } from "../testing/fake_context.ts";
 import { VIRTQ } from "./constants.ts";
 import {
   forEachSpan,
@@ -21,7 +21,7 @@ function build(
   heads: number[],
   opts: { table?: number; availIdx?: number } = {},
 ) {
-  const m = new ArrayMemory(MEM);
+  const m = new FakeMemory(MEM);
   const dv = new DataView(m.bytes.buffer);
   const table = opts.table ?? LAYOUT.desc;
   descs.forEach(([addr, len, flags, next], i) => {
@@ -39,7 +39,7 @@ function build(
 
 Deno.test("SplitVirtqueue", async (t) => {
   await t.step("layout validation", () => {
-    const m = new ArrayMemory(MEM);
+    const m = new FakeMemory(MEM);
     assert.equal(validateLayout(m, LAYOUT), null);
     const bad = [
       { ...LAYOUT, size: 6 },
@@ -237,7 +237,7 @@ Deno.test("SplitVirtqueue", async (t) => {
   });
 
   await t.step("scatter/gather helpers", () => {
-    const m = new ArrayMemory(256);
+    const m = new FakeMemory(256);
     const segs = [{ addr: 10, len: 3 }, { addr: 100, len: 5 }];
     assert.equal(
       writeSegments(m, segs, 1, new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8])),

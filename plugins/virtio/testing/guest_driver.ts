@@ -2,17 +2,13 @@
  * A test harness acting as the guest: it enumerates a {@link PciBus}
  * through port 0xCF8/0xCFC, places BARs, enables MSI-X and drives a
  * virtio device through its capabilities, with virtqueues laid out in a
- * {@link FakeContext}'s RAM. Test-only; nothing here touches KVM.
+ * {@link FakeIrqChipContext}'s RAM. Test-only; nothing here touches KVM.
  *
  * @module
  */
 import type { Region } from "../../../bus/types.ts";
-import {
-  access,
-  FakeContext,
-  readValue,
-  writeValue,
-} from "../../testing/fake_context.ts";
+import { access, readValue, writeValue } from "../../testing/fake_context.ts";
+import { FakeIrqChipContext } from "../../testing/fake_irqchip.ts";
 import { PciBus, type PciSlot } from "../../pci/pci_bus.ts";
 import { CAP_ID, CFG, COMMAND, MSIX } from "../../pci/registers.ts";
 import { COMMON_CFG, DEVICE_STATUS, PCI_CAP, VIRTQ } from "../constants.ts";
@@ -69,7 +65,7 @@ export interface GuestBuffer {
  */
 export class GuestDriver {
   /** The recording context (RAM, MSIs, mapped BARs). */
-  readonly ctx: FakeContext;
+  readonly ctx: FakeIrqChipContext;
   /** The bus under test. */
   readonly bus: PciBus;
   /** Regions claimed by the bus at setup (0xCF8, 0xCFC, ECAM). */
@@ -85,7 +81,7 @@ export class GuestDriver {
 
   /** Build a bus with `devices` on a FakeContext with `memSize` bytes of RAM. */
   constructor(devices: readonly PciSlot[], memSize = 4 << 20) {
-    this.ctx = new FakeContext(memSize);
+    this.ctx = new FakeIrqChipContext(memSize);
     this.bus = new PciBus({ devices });
     this.regions = this.bus.setup(this.ctx);
   }
