@@ -8,6 +8,7 @@ import {
   RangeAction,
   RecordOffset,
   SpaceCode,
+  StateTagCode,
   StructFields,
   TimerTargetCode,
 } from "./abi.ts";
@@ -47,6 +48,7 @@ Deno.test("abi: every enum mirrors the generated header", () => {
     ["DvRangeAction", "DV_RANGE_ACTION_", RangeAction],
     ["DvTimerTarget", "DV_TIMER_TARGET_", TimerTargetCode],
     ["DvPacing", "DV_PACING_", PacingCode],
+    ["DvStateTag", "DV_STATE_TAG_", StateTagCode],
   ];
   for (const [name, prefix, mirror] of cases) {
     const expected = Object.fromEntries(

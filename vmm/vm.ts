@@ -36,6 +36,12 @@ import { type HostQuirks, resolveQuirks } from "./quirks.ts";
 import { encodeMultibootExtras } from "./multiboot_extras.ts";
 import { endOfRun } from "./run_result.ts";
 import {
+  type RestoreOptions,
+  type SnapshotOptions,
+  SnapshotTracker,
+  type VmSnapshot,
+} from "./snapshot.ts";
+import {
   type IrqchipMode,
   type Logger,
   memorySize,
@@ -162,6 +168,7 @@ export class Vm implements Disposable {
   #end: RunResult | undefined;
   #closed = false;
   #wakeAt: number | null = null;
+  #snap: SnapshotTracker | undefined;
   /** Irqchip arrangement. */
   readonly irqchip: IrqchipMode;
   /** Host-quirk workarounds in effect. */
@@ -413,6 +420,7 @@ export class Vm implements Disposable {
     const a = new BigUint64Array(4);
     args.forEach((v, i) => a[i] = guestArg(v, i));
     this.#core.loadElf(bytes, a);
+    this.#snap?.hostWroteAll();
   }
 
   /**
@@ -429,6 +437,7 @@ export class Vm implements Disposable {
     this.#alive();
     const bytes = typeof image === "string" ? Deno.readFileSync(image) : image;
     this.#core.loadMultiboot(bytes, encodeMultibootExtras(options));
+    this.#snap?.hostWroteAll();
   }
 
   /**
@@ -584,12 +593,59 @@ export class Vm implements Disposable {
   reset(options: { memory?: boolean } = {}): void {
     this.#alive();
     this.#core.reset(options.memory ?? true);
+    this.#snap?.hostWroteAll();
     for (const t of this.#tickSources) t.forget();
     for (const p of this.#plugins) p.reset?.();
     this.#end = undefined;
     this.exitStatus = null;
     this.#wakeAt = null;
     this.#windowRequested = false;
+  }
+
+  /**
+   * Snapshot the stopped VM (see `vmm/snapshot.ts` and the README's
+   * "Snapshots"): without `path` an in-memory snapshot (RAM copied,
+   * zero pages skipped) that {@link Vm.restore} rolls back to by copying
+   * only the pages changed since; with `path` a file (mode 0600; with
+   * `diff: true` only the pages changed since the last file snapshot).
+   * Not while running.
+   */
+  snapshot(path?: string, options?: SnapshotOptions): VmSnapshot {
+    this.#alive();
+    return this.#tracker().capture(path, options);
+  }
+
+  /**
+   * Put the VM back to `snap`: machine state, devices, tick sources
+   * (re-armed at the next run) and RAM (only changed pages for an
+   * in-memory snapshot of this VM; a copy-on-write mapping or a copy for
+   * a file). The VM must have the snapshot's plugins, RAM size and
+   * irqchip. Not while running.
+   */
+  restore(snap: VmSnapshot, options?: RestoreOptions): void {
+    this.#alive();
+    this.#tracker().restore(snap, options);
+  }
+
+  /** Stop tracking changes for an in-memory snapshot no longer needed. */
+  forgetSnapshot(snap: VmSnapshot): void {
+    this.#snap?.forget(snap);
+  }
+
+  #tracker(): SnapshotTracker {
+    return this.#snap ??= new SnapshotTracker({
+      core: this.#core,
+      ram: this.#ram,
+      irqchip: this.irqchip,
+      plugins: this.#plugins,
+      tickSources: this.#tickSources,
+      resetRunState: () => {
+        this.#end = undefined;
+        this.exitStatus = null;
+        this.#wakeAt = null;
+        this.#windowRequested = false;
+      },
+    });
   }
 
   /**
