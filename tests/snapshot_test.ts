@@ -26,7 +26,9 @@ const opts = (irqchip: Mode) => ({
     }),
   ],
 });
-const args = (irqchip: Mode) => [STEPS, 1000, 5, irqchip === "kernel" ? 0 : MSI_PIN];
+const args = (
+  irqchip: Mode,
+) => [STEPS, 1000, 5, irqchip === "kernel" ? 0 : MSI_PIN];
 
 interface Results {
   ticks: number;
@@ -78,38 +80,47 @@ Deno.test({
         ref[irqchip] = finish(vm).sum;
       });
 
-      await t.step(`${irqchip}: file snapshot mid-run → new VM → same result, ticks on`, () => {
-        const path = tmp();
-        let at: Results;
-        {
-          using vm = midRun(irqchip);
-          at = results(vm);
-          vm.snapshot(path);
-        }
-        assert.equal(Deno.statSync(path).mode! & 0o777, 0o600);
-        using back = restoreVm(path, { vm: opts(irqchip) });
-        assert.deepEqual(results(back), at, "RAM is the snapshot's");
-        const end = finish(back);
-        assert.equal(end.sum, ref[irqchip]);
-        assert.ok(end.ticks >= at.ticks + 5, `ticks ${at.ticks} → ${end.ticks}`);
-        Deno.removeSync(path);
-      });
-
-      await t.step(`${irqchip}: in-place rollback is byte-identical, twice`, () => {
-        using vm = midRun(irqchip);
-        const before = vm.memory.view(0, vm.memory.size).slice();
-        const snap = vm.snapshot();
-        for (let round = 0; round < 2; round++) {
-          assert.equal(finish(vm).sum, ref[irqchip]);
-          vm.restore(snap);
-          const after = vm.memory.view(0, vm.memory.size).slice();
+      await t.step(
+        `${irqchip}: file snapshot mid-run → new VM → same result, ticks on`,
+        () => {
+          const path = tmp();
+          let at: Results;
+          {
+            using vm = midRun(irqchip);
+            at = results(vm);
+            vm.snapshot(path);
+          }
+          assert.equal(Deno.statSync(path).mode! & 0o777, 0o600);
+          using back = restoreVm(path, { vm: opts(irqchip) });
+          assert.deepEqual(results(back), at, "RAM is the snapshot's");
+          const end = finish(back);
+          assert.equal(end.sum, ref[irqchip]);
           assert.ok(
-            after.every((b, i) => b === before[i]),
-            `round ${round}: RAM differs from the snapshot`,
+            end.ticks >= at.ticks + 5,
+            `ticks ${at.ticks} → ${end.ticks}`,
           );
-        }
-        assert.equal(finish(vm).sum, ref[irqchip]);
-      });
+          Deno.removeSync(path);
+        },
+      );
+
+      await t.step(
+        `${irqchip}: in-place rollback is byte-identical, twice`,
+        () => {
+          using vm = midRun(irqchip);
+          const before = vm.memory.view(0, vm.memory.size).slice();
+          const snap = vm.snapshot();
+          for (let round = 0; round < 2; round++) {
+            assert.equal(finish(vm).sum, ref[irqchip]);
+            vm.restore(snap);
+            const after = vm.memory.view(0, vm.memory.size).slice();
+            assert.ok(
+              after.every((b, i) => b === before[i]),
+              `round ${round}: RAM differs from the snapshot`,
+            );
+          }
+          assert.equal(finish(vm).sum, ref[irqchip]);
+        },
+      );
     }
 
     await t.step("kernel: diff snapshot over its base", () => {
@@ -127,7 +138,9 @@ Deno.test({
       );
       assert.throws(
         () => restoreVm(diff, { vm: opts("kernel") }),
-        (e: unknown) => e instanceof SnapshotError && e.kind === "mismatch" && /pass its base/.test(e.message),
+        (e: unknown) =>
+          e instanceof SnapshotError && e.kind === "mismatch" &&
+          /pass its base/.test(e.message),
       );
       using back = restoreVm(diff, { base, vm: opts("kernel") });
       assert.equal(finish(back).sum, ref.kernel);
@@ -142,7 +155,10 @@ Deno.test({
         vm.snapshot(path);
       }
       const snap = loadSnapshot(path);
-      const clones = Array.from({ length: 16 }, () => restoreVm(snap, { vm: opts("kernel") }));
+      const clones = Array.from(
+        { length: 16 },
+        () => restoreVm(snap, { vm: opts("kernel") }),
+      );
       try {
         for (const c of clones) assert.equal(finish(c).sum, ref.kernel);
       } finally {
@@ -158,9 +174,17 @@ Deno.test({
         vm.snapshot(path);
       }
       const script = `
-        import { pvTimerPlugin } from "${new URL("../plugins/pv_timer/plugin.ts", import.meta.url)}";
-        import { restoreVm } from "${new URL("../vmm/restore.ts", import.meta.url)}";
-        using vm = restoreVm(${JSON.stringify(path)}, { vm: { plugins: [pvTimerPlugin({ target: { kind: "gsi", gsi: 0 } })] } });
+        import { pvTimerPlugin } from "${new URL(
+        "../plugins/pv_timer/plugin.ts",
+        import.meta.url,
+      )}";
+        import { restoreVm } from "${new URL(
+        "../vmm/restore.ts",
+        import.meta.url,
+      )}";
+        using vm = restoreVm(${
+        JSON.stringify(path)
+      }, { vm: { plugins: [pvTimerPlugin({ target: { kind: "gsi", gsi: 0 } })] } });
         const r = vm.run({ timeoutMs: 60000 });
         console.log(JSON.stringify({ r, sum: vm.memory.view(0x200018, 8).slice() }));`;
       const out = await new Deno.Command(Deno.execPath(), {
@@ -171,7 +195,9 @@ Deno.test({
       assert.ok(out.success);
       const { r, sum } = JSON.parse(new TextDecoder().decode(out.stdout));
       assert.deepEqual(r, { reason: "halt" });
-      const got = new DataView(new Uint8Array(Object.values(sum) as number[]).buffer).getBigUint64(0, true);
+      const got = new DataView(
+        new Uint8Array(Object.values(sum) as number[]).buffer,
+      ).getBigUint64(0, true);
       assert.equal(got, ref.kernel);
       Deno.removeSync(path);
     });
@@ -184,9 +210,24 @@ Deno.test({
       }
       const bytes = Deno.readFileSync(path);
       const cases: [string, (b: Uint8Array) => Uint8Array, string, RegExp][] = [
-        ["truncated", (b) => b.subarray(0, b.length - 4096), "truncated", /memory image ends/],
-        ["corrupt header", (b) => (b[25] ^= 1, b), "corrupt", /header checksum/],
-        ["corrupt section", (b) => (b[64 + 24 * 3 + 5] ^= 1, b), "corrupt", /section META checksum/],
+        [
+          "truncated",
+          (b) => b.subarray(0, b.length - 4096),
+          "truncated",
+          /memory image ends/,
+        ],
+        [
+          "corrupt header",
+          (b) => (b[25] ^= 1, b),
+          "corrupt",
+          /header checksum/,
+        ],
+        [
+          "corrupt section",
+          (b) => (b[64 + 24 * 3 + 5] ^= 1, b),
+          "corrupt",
+          /section META checksum/,
+        ],
         ["not a snapshot", (b) => (b[0] = 0, b), "not-a-snapshot", /magic/],
       ];
       for (const [what, mangle, kind, msg] of cases) {
@@ -194,7 +235,9 @@ Deno.test({
         Deno.writeFileSync(p, mangle(bytes.slice()));
         assert.throws(
           () => restoreVm(p, { vm: opts("kernel") }),
-          (e: unknown) => e instanceof SnapshotError && e.kind === kind && msg.test(e.message),
+          (e: unknown) =>
+            e instanceof SnapshotError && e.kind === kind &&
+            msg.test(e.message),
           what,
         );
         Deno.removeSync(p);
@@ -207,17 +250,37 @@ Deno.test({
       Deno.writeFileSync(p, m);
       assert.throws(
         () => restoreVm(p, { vm: opts("kernel"), verifyMemory: true }),
-        (e: unknown) => e instanceof SnapshotError && e.kind === "corrupt" && /memory image checksum/.test(e.message),
+        (e: unknown) =>
+          e instanceof SnapshotError && e.kind === "corrupt" &&
+          /memory image checksum/.test(e.message),
       );
       Deno.removeSync(p);
       // Mismatched VMs.
       const mismatch: [string, () => unknown, RegExp][] = [
-        ["irqchip", () => restoreVm(path, { vm: { ...opts("split"), irqchip: "split" } }), /kernel irqchip, this VM the split/],
-        ["memory", () => restoreVm(path, { vm: { ...opts("kernel"), memory: "32M" } }), /16777216 bytes of RAM, this VM 33554432/],
-        ["plugins", () => restoreVm(path, { vm: { plugins: [] } }), /plugins differ.*missing pv-timer/],
+        [
+          "irqchip",
+          () => restoreVm(path, { vm: { ...opts("split"), irqchip: "split" } }),
+          /kernel irqchip, this VM the split/,
+        ],
+        [
+          "memory",
+          () => restoreVm(path, { vm: { ...opts("kernel"), memory: "32M" } }),
+          /16777216 bytes of RAM, this VM 33554432/,
+        ],
+        [
+          "plugins",
+          () => restoreVm(path, { vm: { plugins: [] } }),
+          /plugins differ.*missing pv-timer/,
+        ],
       ];
       for (const [what, f, msg] of mismatch) {
-        assert.throws(f, (e: unknown) => e instanceof SnapshotError && e.kind === "mismatch" && msg.test(e.message), what);
+        assert.throws(
+          f,
+          (e: unknown) =>
+            e instanceof SnapshotError && e.kind === "mismatch" &&
+            msg.test(e.message),
+          what,
+        );
       }
       Deno.removeSync(path);
     });

@@ -102,6 +102,8 @@ export interface SnapshotOptions {
    * Firecracker-style diff; restore it with its base). Needs a path.
    */
   diff?: boolean;
+  /** fsync the file before returning (default false). */
+  durable?: boolean;
 }
 
 /** Options of `Vm.restore` and `restoreVm`. */
@@ -263,21 +265,24 @@ export class SnapshotTracker {
       memoryCrc: 0,
       memoryPages: 0,
     }, sections);
-    const f = Deno.openSync(path, {
-      write: true,
-      create: true,
-      truncate: true,
-      mode: 0o600,
-    });
-    Deno.chmodSync(path, 0o600); // an existing file keeps its mode otherwise
+    // Written beside the target and renamed over it: a reader never sees
+    // a half-written snapshot, and no truncation of an old file (which
+    // ext4 answers with a synchronous flush) is involved.
+    const tmp = `${path}.tmp-${meta.id.slice(0, 8)}`;
+    const f = Deno.openSync(tmp, { write: true, createNew: true, mode: 0o600 });
     try {
-      const saved = h.core.memorySave(path, head.length, pages);
+      Deno.chmodSync(tmp, 0o600); // mode is masked by the umask otherwise
+      const saved = h.core.memorySave(tmp, head.length, pages);
       patchMemoryCrc(head, saved.crc, saved.pages);
       writeAll(f, head);
-      f.syncSync();
-    } finally {
+      if (options.durable) f.syncSync();
+    } catch (e) {
       f.close();
+      Deno.removeSync(tmp);
+      throw e;
     }
+    f.close();
+    Deno.renameSync(tmp, path);
     const file: SnapshotFile = {
       path,
       memoryOffset: head.length,

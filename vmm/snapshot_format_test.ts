@@ -119,6 +119,9 @@ Deno.test("snapshot format: each failure names its cause", () => {
   const v2 = b.slice();
   new DataView(v2.buffer).setUint32(8, FORMAT_VERSION + 1, true);
   patchMemoryCrc(v2, 0x12345678, 42);
-  assert.match(kind(v2), /^version: snapshot: format version 2, this denovmm reads version 1/);
+  assert.match(
+    kind(v2),
+    /^version: snapshot: format version 2, this denovmm reads version 1/,
+  );
   assert.match(kind(b, full + 1), /^corrupt: .*past the end/);
 });
