@@ -46,3 +46,16 @@ export * from "./plugins/ioapic/plugin.ts";
 export * from "./plugins/ioapic/ioapic.ts";
 export * from "./plugins/pci/mod.ts";
 export * from "./plugins/virtio/mod.ts";
+export { restoreVm } from "./vmm/restore.ts";
+export type { RestoreVmOptions } from "./vmm/restore.ts";
+export { loadSnapshot, SnapshotError } from "./vmm/snapshot.ts";
+export type {
+  DeviceState,
+  RestoreOptions,
+  SnapshotFile,
+  SnapshotMeta,
+  SnapshotOptions,
+  VmSnapshot,
+} from "./vmm/snapshot.ts";
+export type { SnapshotErrorKind } from "./vmm/snapshot_format.ts";
+export type { HostCpu } from "./vmm/host_cpu.ts";

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { type RestoreOptions, type VmSnapshot } from "./snapshot.ts";
+import type { RestoreOptions, VmSnapshot } from "./snapshot.ts";
 import { loadSnapshot } from "./snapshot.ts";
 import { createVm, type Vm } from "./vm.ts";
 import type { VmOptions } from "./vm_types.ts";

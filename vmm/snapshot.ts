@@ -457,6 +457,13 @@ export function verifyMemory(snap: VmSnapshot): void {
 /**
  * Read a snapshot file's header and state (not its memory). A diff
  * snapshot needs `base` (its parent, checked by id).
+ *
+ * @example
+ * ```ts ignore
+ * import { loadSnapshot } from "./snapshot.ts";
+ * const snap = loadSnapshot("/tmp/guest.snap");
+ * console.log(snap.meta.memorySize, Object.keys(snap.devices));
+ * ```
  */
 export function loadSnapshot(path: string, base?: VmSnapshot): VmSnapshot {
   const c = readContainer(path);

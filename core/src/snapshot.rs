@@ -493,6 +493,7 @@ impl Vm {
         (self.layout.size() as usize / PAGE).div_ceil(64)
     }
 
+    #[allow(clippy::mut_from_ref)] // guest RAM is shared memory by nature (see SAFETY)
     fn ram(&self) -> Result<&mut [u8]> {
         let (host, size) = self.memory()?;
         // SAFETY: the RAM mapping owned by this VM, alive while `self` is;

@@ -156,6 +156,7 @@ pub unsafe extern "C" fn dv_vm_memory_save(
         let f = OpenOptions::new()
             .write(true)
             .create(true)
+            .truncate(false)
             .mode(0o600)
             .open(path)
             .map_err(|e| Error::os(&format!("open {}", path.display()), e))?;
