@@ -40,7 +40,6 @@ export type {
   TickTarget,
   TriggerMode,
 } from "./bus/types.ts";
-export { readLe, writeLe } from "./bus/le.ts";
 
 // The VM.
 export {
@@ -52,7 +51,6 @@ export {
   type Logger,
   type MultibootModuleSpec,
   type MultibootOptions,
-  parseSize,
   type RunOptions,
   type RunReason,
   type RunResult,
@@ -64,6 +62,12 @@ export {
 } from "./vmm/vm.ts";
 export type { HostQuirks } from "./vmm/quirks.ts";
 export { type AsyncRunOptions, runAsync } from "./vmm/run_async.ts";
+export type {
+  RestoreOptions,
+  SnapshotOptions,
+  VmSnapshot,
+} from "./vmm/snapshot.ts";
+export { restoreVm, type RestoreVmOptions } from "./vmm/restore.ts";
 export type { Bus, BusStats } from "./bus/bus.ts";
 export { CoreError } from "./ffi/library.ts";
 export { CoreCode as ErrorCode } from "./ffi/abi.ts";
@@ -86,10 +90,7 @@ export {
 
 // The standard machine's plugins (every factory, device class, option and
 // register constant: `@denovmm/vmm/plugins`).
-export { type SerialPlugin, serialPlugin } from "./plugins/serial/plugin.ts";
-export {
-  type PvTimerPlugin,
-  pvTimerPlugin,
-} from "./plugins/pv_timer/plugin.ts";
-export { type PicPlugin, picPlugin } from "./plugins/pic/plugin.ts";
-export { type IoapicPlugin, ioapicPlugin } from "./plugins/ioapic/plugin.ts";
+export type { SerialPlugin } from "./plugins/serial/plugin.ts";
+export type { PvTimerPlugin } from "./plugins/pv_timer/plugin.ts";
+export type { PicPlugin } from "./plugins/pic/plugin.ts";
+export type { IoapicPlugin } from "./plugins/ioapic/plugin.ts";

@@ -53,6 +53,22 @@ export const PacingCode = { Absolute: 0, RelativeSleep: 1 } as const;
 /** Timer tick policies (`DvTickPolicy`). */
 export const TickPolicyCode = { Coalesce: 0, Catchup: 1 } as const;
 
+/** Record kinds of a machine-state blob (`DvStateTag`; stored in files). */
+export const StateTagCode = {
+  Regs: 1,
+  Sregs: 2,
+  Fpu: 3,
+  Xsave: 4,
+  Xcrs: 5,
+  Lapic: 6,
+  Events: 7,
+  MpState: 8,
+  DebugRegs: 9,
+  Msrs: 10,
+  Irqchip: 16,
+  Clock: 17,
+} as const;
+
 /** Flags and limits (`#define DV_*`). */
 export const AbiConst = {
   DV_ABI_VERSION: ABI_VERSION,
@@ -72,6 +88,9 @@ export const AbiConst = {
   DV_MAX_MEM: 0x100_0000_0000,
   DV_RAM_HOLE_START: 0xb000_0000,
   DV_RAM_HIGH_BASE: 0x1_0000_0000,
+  DV_MEMORY_MAP: 1,
+  DV_MEMORY_TO_RAM: 1,
+  DV_STATE_VERSION: 1,
 } as const;
 
 /**

@@ -8,6 +8,7 @@ import {
   RangeAction,
   RecordOffset,
   SpaceCode,
+  StateTagCode,
   StructFields,
   TickPolicyCode,
   TimerTargetCode,
@@ -49,6 +50,7 @@ Deno.test("abi: every enum mirrors the generated header", () => {
     ["DvTimerTarget", "DV_TIMER_TARGET_", TimerTargetCode],
     ["DvPacing", "DV_PACING_", PacingCode],
     ["DvTickPolicy", "DV_TICK_POLICY_", TickPolicyCode],
+    ["DvStateTag", "DV_STATE_TAG_", StateTagCode],
   ];
   for (const [name, prefix, mirror] of cases) {
     const expected = Object.fromEntries(

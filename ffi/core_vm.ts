@@ -546,6 +546,124 @@ export class CoreVm {
   timerDestroy(id: number): void {
     this.check(this.#sym.dv_timer_destroy(this.handle, id), "destroy timer");
   }
+  // ---- snapshots (see core/src/snapshot.rs) ------------------------------
+
+  /**
+   * Machine state of every vCPU, the in-kernel irqchip and the KVM clock
+   * as a versioned blob (layout in `dv_vm_state_save`). Not while running.
+   */
+  stateSave(): Uint8Array {
+    let buf = new Uint8Array(64 << 10);
+    for (;;) {
+      const n = this.check(
+        this.#sym.dv_vm_state_save(this.handle, buf, BigInt(buf.length)),
+        "save machine state",
+      );
+      if (n <= buf.length) return buf.slice(0, n);
+      buf = new Uint8Array(n);
+    }
+  }
+
+  /** Load a blob from {@link stateSave} (checked whole first). */
+  stateLoad(blob: Uint8Array): void {
+    this.check(
+      this.#sym.dv_vm_state_load(this.handle, blob, BigInt(blob.length)),
+      "load machine state",
+    );
+  }
+
+  /** Turn KVM dirty-page logging on or off. */
+  dirtyLog(on: boolean): void {
+    this.check(this.#sym.dv_vm_dirty_log(this.handle, on ? 1 : 0), "dirty log");
+  }
+
+  /** u64 words of a dirty bitmap of this VM's RAM. */
+  bitmapWords(): number {
+    return this.check(this.#sym.dv_vm_bitmap_words(this.handle), "bitmap");
+  }
+
+  /**
+   * OR the pages the guest wrote since the last call into `out` (bit i =
+   * page i of the RAM mapping) and clear KVM's log; returns their number.
+   */
+  dirtyBitmap(out: BigUint64Array): number {
+    return this.check(
+      this.#sym.dv_vm_dirty_bitmap(this.handle, out, BigInt(out.length)),
+      "get dirty log",
+    );
+  }
+
+  /**
+   * Write RAM pages (those of `bitmap`, or every non-zero page) to `path`
+   * at `offset`; returns pages written and their CRC32.
+   */
+  memorySave(
+    path: string,
+    offset: number,
+    bitmap: BigUint64Array | null,
+  ): { pages: number; crc: number } {
+    const p = new TextEncoder().encode(path);
+    this.check(
+      this.#sym.dv_vm_memory_save(
+        this.handle,
+        p,
+        BigInt(p.length),
+        BigInt(offset),
+        bitmap,
+        BigInt(bitmap?.length ?? 0),
+        this.#u64,
+      ),
+      `save memory to ${path}`,
+    );
+    return { pages: Number(this.#u64[0]), crc: Number(this.#u64[1]) };
+  }
+
+  /**
+   * Load RAM from `path` at `offset`: `map` (copy-on-write, flat cost) or
+   * copy (the pages of `bitmap`, or the whole file).
+   */
+  memoryLoad(
+    path: string,
+    offset: number,
+    map: boolean,
+    bitmap: BigUint64Array | null,
+  ): void {
+    const p = new TextEncoder().encode(path);
+    this.check(
+      this.#sym.dv_vm_memory_load(
+        this.handle,
+        p,
+        BigInt(p.length),
+        BigInt(offset),
+        map ? AbiConst.DV_MEMORY_MAP : 0,
+        bitmap,
+        BigInt(bitmap?.length ?? 0),
+      ),
+      `load memory from ${path}`,
+    );
+  }
+
+  /**
+   * Copy pages between RAM and a RAM-sized `image` (`toRam` or back);
+   * without a bitmap every page (RAM → image skips zero pages).
+   */
+  memoryCopy(
+    image: Uint8Array,
+    bitmap: BigUint64Array | null,
+    toRam: boolean,
+  ): number {
+    return this.check(
+      this.#sym.dv_vm_memory_copy(
+        this.handle,
+        image,
+        BigInt(image.length),
+        bitmap,
+        BigInt(bitmap?.length ?? 0),
+        toRam ? AbiConst.DV_MEMORY_TO_RAM : 0,
+      ),
+      "copy memory",
+    );
+  }
 }
 
 /** Live VMs of the core in this process (leak tests). */
@@ -594,4 +712,33 @@ export class CoreVmRef {
       "request interrupt",
     );
   }
+}
+
+/**
+ * CRC32 of a memory file as the core writes it (see `dv_memory_file_crc`):
+ * the pages of `bitmap`, or every non-zero page of `[offset, offset+size)`.
+ */
+export function memoryFileCrc(
+  path: string,
+  offset: number,
+  size: number,
+  bitmap: BigUint64Array | null,
+  libraryPath?: string,
+): { pages: number; crc: number } {
+  const lib = openLibrary(libraryPath);
+  const p = new TextEncoder().encode(path);
+  const out = new BigUint64Array(2);
+  lib.check(
+    lib.symbols.dv_memory_file_crc(
+      p,
+      BigInt(p.length),
+      BigInt(offset),
+      BigInt(size),
+      bitmap,
+      BigInt(bitmap?.length ?? 0),
+      out,
+    ),
+    `checksum memory file ${path}`,
+  );
+  return { pages: Number(out[0]), crc: Number(out[1]) };
 }

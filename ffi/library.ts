@@ -97,6 +97,27 @@ export const SYMBOLS = {
     parameters: [VM, "u32", "buffer"],
     result: "i32",
   },
+  dv_vm_state_save: { parameters: [VM, "buffer", "usize"], result: "i32" },
+  dv_vm_state_load: { parameters: [VM, "buffer", "usize"], result: "i32" },
+  dv_vm_dirty_log: { parameters: [VM, "u32"], result: "i32" },
+  dv_vm_bitmap_words: { parameters: [VM], result: "i32" },
+  dv_vm_dirty_bitmap: { parameters: [VM, "buffer", "usize"], result: "i32" },
+  dv_vm_memory_save: {
+    parameters: [VM, "buffer", "usize", "u64", "buffer", "usize", "buffer"],
+    result: "i32",
+  },
+  dv_vm_memory_load: {
+    parameters: [VM, "buffer", "usize", "u64", "u32", "buffer", "usize"],
+    result: "i32",
+  },
+  dv_vm_memory_copy: {
+    parameters: [VM, "buffer", "usize", "buffer", "usize", "u32"],
+    result: "i32",
+  },
+  dv_memory_file_crc: {
+    parameters: ["buffer", "usize", "u64", "u64", "buffer", "usize", "buffer"],
+    result: "i32",
+  },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The raw symbol table. */

@@ -13,6 +13,7 @@
  *
  * @module
  */
+export { readLe, readLeBig, writeLe, writeLeBig } from "../bus/le.ts";
 export * from "./serial/uart_16550.ts";
 export * from "./serial/plugin.ts";
 export * from "./debug_exit/debug_exit.ts";

@@ -79,6 +79,21 @@ export class CoreTickSource implements TickSource {
     this.#periodNs = 0;
     this.#suspended = false;
   }
+  /** Period in ns (0 when disarmed; suspended timers keep theirs). */
+  get periodNs(): number {
+    return this.#periodNs;
+  }
+  /**
+   * Snapshot restore: take `periodNs` (0 = disarmed) as the period, armed
+   * at the next run's `resume()` (the VM is not running now).
+   */
+  restorePeriod(periodNs: number): void {
+    if (this.#periodNs !== 0 && !this.#suspended) {
+      this.#core.timerDisarm(this.#id);
+    }
+    this.#periodNs = periodNs > 0 ? Math.round(periodNs) : 0;
+    this.#suspended = this.#periodNs !== 0;
+  }
   /** True while armed (suspended timers count as armed). */
   get armed(): boolean {
     return this.#periodNs !== 0;

@@ -33,11 +33,23 @@ export class RamView implements GuestMemory {
   readonly #bytes: Uint8Array;
   readonly #low: number;
   readonly #highBase: number;
+  #onWrite: ((index: number, length: number) => void) | null = null;
   /** Wrap the bytes of guest RAM (GPA 0 at index 0). */
   constructor(bytes: Uint8Array, split?: RamSplit) {
     this.#bytes = bytes;
     this.#low = Math.min(split?.lowSize ?? bytes.length, bytes.length);
     this.#highBase = split?.highBase ?? bytes.length;
+  }
+  /** Where RAM continues past the hole (`lowSize` = size when it does not). */
+  get split(): RamSplit {
+    return { lowSize: this.#low, highBase: this.#highBase };
+  }
+  /**
+   * Report host writes (snapshot dirty tracking): `write()` and `view()`
+   * (a view may be written) call `cb` with the mapping index and length.
+   */
+  trackWrites(cb: ((index: number, length: number) => void) | null): void {
+    this.#onWrite = cb;
   }
   /** RAM size in bytes (both sides of the hole). */
   get size(): number {
@@ -81,11 +93,14 @@ export class RamView implements GuestMemory {
   }
   /** Copy `src` into guest RAM. */
   write(gpa: number, src: Uint8Array): void {
-    this.#bytes.set(src, this.#check(gpa, src.length));
+    const i = this.#check(gpa, src.length);
+    this.#bytes.set(src, i);
+    this.#onWrite?.(i, src.length);
   }
   /** A live view (no copy). */
   view(gpa: number, length: number): Uint8Array {
     const i = this.#check(gpa, length);
+    this.#onWrite?.(i, length);
     return this.#bytes.subarray(i, i + length);
   }
 }

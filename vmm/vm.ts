@@ -43,6 +43,12 @@ import { limitLogger } from "./log_limiter.ts";
 import { type HostQuirks, resolveQuirks } from "./quirks.ts";
 import { encodeMultibootExtras } from "./multiboot_extras.ts";
 import { endOfRun } from "./run_result.ts";
+import {
+  type RestoreOptions,
+  type SnapshotOptions,
+  SnapshotTracker,
+  type VmSnapshot,
+} from "./snapshot.ts";
 import { parseMemorySize } from "./options.ts";
 import type {
   IrqchipMode,
@@ -173,6 +179,7 @@ export class Vm implements Disposable {
   #end: RunResult | undefined;
   #closed = false;
   #wakeAt: number | null = null;
+  #snap: SnapshotTracker | undefined;
   /** Irqchip arrangement. */
   readonly irqchip: IrqchipMode;
   /** Host-quirk workarounds in effect. */
@@ -445,6 +452,7 @@ export class Vm implements Disposable {
     const a = new BigUint64Array(4);
     args.forEach((v, i) => a[i] = guestArg(v, i));
     this.#core.loadElf(bytes, a);
+    this.#snap?.hostWroteAll();
   }
 
   /**
@@ -463,6 +471,7 @@ export class Vm implements Disposable {
       ? readHostFile(image, { what: "multiboot kernel" })
       : image;
     this.#core.loadMultiboot(bytes, encodeMultibootExtras(options));
+    this.#snap?.hostWroteAll();
   }
 
   /**
@@ -618,6 +627,7 @@ export class Vm implements Disposable {
   reset(options: { memory?: boolean } = {}): void {
     this.#alive();
     this.#core.reset(options.memory ?? true);
+    this.#snap?.hostWroteAll();
     for (const t of this.#tickSources) t.forget();
     this.#contexts.reset();
     for (const p of this.#plugins) p.reset?.();
@@ -645,6 +655,52 @@ export class Vm implements Disposable {
   restoreDevices(states: Record<string, DeviceState>): void {
     this.#alive();
     restorePlugins(this.#plugins, states);
+  }
+
+  /**
+   * Snapshot the stopped VM (see `vmm/snapshot.ts` and the README's
+   * "Snapshots"): without `path` an in-memory snapshot (RAM copied,
+   * zero pages skipped) that {@link Vm.restore} rolls back to by copying
+   * only the pages changed since; with `path` a file (mode 0600; with
+   * `diff: true` only the pages changed since the last file snapshot).
+   * Not while running.
+   */
+  snapshot(path?: string, options?: SnapshotOptions): VmSnapshot {
+    this.#alive();
+    return this.#tracker().capture(path, options);
+  }
+
+  /**
+   * Put the VM back to `snap`: machine state, devices, tick sources
+   * (re-armed at the next run) and RAM (only changed pages for an
+   * in-memory snapshot of this VM; a copy-on-write mapping or a copy for
+   * a file). The VM must have the snapshot's plugins, RAM size and
+   * irqchip. Not while running.
+   */
+  restore(snap: VmSnapshot, options?: RestoreOptions): void {
+    this.#alive();
+    this.#tracker().restore(snap, options);
+  }
+
+  /** Stop tracking changes for an in-memory snapshot no longer needed. */
+  forgetSnapshot(snap: VmSnapshot): void {
+    this.#snap?.forget(snap);
+  }
+
+  #tracker(): SnapshotTracker {
+    return this.#snap ??= new SnapshotTracker({
+      core: this.#core,
+      ram: this.#ram,
+      irqchip: this.irqchip,
+      plugins: this.#plugins,
+      tickSources: this.#tickSources,
+      resetRunState: () => {
+        this.#end = undefined;
+        this.exitStatus = null;
+        this.#wakeAt = null;
+        this.#windowRequested = false;
+      },
+    });
   }
 
   /**

@@ -26,6 +26,17 @@
 // Version of this ABI; callers refuse a library with another one.
 #define DV_ABI_VERSION 2
 
+// [`dv_vm_memory_load`] flag: map the file copy-on-write (`MAP_PRIVATE`)
+// instead of copying it.
+#define DV_MEMORY_MAP 1
+
+// [`dv_vm_memory_copy`] flag: copy the image into RAM (else RAM into the
+// image).
+#define DV_MEMORY_TO_RAM 1
+
+// Version of the machine-state blob layout ([`dv_vm_state_save`]).
+#define DV_STATE_VERSION 1
+
 // [`dv_irq_request`] flag: level-triggered (asserted) message.
 #define DV_IRQ_LEVEL 1
 
@@ -266,6 +277,45 @@ typedef uint32_t DvTickPolicy;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
+// Record kinds of a state blob. Values are ABI (stored in snapshot files).
+enum DvStateTag
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // `struct kvm_regs`.
+  DV_STATE_TAG_REGS = 1,
+  // `struct kvm_sregs`.
+  DV_STATE_TAG_SREGS = 2,
+  // `struct kvm_fpu`.
+  DV_STATE_TAG_FPU = 3,
+  // `struct kvm_xsave` (when KVM has `KVM_CAP_XSAVE`).
+  DV_STATE_TAG_XSAVE = 4,
+  // `struct kvm_xcrs` (when KVM has `KVM_CAP_XCRS`).
+  DV_STATE_TAG_XCRS = 5,
+  // `struct kvm_lapic_state`.
+  DV_STATE_TAG_LAPIC = 6,
+  // `struct kvm_vcpu_events`.
+  DV_STATE_TAG_EVENTS = 7,
+  // `struct kvm_mp_state`.
+  DV_STATE_TAG_MP_STATE = 8,
+  // `struct kvm_debugregs`.
+  DV_STATE_TAG_DEBUG_REGS = 9,
+  // MSRs: `n` x (u32 index, u32 reserved, u64 value).
+  DV_STATE_TAG_MSRS = 10,
+  // `struct kvm_irqchip`, one record per chip (kernel irqchip only).
+  DV_STATE_TAG_IRQCHIP = 16,
+  // `struct kvm_clock_data`.
+  DV_STATE_TAG_CLOCK = 17,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum DvStateTag DvStateTag;
+#else
+typedef uint32_t DvStateTag;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
 // Counters of a level source.
 typedef struct {
   // Line assertions.
@@ -412,6 +462,117 @@ int32_t dv_vm_destroy(uint32_t vm);
 
 // Number of live VMs in this process (diagnostics and leak tests).
 int32_t dv_vm_count(void);
+
+// Save the machine state of every vCPU (registers, segments and control
+// registers, FPU, XSAVE, XCRs, debug registers, MSRs incl. TSC and
+// TSC-deadline, LAPIC, vcpu events, MP state), the in-kernel irqchip
+// (kernel mode) and the KVM clock into `buf` (`cap` bytes). Returns the
+// blob's length; when it exceeds `cap` nothing is written (call again
+// with a larger buffer). `DV_CODE_BUSY` while a vCPU runs. Each vCPU's
+// last I/O or MMIO exit is completed first (no guest instruction runs).
+//
+// Layout (version [`DV_STATE_VERSION`], little-endian): u32 magic "DVST",
+// u32 version, u32 record count, u32 flags (bit 0: kernel irqchip); then
+// per record u32 tag (`DvStateTag`), u32 vCPU index (0xFFFFFFFF for VM
+// records), u32 length, u32 0, `length` bytes padded to 8. Record bodies
+// are the x86-64 KVM UAPI structs named by the tag; MSRs are n x (u32
+// index, u32 0, u64 value).
+//
+// # Safety
+// `buf` must be valid for `cap` byte writes (or null with `cap` 0).
+int32_t dv_vm_state_save(uint32_t vm, uint8_t *buf, size_t cap);
+
+// Load a blob from [`dv_vm_state_save`] (`len` bytes). Checked whole
+// (framing, versions, record sizes, irqchip mode, every vCPU complete)
+// before anything changes; errors name the mismatch. Also drops a pending
+// interrupt-window request and queued kicks. Returns 0.
+//
+// # Safety
+// `buf` must be valid for `len` byte reads.
+int32_t dv_vm_state_load(uint32_t vm, const uint8_t *buf, size_t len);
+
+// Turn KVM dirty-page logging (`KVM_MEM_LOG_DIRTY_PAGES`) on (`on` = 1)
+// or off (0) for every RAM slot. Returns 0.
+int32_t dv_vm_dirty_log(uint32_t vm, uint32_t on);
+
+// Number of u64 words of a dirty bitmap of this VM's RAM.
+int32_t dv_vm_bitmap_words(uint32_t vm);
+
+// OR the pages the guest wrote since the last call (or since logging was
+// turned on) into `out` (`words` u64, see the module docs) and clear
+// KVM's log. Host writes to RAM are not in it. Returns the number of
+// pages KVM reported.
+//
+// # Safety
+// `out` must be valid for `words` u64 reads and writes.
+int32_t dv_vm_dirty_bitmap(uint32_t vm, uint64_t *out, size_t words);
+
+// Write RAM to the file at `path` (`path_len` bytes, created with mode
+// 0600 if missing, never truncated) at `offset + page * 4096`: the pages
+// of `bitmap` (`words` u64; may be null), or without one every non-zero
+// page (leave zero pages as holes: the file should be new). The file is
+// extended to `offset` + RAM size. Writes pages written and their CRC32
+// (see [`dv_memory_file_crc`]) to `out[0..2]`. Returns 0.
+//
+// # Safety
+// `path` valid for `path_len` reads, `bitmap` null or `words` u64 reads,
+// `out` two u64 writes.
+int32_t dv_vm_memory_save(uint32_t vm,
+                          const uint8_t *path,
+                          size_t path_len,
+                          uint64_t offset,
+                          const uint64_t *bitmap,
+                          size_t words,
+                          uint64_t *out);
+
+// Load RAM from the file at `path` at `offset`: with [`DV_MEMORY_MAP`]
+// RAM becomes a private copy-on-write mapping of the file (`offset` page
+// aligned, no bitmap; flat cost, pages read on first touch); otherwise the
+// pages of `bitmap` (may be null: the whole file, RAM zeroed first and
+// holes skipped) are copied into RAM. A file shorter than `offset` + RAM
+// is an error. Returns 0.
+//
+// # Safety
+// `path` valid for `path_len` reads, `bitmap` null or `words` u64 reads.
+int32_t dv_vm_memory_load(uint32_t vm,
+                          const uint8_t *path,
+                          size_t path_len,
+                          uint64_t offset,
+                          uint32_t flags,
+                          const uint64_t *bitmap,
+                          size_t words);
+
+// Copy pages between RAM and `buf` (`len` bytes = RAM size): with
+// [`DV_MEMORY_TO_RAM`] buf → RAM, else RAM → buf. With `bitmap` (may be
+// null) only its pages; without, every page (RAM → buf skips zero pages:
+// `buf` must be zeroed). Returns the pages copied. Copying while a vCPU
+// runs gives torn pages: stop the VM first.
+//
+// # Safety
+// `buf` valid for `len` reads and writes, `bitmap` null or `words` reads.
+int32_t dv_vm_memory_copy(uint32_t vm,
+                          uint8_t *buf,
+                          size_t len,
+                          const uint64_t *bitmap,
+                          size_t words,
+                          uint32_t flags);
+
+// CRC32 (zlib's) of a memory file as [`dv_vm_memory_save`] computes it:
+// over each counted page in order, its index (u64 LE) then its 4096
+// bytes; counted pages are `bitmap`'s (may be null), or every non-zero
+// page of `[offset, offset + size)`. Writes pages counted and the CRC to
+// `out[0..2]`. Returns 0.
+//
+// # Safety
+// `path` valid for `path_len` reads, `bitmap` null or `words` u64 reads,
+// `out` two u64 writes.
+int32_t dv_memory_file_crc(const uint8_t *path,
+                           size_t path_len,
+                           uint64_t offset,
+                           uint64_t size,
+                           const uint64_t *bitmap,
+                           size_t words,
+                           uint64_t *out);
 
 // Set irqchip line `gsi` (in-kernel irqchip only) to `level`. Returns 0.
 int32_t dv_irq_line(uint32_t vm, uint32_t gsi, uint32_t level);

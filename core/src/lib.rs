@@ -10,6 +10,7 @@
 //! - [`elf`], [`loader`], [`multiboot`]: images and entry state;
 //! - [`kick`]: race-free vCPU kicks; [`lapic`]: LAPIC register images;
 //!   [`ids`]: id allocation with reuse; [`ioctls`]: ioctls kvm-ioctls lacks;
+//! - [`snapshot`]: machine state blobs, dirty logging, memory files;
 //! - [`ffi`]: the only `extern "C"` surface (see `include/denovmm.h`).
 
 pub mod elf;
@@ -29,6 +30,7 @@ pub mod loader;
 pub mod multiboot;
 pub mod ranges;
 pub mod routing;
+pub mod snapshot;
 pub mod sources;
 pub mod timer;
 pub mod vcpu;

@@ -19,11 +19,11 @@ pub(crate) struct VcpuInner {
     /// return `IrqWindow` at the first exit where KVM reports the vCPU ready
     /// for injection, including exits the fast path would have absorbed
     /// (KVM only checks the window itself between in-kernel exits).
-    want_window: bool,
-    record: Box<ExitRecord>,
-    pending: Option<PendingRead>,
+    pub(crate) want_window: bool,
+    pub(crate) record: Box<ExitRecord>,
+    pub(crate) pending: Option<PendingRead>,
     counters: Counters,
-    run_base: usize,
+    pub(crate) run_base: usize,
     /// Power-on state captured at creation, restored by [`Vm::reset`].
     initial: InitialState,
 }
@@ -100,7 +100,7 @@ impl Vm {
     }
 
     /// Run `f` on vCPU `index`'s run state; Busy while that vCPU runs.
-    fn with_vcpu<R>(&self, index: u32, f: impl FnOnce(&mut VcpuInner) -> Result<R>) -> Result<R> {
+    pub(crate) fn with_vcpu<R>(&self, index: u32, f: impl FnOnce(&mut VcpuInner) -> Result<R>) -> Result<R> {
         let v = self.vcpu(index)?;
         let mut g = v.inner.try_lock().map_err(|_| Error::new(Code::Busy, format!("vCPU {index} is running")))?;
         f(&mut g)

@@ -76,6 +76,10 @@ pub struct Vm {
     initial_irqchip: Vec<kvm_bindings::kvm_irqchip>,
     tsc_deadline: bool,
     alive: AtomicBool,
+    /// Guest RAM is a private (copy-on-write) mapping of a snapshot's
+    /// memory file (see [`crate::snapshot`]); zeroing it must replace the
+    /// mapping, since MADV_DONTNEED would bring the file's pages back.
+    pub(crate) file_backed: AtomicBool,
     /// The one host mapping of guest RAM (both KVM slots view it).
     ram: MmapRegion,
 }
@@ -162,6 +166,7 @@ impl Vm {
             initial_irqchip,
             tsc_deadline,
             alive: AtomicBool::new(true),
+            file_backed: AtomicBool::new(false),
             kvm,
             layout,
             ram,
@@ -291,16 +296,7 @@ impl Vm {
         self.events.alarm(crate::kick::TIMEOUT, 0)?;
         self.events.alarm(crate::kick::WAKE, 0)?;
         if zero_memory {
-            let (host, size) = self.memory()?;
-            // SAFETY: [host, host + size) is the private anonymous mapping
-            // owned by `self.ram`; MADV_DONTNEED on it only replaces its
-            // pages with zero-fill-on-demand pages, and no vCPU runs (every
-            // vCPU lock was taken above and released; a run racing with this
-            // would only see zeroed guest memory, never host memory).
-            let r = unsafe { libc::madvise(host as *mut libc::c_void, size as usize, libc::MADV_DONTNEED) };
-            if r != 0 {
-                return Err(Error::os("madvise(MADV_DONTNEED)", std::io::Error::last_os_error()));
-            }
+            self.zero_ram()?;
         }
         Ok(())
     }

@@ -16,10 +16,12 @@
 //!   its vCPUs has made another call or exited (see `Handles`): callers
 //!   must stop using them at `dv_vm_destroy`.
 
+mod snapshot;
 mod sources;
 mod vcpu;
 mod vm;
 
+pub use snapshot::*;
 pub use sources::*;
 pub use vcpu::*;
 pub use vm::*;
