@@ -12,6 +12,8 @@
 //!   [`ids`]: id allocation with reuse; [`ioctls`]: ioctls kvm-ioctls lacks;
 //! - [`ffi`]: the only `extern "C"` surface (see `include/denovmm.h`).
 
+pub mod cpuid;
+pub mod cpuid_features;
 pub mod elf;
 pub mod error;
 pub mod events;
