@@ -2,7 +2,10 @@ import assert from "node:assert/strict";
 import {
   AbiConst,
   CoreCode,
+  CpuModeCode,
   ExitReason,
+  InsnHintCode,
+  InsnReadCode,
   IrqchipCode,
   PacingCode,
   RangeAction,
@@ -47,6 +50,9 @@ Deno.test("abi: every enum mirrors the generated header", () => {
     ["DvRangeAction", "DV_RANGE_ACTION_", RangeAction],
     ["DvTimerTarget", "DV_TIMER_TARGET_", TimerTargetCode],
     ["DvPacing", "DV_PACING_", PacingCode],
+    ["DvCpuMode", "DV_CPU_MODE_", CpuModeCode],
+    ["DvInsnHint", "DV_INSN_HINT_", InsnHintCode],
+    ["DvInsnRead", "DV_INSN_READ_", InsnReadCode],
   ];
   for (const [name, prefix, mirror] of cases) {
     const expected = Object.fromEntries(

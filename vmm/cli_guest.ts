@@ -93,6 +93,7 @@ export default function setup(a: CliGuestArgs): WorkerSetup {
     if (imageKind(image) === "multiboot") {
       machine.vm.loadMultiboot(image, {
         cmdline: a.cmdline ?? "",
+        imageName: a.path,
         modules: (a.modules ?? []).map((m) => ({ bytes: m, cmdline: m })),
       });
     } else {

@@ -35,6 +35,7 @@ import { limitLogger } from "./log_limiter.ts";
 import { type HostQuirks, resolveQuirks } from "./quirks.ts";
 import { encodeMultibootExtras } from "./multiboot_extras.ts";
 import { endOfRun } from "./run_result.ts";
+import { cpuSpecText } from "./cpu_spec.ts";
 import {
   type IrqchipMode,
   type Logger,
@@ -202,6 +203,7 @@ export class Vm implements Disposable {
       },
     });
     try {
+      if (options.cpu !== undefined) core.setCpu(0, cpuSpecText(options.cpu));
       for (const r of options.ignoredPorts ?? []) {
         core.ignoreRange(r.space, r.base, r.length, 0xffffffffn);
       }
@@ -411,7 +413,19 @@ export class Vm implements Disposable {
   ): void {
     this.#alive();
     const bytes = typeof image === "string" ? Deno.readFileSync(image) : image;
-    this.#core.loadMultiboot(bytes, encodeMultibootExtras(options));
+    this.#core.loadMultiboot(
+      bytes,
+      encodeMultibootExtras(options, typeof image === "string" ? image : ""),
+    );
+  }
+
+  /**
+   * The CPUID answer (EAX, EBX, ECX, EDX) vCPU 0 gives for `leaf` /
+   * `subleaf`, or null when its table has no such entry (see `cpu`).
+   */
+  cpuid(leaf: number, subleaf = 0): [number, number, number, number] | null {
+    this.#alive();
+    return this.#core.cpuid(0, leaf, subleaf);
   }
 
   /**
@@ -510,7 +524,7 @@ export class Vm implements Disposable {
       case ExitReason.IrqWindow:
         return undefined;
       default:
-        return endOfRun(r, rec);
+        return endOfRun(r, rec, this.#core);
     }
   }
 

@@ -14,6 +14,7 @@
 
 pub mod cpuid;
 pub mod cpuid_features;
+pub mod crash;
 pub mod elf;
 pub mod error;
 pub mod events;
