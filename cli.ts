@@ -15,6 +15,8 @@
 import { parseArgs } from "node:util";
 import type { CliGuestArgs } from "./vmm/cli_guest.ts";
 import { spawnVm } from "./vmm/worker_host.ts";
+import { cpuOptionFromArg } from "./vmm/cpu_spec.ts";
+import { formatCrashReport } from "./vmm/crash_report.ts";
 
 const USAGE =
   `usage: deno run --allow-ffi --allow-read cli.ts <guest.elf> [options]
@@ -28,6 +30,12 @@ options:
   --timer msi|gsi          PV timer delivery (default msi)
   --cmdline STRING         kernel command line (multiboot info and fw_cfg)
   --module PATH            multiboot module, repeatable
+  --cpu SPEC               CPU model: host (default) or baseline, then
+                           +feature/-feature, vendor=, family=, model=,
+                           stepping=, brand=, kvm=off, tsc-leaves=off,
+                           comma-separated; or a .json file
+  -v, --verbose            full crash report (registers, code bytes,
+                           KVM error data) when the guest fails
 
 A file that is not an x86-64 ELF64 but has a Multiboot v1 header boots as a
 Multiboot kernel (32-bit protected-mode entry).
@@ -81,6 +89,8 @@ export async function main(argv: string[]): Promise<CliOutcome> {
         timer: { type: "string", default: "msi" },
         cmdline: { type: "string" },
         module: { type: "string", multiple: true, default: [] },
+        cpu: { type: "string" },
+        verbose: { type: "boolean", short: "v", default: false },
         help: { type: "boolean", short: "h", default: false },
       },
     });
@@ -132,7 +142,14 @@ export async function main(argv: string[]): Promise<CliOutcome> {
         : `${path}: ${(e as Error).message}`,
     };
   }
+  let cpu;
+  try {
+    cpu = values.cpu === undefined ? undefined : cpuOptionFromArg(values.cpu);
+  } catch (e) {
+    return { code: 1, error: (e as Error).message };
+  }
   const args: CliGuestArgs = {
+    cpu,
     path,
     irqchip: values.irqchip,
     memory: values.mem!,
@@ -162,6 +179,10 @@ export async function main(argv: string[]): Promise<CliOutcome> {
           code: 1,
           error: `guest ${result.reason}${
             result.detail ? `: ${result.detail}` : ""
+          }${
+            values.verbose && result.crash
+              ? `\n${formatCrashReport(result.crash)}`
+              : ""
           }`,
         };
     }

@@ -7,6 +7,7 @@
 import { createMachine, type TimerDelivery } from "./machine.ts";
 import type { IrqchipMode } from "./vm.ts";
 import type { WorkerSetup } from "./worker_host.ts";
+import type { CpuOption } from "./cpu_spec.ts";
 
 /** Arguments the CLI passes to the worker. */
 export interface CliGuestArgs {
@@ -28,6 +29,8 @@ export interface CliGuestArgs {
   cmdline?: string;
   /** Multiboot module paths. */
   modules?: string[];
+  /** CPU model (`--cpu`). */
+  cpu?: CpuOption;
 }
 
 /**
@@ -77,6 +80,7 @@ export default function setup(a: CliGuestArgs): WorkerSetup {
     strict: a.strict,
     timerDelivery: a.timer,
     cmdline: a.cmdline,
+    cpu: a.cpu,
     serialOutput: (b) => {
       out[n++] = b;
       if (b === 0x0a || n === out.length) flush();

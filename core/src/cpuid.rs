@@ -107,7 +107,7 @@ impl Default for CpuSpec {
 }
 
 fn bad(msg: impl Into<String>) -> Error {
-    Error::invalid(format!("cpu: {}", msg.into()))
+    Error::invalid(format!("{}", msg.into()))
 }
 
 fn parse_num(key: &str, v: &str, max: u32) -> Result<u32> {
@@ -432,7 +432,7 @@ pub fn build(supported: &[Entry], spec: &CpuSpec, m: &Machine) -> Result<Vec<Ent
         if !missing.is_empty() {
             return Err(Error::new(
                 Code::Unsupported,
-                format!("cpu: this host's KVM cannot offer the baseline CPU: missing {}", missing.join(", ")),
+                format!("this host's KVM cannot offer the baseline CPU: missing {}", missing.join(", ")),
             ));
         }
         // Every register that holds named feature bits keeps only the
@@ -509,7 +509,7 @@ pub fn build(supported: &[Entry], spec: &CpuSpec, m: &Machine) -> Result<Vec<Ent
     }
     if let Some(brand) = &spec.brand {
         if t.max_leaf(0x8000_0000) < 0x8000_0004 {
-            return Err(Error::new(Code::Unsupported, "cpu: this host's CPUID has no brand-string leaves"));
+            return Err(Error::new(Code::Unsupported, "this host's CPUID has no brand-string leaves"));
         }
         let mut b = [0u8; 48];
         b[..brand.len()].copy_from_slice(brand.as_bytes());
