@@ -461,7 +461,7 @@ pub fn build(supported: &[Entry], spec: &CpuSpec, m: &Machine) -> Result<Vec<Ent
                 return Err(Error::new(
                     Code::Unsupported,
                     format!(
-                        "cpu: feature \"{}\" is not supported by this host's KVM (KVM_GET_SUPPORTED_CPUID lacks CPUID.{:#x}.{}:{:?}[{}])",
+                        "feature \"{}\" is not supported by this host's KVM (KVM_GET_SUPPORTED_CPUID lacks CPUID.{:#x}.{}:{:?}[{}])",
                         f.name, f.leaf, f.sub, f.reg, f.bit
                     ),
                 ));
