@@ -69,7 +69,6 @@ int main(u64 a0, u64 a1, u64 a2, u64 a3)
     u32 id = lapic_id();
     kprintf("lapic_id=%u\n", id);
     CHECK("leaf1_apic_id_is_lapic_id", (b >> 24) == id);
-    CHECK("leaf1_no_ht_for_one_vcpu", !(d & (1u << 28)));
     if (max_basic >= 0xb) {
         cpuid(0xb, 0, &a, &b, &c, &d);
         CHECK("leafb_smt_level", ((c >> 8) & 0xff) == 1 && b == 1 && d == id);
