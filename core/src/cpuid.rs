@@ -107,7 +107,7 @@ impl Default for CpuSpec {
 }
 
 fn bad(msg: impl Into<String>) -> Error {
-    Error::invalid(format!("{}", msg.into()))
+    Error::invalid(msg.into())
 }
 
 fn parse_num(key: &str, v: &str, max: u32) -> Result<u32> {
@@ -447,7 +447,7 @@ pub fn build(supported: &[Entry], spec: &CpuSpec, m: &Machine) -> Result<Vec<Ent
                 *e.reg_mut(f.reg) &= keep;
             }
         }
-        t.remove(|e| !BASELINE_DROPPED.contains(&e.function) && !(e.function == 7 && e.index > 0));
+        t.remove(|e| !(BASELINE_DROPPED.contains(&e.function) || (e.function == 7 && e.index > 0)));
         if let Some(e) = t.get_mut(7, 0) {
             e.eax = 0;
         }
