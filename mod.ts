@@ -17,6 +17,8 @@ export * from "./vmm/vm.ts";
 export * from "./vmm/machine.ts";
 export * from "./vmm/worker_host.ts";
 export * from "./vmm/guest_memory.ts";
+export * from "./vmm/cpu_spec.ts";
+export * from "./vmm/crash_report.ts";
 export { CoreError, ErrorCode } from "./ffi/library.ts";
 export * from "./plugins/serial/plugin.ts";
 export * from "./plugins/serial/uart_16550.ts";

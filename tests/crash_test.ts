@@ -144,9 +144,9 @@ Deno.test({
     const full = await run(guestPath("forbidden"), "--arg", "0", "-v");
     assert.equal(full.code, 1);
     assert.match(full.err, /^denovmm: guest (internal-error|shutdown): /);
-    assert.match(full.err, /\nrax [0-9a-f]{16}  rbx 1111222233334444/);
+    assert.match(full.err, /\nrax [0-9a-f]{16} {2}rbx 1111222233334444/);
     assert.match(full.err, /\nr12 deadbeefcafef00d/);
-    assert.match(full.err, /\ncr0 [0-9a-f]{16}  cr2/);
+    assert.match(full.err, /\ncr0 [0-9a-f]{16} {2}cr2/);
     assert.match(full.err, /\ncode at 0x[0-9a-f]+: /);
     if (/internal-error/.test(full.err)) {
       assert.match(full.err, /\nKVM suberror 1 \(emulation failure\)\n/);

@@ -8,13 +8,12 @@
  * @module
  */
 import { CpuModeCode, InsnHintCode, InsnReadCode } from "../ffi/abi.ts";
-import type { StructFields } from "../ffi/abi.ts";
 
-/** The raw report as the core writes it (every field a u64). */
-export type RawCrashReport = Record<
-  (typeof StructFields)["DvCrashReport"][number],
-  bigint
->;
+/**
+ * The raw report as the core writes it: every `DvCrashReport` field (see
+ * `StructFields.DvCrashReport` in `ffi/abi.ts`) by name, as a u64.
+ */
+export type RawCrashReport = Readonly<Record<string, bigint>>;
 
 /** Guest CPU mode at the failure. */
 export type CpuMode =
