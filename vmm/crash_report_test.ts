@@ -8,10 +8,10 @@ import {
   type RawCrashReport,
 } from "./crash_report.ts";
 
-function raw(over: Partial<RawCrashReport>): RawCrashReport {
-  const r = {} as Record<string, bigint>;
+function raw(over: Record<string, bigint>): RawCrashReport {
+  const r: Record<string, bigint> = {};
   for (const f of StructFields.DvCrashReport) r[f] = 0n;
-  return { ...(r as RawCrashReport), ...over };
+  return { ...r, ...over };
 }
 
 Deno.test("crash report: decoded from the core's words", () => {
