@@ -1,61 +1,37 @@
 /**
- * Command line: boot an ELF64 guest with the standard devices.
+ * Command line: boot an x86-64 ELF64 guest (or a Multiboot v1 kernel) with
+ * the standard devices, in this process (no Worker).
  *
  * ```sh
  * deno run --allow-ffi --allow-read cli.ts guests/build/hello.elf --arg 3
  * ```
  *
- * Serial output goes to stdout; the exit code is the guest's isa-debug-exit
- * status (`(v << 1) | 1`, truncated to 8 bits by the OS), 0 when the guest
- * halts through the PV halt port, 124 on timeout, 1 on any other failure,
- * 2 on a usage error.
+ * COM1 output goes to stdout, stdin goes to COM1 (raw mode on a terminal;
+ * Ctrl-A x quits). Exit codes are listed in `vmm/exit_codes.ts`: 0 guest
+ * success, odd codes the guest's debug-exit status, 2 usage error, 66 host
+ * file error, 70 VMM failure, 72 guest crashed, 124 timeout, 130
+ * interrupted. `--help` lists the options.
+ *
+ * Only option parsing is loaded up front; the VM, the PCI/virtio code and
+ * device modules are imported when a run needs them.
  *
  * @module
  */
-import { parseArgs } from "node:util";
-import type { CliGuestArgs } from "./vmm/cli_guest.ts";
-import { spawnVm } from "./vmm/worker_host.ts";
-import { cpuOptionFromArg } from "./vmm/cpu_spec.ts";
+import type { Plugin } from "./bus/types.ts";
+import {
+  type CliConfig,
+  isUsageError,
+  parseCli,
+  USAGE,
+} from "./vmm/cli_options.ts";
+import { ExitCode } from "./vmm/exit_codes.ts";
+import { HostFileError, readHostFile } from "./vmm/host_file.ts";
+import { VERSION } from "./vmm/version.ts";
+import type { RunResult } from "./vmm/vm_types.ts";
 import { formatCrashReport } from "./vmm/crash_report.ts";
 
-const USAGE =
-  `usage: deno run --allow-ffi --allow-read cli.ts <guest.elf> [options]
-
-options:
-  --irqchip kernel|split   interrupt controllers (default kernel)
-  --mem SIZE               guest RAM, e.g. 16M (default 16M)
-  --timeout DURATION       stop after e.g. 10s, 500ms (default 10s)
-  --strict                 fail on accesses no device claims
-  --arg N                  guest argument (RDI, RSI, RDX, RCX), repeatable
-  --timer msi|gsi          PV timer delivery (default msi)
-  --cmdline STRING         kernel command line (multiboot info and fw_cfg)
-  --module PATH            multiboot module, repeatable
-  --cpu SPEC               CPU model: host (default) or baseline, then
-                           +feature/-feature, vendor=, family=, model=,
-                           stepping=, brand=, kvm=off, tsc-leaves=off,
-                           comma-separated; or a .json file
-  -v, --verbose            full crash report (registers, code bytes,
-                           KVM error data) when the guest fails
-
-A file that is not an x86-64 ELF64 but has a Multiboot v1 header boots as a
-Multiboot kernel (32-bit protected-mode entry).
-  -h, --help               show this help`;
-
-/**
- * Parse a duration like `10s`, `500ms`, `2m` into milliseconds.
- *
- * @example
- * ```ts
- * import { parseDuration } from "./cli.ts";
- * console.log(parseDuration("1.5s")); // 1500
- * ```
- */
-export function parseDuration(s: string): number {
-  const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m)?$/.exec(s.trim());
-  if (!m) throw new RangeError(`bad duration "${s}" (use e.g. 10s or 500ms)`);
-  const v = Number(m[1]);
-  return m[2] === "ms" ? v : m[2] === "m" ? v * 60_000 : v * 1000;
-}
+export { parseDuration, parseSize } from "./vmm/options.ts";
+export type { DeviceEnv, DeviceFactory } from "./vmm/cli_devices.ts";
 
 /** Outcome of {@link main}: exit code and a one-line error, if any. */
 export interface CliOutcome {
@@ -63,6 +39,24 @@ export interface CliOutcome {
   code: number;
   /** One-line error message. */
   error?: string;
+}
+
+/** Largest guest image or module the CLI reads (1 GiB). */
+const MAX_IMAGE = 2 ** 30;
+/** Largest config file (1 MiB). */
+const MAX_CONFIG = 2 ** 20;
+
+function failure(e: unknown): CliOutcome {
+  if (isUsageError(e)) {
+    return {
+      code: ExitCode.Usage,
+      error: `${(e as Error).message} (see --help)`,
+    };
+  }
+  if (e instanceof HostFileError) {
+    return { code: ExitCode.HostFile, error: e.message };
+  }
+  return { code: ExitCode.Vmm, error: (e as Error)?.message ?? String(e) };
 }
 
 /**
@@ -75,126 +69,235 @@ export interface CliOutcome {
  * ```
  */
 export async function main(argv: string[]): Promise<CliOutcome> {
-  let parsed;
+  let config: CliConfig;
   try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        irqchip: { type: "string", default: "kernel" },
-        mem: { type: "string", default: "16M" },
-        timeout: { type: "string", default: "10s" },
-        strict: { type: "boolean", default: false },
-        arg: { type: "string", multiple: true, default: [] },
-        timer: { type: "string", default: "msi" },
-        cmdline: { type: "string" },
-        module: { type: "string", multiple: true, default: [] },
-        cpu: { type: "string" },
-        verbose: { type: "boolean", short: "v", default: false },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    });
-  } catch (e) {
-    return { code: 2, error: `${(e as Error).message}\n${USAGE}` };
-  }
-  const { values, positionals } = parsed;
-  if (values.help) {
-    console.log(USAGE);
-    return { code: 0 };
-  }
-  if (positionals.length !== 1) {
-    return { code: 2, error: `expected one guest file\n${USAGE}` };
-  }
-  const path = positionals[0];
-  if (values.irqchip !== "kernel" && values.irqchip !== "split") {
-    return { code: 2, error: `--irqchip must be kernel or split` };
-  }
-  if (values.timer !== "msi" && values.timer !== "gsi") {
-    return { code: 2, error: `--timer must be msi or gsi` };
-  }
-  let timeoutMs: number;
-  try {
-    timeoutMs = parseDuration(values.timeout!);
-  } catch (e) {
-    return { code: 2, error: (e as Error).message };
-  }
-  for (const a of values.arg!) {
-    if (!/^(0x[0-9a-f]+|\d+)$/i.test(a)) {
-      return { code: 2, error: `--arg ${a}: not an integer` };
+    const req = parseCli(argv, (p) =>
+      new TextDecoder().decode(
+        readHostFile(p, { what: "--config", maxBytes: MAX_CONFIG }),
+      ));
+    if (req.kind === "help") {
+      console.log(USAGE);
+      return { code: ExitCode.Ok };
     }
-  }
-  for (const m of values.module!) {
-    try {
-      Deno.statSync(m);
-    } catch {
-      return { code: 1, error: `--module ${m}: no such file` };
+    if (req.kind === "version") {
+      console.log(
+        `denovmm ${VERSION} (deno ${Deno.version.deno}, v8 ${Deno.version.v8})`,
+      );
+      return { code: ExitCode.Ok };
     }
+    config = req.config;
+  } catch (e) {
+    return failure(e);
   }
   try {
-    if (!Deno.statSync(path).isFile) {
-      return { code: 1, error: `${path}: not a file` };
-    }
+    return await boot(config);
   } catch (e) {
-    return {
-      code: 1,
-      error: e instanceof Deno.errors.NotFound
-        ? `${path}: no such file`
-        : `${path}: ${(e as Error).message}`,
-    };
+    return failure(e);
   }
-  let cpu;
-  try {
-    cpu = values.cpu === undefined ? undefined : cpuOptionFromArg(values.cpu);
-  } catch (e) {
-    return { code: 1, error: (e as Error).message };
+}
+
+async function boot(config: CliConfig): Promise<CliOutcome> {
+  const t0 = performance.now();
+  const image = readHostFile(config.guest, {
+    what: "guest image",
+    maxBytes: MAX_IMAGE,
+  });
+  const modules = config.modules.map((m) => ({
+    bytes: readHostFile(m, { what: "--module", maxBytes: MAX_IMAGE }),
+    cmdline: m,
+  }));
+  const { imageKind } = await import("./vmm/image_kind.ts");
+  const kind = imageKind(image);
+  if (kind === "elf64" && modules.length > 0) {
+    throw new (await import("./vmm/options.ts")).OptionError(
+      "--module",
+      "modules need a Multiboot kernel; the guest is an ELF64 image",
+    );
   }
-  const args: CliGuestArgs = {
-    cpu,
-    path,
-    irqchip: values.irqchip,
-    memory: values.mem!,
-    strict: values.strict!,
-    timeoutMs,
-    args: values.arg!,
-    timer: values.timer,
-    cmdline: values.cmdline,
-    modules: values.module,
+  const env = { irqchip: config.irqchip, memory: config.memory };
+  const extra: Plugin[] = [];
+  if (config.disks.length > 0 || config.rng) {
+    const { virtioPlugins } = await import("./vmm/cli_devices.ts");
+    const pci = await virtioPlugins(config.disks, config.rng);
+    if (pci) extra.push(pci);
+  }
+  if (config.devices.length > 0) {
+    const { devicePlugins } = await import("./vmm/cli_devices.ts");
+    extra.push(...await devicePlugins(config.devices, env));
+  }
+
+  const [machineMod, io, { runAsync }, { exitCodeOf }] = await Promise.all([
+    import("./vmm/machine.ts"),
+    import("./vmm/cli_io.ts"),
+    import("./vmm/run_async.ts"),
+    import("./vmm/exit_codes.ts"),
+  ]);
+  const out = new io.OutputSink((b) => Deno.stdout.writeSync(b));
+  const log = io.stderrLogger(config.logLevel, () => out.flush());
+  const feeder = config.stdin ? new io.SerialFeeder((b) => enqueue(b)) : null;
+  const machineOptions = {
+    irqchip: config.irqchip,
+    memory: config.memory,
+    strict: config.strict,
+    cpu: config.cpu,
+    timerDelivery: config.timer,
+    cmdline: config.cmdline,
+    serialOutput: (b: number) => out.byte(b),
+    log,
+    plugins: feeder ? [...extra, feeder.plugin()] : extra,
   };
-  const remote = spawnVm(new URL("./vmm/cli_guest.ts", import.meta.url), args);
-  const onSigint = () => void remote.stop().catch(() => {});
-  Deno.addSignalListener("SIGINT", onSigint);
+  // With --stats every plugin's regions are wrapped to count accesses; the
+  // machine is then assembled from the same parts createMachine uses.
+  const counts: Record<string, { reads: number; writes: number }> = {};
+  const stats = config.stats ? await import("./vmm/cli_stats.ts") : null;
+  let machine: Pick<
+    import("./vmm/machine.ts").Machine,
+    "vm" | "serial" | "pvTimer"
+  >;
+  if (stats) {
+    const std = machineMod.standardPlugins(machineOptions);
+    const { createVm } = await import("./vmm/vm.ts");
+    const vm = createVm({
+      ...machineOptions,
+      plugins: [...std.plugins, ...machineOptions.plugins].map((p) =>
+        stats.countAccesses(p, counts)
+      ),
+      ignoredPorts: [{
+        space: "pio",
+        base: machineMod.WIRING.postPort,
+        length: 1,
+      }],
+    });
+    machine = { vm, serial: std.serial, pvTimer: std.pvTimer };
+  } else {
+    machine = machineMod.createMachine(machineOptions);
+  }
+  const vm = machine.vm;
+  const { UART_INPUT_CAPACITY } = await import(
+    "./plugins/serial/uart_16550.ts"
+  );
+  function enqueue(b: Uint8Array): number {
+    const room = UART_INPUT_CAPACITY - machine.serial.uart.pendingInput;
+    return room <= 0
+      ? 0
+      : machine.serial.uart.enqueueInput(b.subarray(0, room));
+  }
+  let stopStdin = () => {};
+  const ac = new AbortController();
+  const onSigint = () => ac.abort(new Error("interrupted (SIGINT)"));
   try {
-    const { result } = await remote.done;
-    switch (result.reason) {
-      case "exit":
-        return { code: result.status! & 0xff };
-      case "halt":
-        return { code: 0 };
-      case "timeout":
-        return { code: 124, error: `guest timed out after ${values.timeout}` };
-      case "stopped":
-        return { code: 130, error: "stopped" };
-      default:
-        return {
-          code: 1,
-          error: `guest ${result.reason}${
-            result.detail ? `: ${result.detail}` : ""
-          }${
-            values.verbose && result.crash
-              ? `\n${formatCrashReport(result.crash)}`
-              : ""
-          }`,
-        };
+    try {
+      if (kind === "multiboot") {
+        vm.loadMultiboot(image, {
+          cmdline: config.cmdline ?? "",
+          imageName: config.guest,
+          modules,
+        });
+      } else {
+        vm.load(image, config.args);
+      }
+    } catch (e) {
+      // the file was read: what the loader refused is its content
+      throw new HostFileError(
+        "guest image",
+        config.guest,
+        "invalid",
+        (e as Error).message,
+        { cause: e },
+      );
     }
-  } catch (e) {
-    return { code: 1, error: (e as Error).message };
+    Deno.addSignalListener("SIGINT", onSigint);
+    if (feeder) {
+      const raw = Deno.stdin.isTerminal();
+      out.crlf = raw && Deno.stdout.isTerminal();
+      stopStdin = io.startStdin({
+        raw,
+        onData: (b) => feeder.push(b),
+        onEof: () => {},
+        onQuit: () => ac.abort(new Error("quit (Ctrl-A x)")),
+        onHelp: () => {
+          out.flush();
+          Deno.stderr.writeSync(new TextEncoder().encode(io.ESCAPE_HELP));
+        },
+      });
+    }
+    const tRun = performance.now();
+    const result = await runAsync(vm, {
+      timeoutMs: config.timeoutMs,
+      signal: ac.signal,
+      onSlice: () => feeder?.pump(),
+    });
+    const tEnd = performance.now();
+    out.flush();
+    stopStdin();
+    stopStdin = () => {};
+    const code = exitCodeOf(result);
+    if (stats && config.stats) {
+      const report = {
+        result,
+        exitCode: code,
+        timeMs: {
+          setup: round(tRun - t0),
+          run: round(tEnd - tRun),
+        },
+        vcpu: vm.counters(),
+        bus: vm.bus.stats,
+        vm: vm.stats,
+        devices: counts,
+        serial: {
+          ...machine.serial.uart.stats,
+          stdinBytes: feeder ? feeder.fed + feeder.queued : 0,
+          stdinQueued: feeder?.queued ?? 0,
+        },
+        pvTimer: machine.pvTimer.stats,
+        levelResignalQuirk: vm.quirks.levelResignal,
+      };
+      console.error(
+        config.stats === "json"
+          ? JSON.stringify(report, null, 2)
+          : stats.statsText(report),
+      );
+    }
+    return { code, error: describe(result, config) };
   } finally {
+    out.flush();
+    stopStdin();
     Deno.removeSignalListener("SIGINT", onSigint);
+    vm.close();
+  }
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 100) / 100;
+}
+
+function describe(
+  r: RunResult,
+  config: CliConfig,
+): string | undefined {
+  switch (r.reason) {
+    case "exit":
+    case "halt":
+      return undefined;
+    case "timeout":
+      return `guest timed out after ${config.timeoutMs} ms (--timeout)`;
+    case "stopped":
+      return r.detail ?? "stopped";
+    default:
+      // -v (log level info or debug) adds the whole crash report.
+      return `guest ${r.reason}${r.detail ? `: ${r.detail}` : ""}${
+        r.crash && (config.logLevel === "info" || config.logLevel === "debug")
+          ? `\n${formatCrashReport(r.crash)}`
+          : ""
+      }`;
   }
 }
 
 if (import.meta.main) {
   const { code, error } = await main(Deno.args);
-  if (error) console.error(`denovmm: ${error}`);
+  if (error) {
+    const tty = Deno.stderr.isTerminal() && !Deno.env.get("NO_COLOR");
+    console.error(`${tty ? "\x1b[1;31mdenovmm:\x1b[0m" : "denovmm:"} ${error}`);
+  }
   Deno.exit(code);
 }

@@ -16,10 +16,16 @@ export * from "./bus/bus.ts";
 export * from "./vmm/vm.ts";
 export * from "./vmm/machine.ts";
 export * from "./vmm/worker_host.ts";
+export {
+  detectHostQuirks,
+  type HostQuirks,
+  resolveQuirks,
+} from "./vmm/quirks.ts";
 export * from "./vmm/guest_memory.ts";
 export * from "./vmm/cpu_spec.ts";
 export * from "./vmm/crash_report.ts";
-export { CoreError, ErrorCode } from "./ffi/library.ts";
+export { CoreError } from "./ffi/library.ts";
+export { CoreCode as ErrorCode } from "./ffi/abi.ts";
 export * from "./plugins/serial/plugin.ts";
 export * from "./plugins/serial/uart_16550.ts";
 export * from "./plugins/debug_exit/plugin.ts";

@@ -9,9 +9,15 @@
  * ns/exit is that time divided by all KVM exits of the run
  * (`vm.counters().exits`), the same definition `dv_baseline` uses.
  *
+ * The MSI mode runs the `msi_exits` guest instead (arg2 = vector): each
+ * write to port 0x600 is answered by the plugin with `ctx.signalMsi` to
+ * that vector, and the guest waits for its handler (count, LAPIC EOI,
+ * `iretq`) before the next write.
+ *
  * @module
  */
-import type { Plugin, Region } from "../bus/types.ts";
+import type { Plugin, PluginContext, Region } from "../bus/types.ts";
+import type { GapMeter, GapStats } from "./native.ts";
 import { debugExitPlugin } from "../plugins/debug_exit/plugin.ts";
 import { defaultLibraryPath } from "../ffi/library.ts";
 import { createVm } from "../vmm/vm.ts";
@@ -20,6 +26,10 @@ import { createVm } from "../vmm/vm.ts";
 export const TS_PORT = 0x600;
 /** Port answered in the Rust fast path (`ignoredPorts`). */
 export const FAST_PORT = 0x80;
+/** Vector of the MSI benchmark. */
+export const MSI_VECTOR = 0x40;
+/** MSI address: the LAPIC window, destination APIC 0. */
+export const MSI_ADDRESS = 0xfee00000;
 
 function repoPath(rel: string): string {
   return decodeURIComponent(new URL(`../${rel}`, import.meta.url).pathname);
@@ -27,23 +37,62 @@ function repoPath(rel: string): string {
 
 /** Path of the `exits` guest. */
 export const EXITS_ELF: string = repoPath("guests/build/exits.elf");
+/** Path of the `msi_exits` guest. */
+export const MSI_EXITS_ELF: string = repoPath("guests/build/msi_exits.elf");
 /** Path of the pure-Rust baseline binary. */
 export const BASELINE_BIN: string = repoPath("core/target/release/dv_baseline");
 
-let elfCache: Uint8Array | undefined;
+const elfCache = new Map<string, Uint8Array>();
+
+function guestImage(path: string): Uint8Array {
+  let b = elfCache.get(path);
+  if (!b) {
+    try {
+      b = Deno.readFileSync(path);
+    } catch (e) {
+      throw new Error(
+        `${path}: ${(e as Error).message} (run bash guests/build.sh)`,
+      );
+    }
+    elfCache.set(path, b);
+  }
+  return b;
+}
 
 /** The `exits` guest image (read once). */
 export function exitsElf(): Uint8Array {
-  if (!elfCache) {
-    try {
-      elfCache = Deno.readFileSync(EXITS_ELF);
-    } catch (e) {
-      throw new Error(
-        `${EXITS_ELF}: ${(e as Error).message} (run bash guests/build.sh)`,
-      );
-    }
-  }
-  return elfCache;
+  return guestImage(EXITS_ELF);
+}
+
+/**
+ * A plugin that answers every write to `port` with an MSI to `vector`
+ * (`ctx.signalMsi`), and counts them.
+ */
+export function msiPlugin(
+  port: number = TS_PORT,
+  vector: number = MSI_VECTOR,
+): Plugin & { readonly writes: () => number } {
+  let writes = 0;
+  let ctx: PluginContext | undefined;
+  const msg = { address: MSI_ADDRESS, data: vector };
+  const region: Region = {
+    range: { space: "pio", base: port, length: 1 },
+    read(_access, data) {
+      data.fill(0xff);
+    },
+    write() {
+      writes++;
+      ctx!.signalMsi(msg);
+    },
+  };
+  return {
+    name: "bench-msi",
+    writes: () => writes,
+    setup(c) {
+      ctx = c;
+      return [region];
+    },
+  };
 }
 
 /** A trivial plugin: one port whose write handler increments a counter. */
@@ -79,10 +128,12 @@ export interface ExitRun {
   readonly fastPath: number;
   /** Exits returned to TypeScript. */
   readonly forwarded: number;
+  /** Userspace time of the run, when a {@link GapMeter} traced it. */
+  readonly gaps?: GapStats;
 }
 
 /** Which in-process path a run exercises. */
-export type InProcessMode = "ts-plugin" | "fastpath";
+export type InProcessMode = "ts-plugin" | "fastpath" | "ts-msi";
 
 /** A created and loaded VM, ready for a timed `run()`. */
 export interface PreparedRun {
@@ -94,15 +145,20 @@ export interface PreparedRun {
 
 /**
  * Create a VM for `mode` and load the `exits` guest doing `count` writes
- * (not timed). Call `run()` on the result to time the run.
+ * (`msi_exits` for `ts-msi`; not timed). Call `run()` on the result to
+ * time the run; with `meter`, the run is traced for its userspace time
+ * instead (slower: not a timing run).
  */
 export function prepareRun(
   mode: InProcessMode,
   count: number,
   libraryPath?: string,
+  meter?: GapMeter,
 ): PreparedRun {
-  const counter = counterPlugin(TS_PORT);
-  const ts = mode === "ts-plugin";
+  const counter = mode === "ts-msi"
+    ? msiPlugin(TS_PORT, MSI_VECTOR)
+    : counterPlugin(TS_PORT);
+  const ts = mode !== "fastpath";
   const vm = createVm({
     memory: "16M",
     libraryPath,
@@ -110,7 +166,11 @@ export function prepareRun(
     ignoredPorts: ts ? [] : [{ space: "pio", base: FAST_PORT, length: 1 }],
   });
   try {
-    vm.load(exitsElf(), [ts ? TS_PORT : FAST_PORT, count]);
+    if (mode === "ts-msi") {
+      vm.load(guestImage(MSI_EXITS_ELF), [TS_PORT, count, MSI_VECTOR]);
+    } else {
+      vm.load(exitsElf(), [ts ? TS_PORT : FAST_PORT, count]);
+    }
   } catch (e) {
     vm.close();
     throw e;
@@ -118,9 +178,11 @@ export function prepareRun(
   return {
     close: () => vm.close(),
     run(): ExitRun {
+      meter?.start();
       const t0 = performance.now();
       const r = vm.run();
       const t1 = performance.now();
+      const gaps = meter?.stop();
       if (r.reason !== "exit" || r.status !== 1) {
         throw new Error(
           `${mode}: guest ended with ${r.reason} ${r.status ?? ""} ${
@@ -130,7 +192,7 @@ export function prepareRun(
       }
       const c = vm.counters();
       if (ts && counter.writes() !== count) {
-        throw new Error(`ts-plugin: ${counter.writes()} writes, not ${count}`);
+        throw new Error(`${mode}: ${counter.writes()} writes, not ${count}`);
       }
       if (!ts && c.fastPath < count) {
         throw new Error(`fastpath: only ${c.fastPath} fast-path exits`);
@@ -142,14 +204,19 @@ export function prepareRun(
         nsPerExit: ns / c.exits,
         fastPath: c.fastPath,
         forwarded: c.forwarded,
+        gaps,
       };
     },
   };
 }
 
-/** Create, load and time one run of `mode`. */
-export function timedRun(mode: InProcessMode, count: number): ExitRun {
-  const p = prepareRun(mode, count);
+/** Create, load and time one run of `mode` (traced with `meter`). */
+export function timedRun(
+  mode: InProcessMode,
+  count: number,
+  meter?: GapMeter,
+): ExitRun {
+  const p = prepareRun(mode, count, undefined, meter);
   try {
     return p.run();
   } finally {

@@ -43,3 +43,57 @@ export function table(head: string[], rows: string[][]): string {
   } |`;
   return [line(head), rule, ...rows.map(line)].join("\n");
 }
+
+/**
+ * Quantile `q` (0..1) with linear interpolation between order statistics
+ * (the "type 7" definition of R and NumPy). Throws on an empty input or a
+ * `q` outside 0..1.
+ *
+ * @example
+ * ```ts
+ * import { quantile } from "./report.ts";
+ * console.log(quantile([1, 2, 3, 4], 0.25)); // 1.75
+ * ```
+ */
+export function quantile(xs: readonly number[], q: number): number {
+  if (xs.length === 0) throw new RangeError("quantile of no values");
+  if (!(q >= 0 && q <= 1)) throw new RangeError(`quantile ${q} not in 0..1`);
+  const s = [...xs].sort((a, b) => a - b);
+  const h = (s.length - 1) * q;
+  const lo = Math.floor(h);
+  const hi = Math.min(lo + 1, s.length - 1);
+  return s[lo] + (h - lo) * (s[hi] - s[lo]);
+}
+
+/** Median with its spread. */
+export interface Spread {
+  /** Median. */
+  readonly median: number;
+  /** 25th percentile. */
+  readonly p25: number;
+  /** 75th percentile. */
+  readonly p75: number;
+  /** Smallest value. */
+  readonly min: number;
+  /** Largest value. */
+  readonly max: number;
+}
+
+/**
+ * Median, quartiles and extremes of `xs` (non-empty).
+ *
+ * @example
+ * ```ts
+ * import { spread } from "./report.ts";
+ * console.log(spread([5, 1, 3])); // { median: 3, p25: 2, p75: 4, min: 1, max: 5 }
+ * ```
+ */
+export function spread(xs: readonly number[]): Spread {
+  return {
+    median: median(xs),
+    p25: quantile(xs, 0.25),
+    p75: quantile(xs, 0.75),
+    min: quantile(xs, 0),
+    max: quantile(xs, 1),
+  };
+}

@@ -38,6 +38,7 @@ type Period = typeof PERIODS[number];
 const COLOURS: Record<Method, string> = {
   "pv-msi": "#1f77b4",
   "pv-gsi": "#2ca02c",
+  "pv-catchup": "#9467bd",
   "hyperlight-sleep": "#d62728",
   "lapic-tsc-deadline": "#ff7f0e",
 };
@@ -45,7 +46,7 @@ const COLOURS: Record<Method, string> = {
 /** Issue targets. */
 const MAX_ERROR_PCT = 0.5;
 const MAX_P50_VS_LAPIC = 2;
-const TARGET_METHODS: readonly Method[] = ["pv-msi", "pv-gsi"];
+const TARGET_METHODS: readonly Method[] = ["pv-msi", "pv-gsi", "pv-catchup"];
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -110,6 +111,12 @@ interface Cell {
   lcErrorPct: number;
   gapLost: number;
   missedTicks: number | null;
+  /** Ticks lost by the host counters (see `RunStats.lost`). */
+  lost: number | null;
+  /** Catch-up counters, medians of the per-round values. */
+  owed: number | null;
+  delivered: number | null;
+  droppedOverCap: number | null;
   cpuPct: number;
   vcpuCpuPct: number;
   /** Percentiles of the deviations pooled over all rounds. */
@@ -140,6 +147,14 @@ for (const p of PERIODS) {
       missedTicks: rs[0].missedTicks === null
         ? null
         : med((r) => r.missedTicks ?? 0),
+      lost: rs[0].lost === null ? null : med((r) => r.lost ?? 0),
+      owed: rs[0].counters === null ? null : med((r) => r.counters!.owed),
+      delivered: rs[0].counters === null
+        ? null
+        : med((r) => r.counters!.delivered),
+      droppedOverCap: rs[0].counters === null
+        ? null
+        : med((r) => r.counters!.droppedOverCap),
       cpuPct: med((r) => r.cpuPct),
       vcpuCpuPct: med((r) => r.vcpuCpuPct),
       p50DevUs: quantile(devs, 0.5),
@@ -175,6 +190,7 @@ for (const p of PERIODS) {
       "p99 dev µs",
       "max dev µs",
       "missed",
+      "lost",
       "gap-lost",
       "CPU %",
       "vCPU thr %",
@@ -191,6 +207,7 @@ for (const p of PERIODS) {
         f1(c.p99DevUs),
         f1(c.maxDevUs),
         c.missedTicks === null ? "-" : String(c.missedTicks),
+        c.lost === null ? "-" : String(c.lost),
         String(c.gapLost),
         f1(c.cpuPct),
         f1(c.vcpuCpuPct),
@@ -205,11 +222,16 @@ console.log(
     "round(gap/P)): drift only,\n  ticks lost to host stalls or coalesced " +
     "in the LAPIC do not count;\ngap-lost: Σ max(1, round(gap/P)) − (n − 1), " +
     "ticks missing from the stamps;\nmissed: ticks the PV timer's host " +
-    "thread coalesced (timerfd overruns; - = no host timer);\ndev: |gap − P| " +
+    "thread coalesced or the catch-up cap dropped (- = no host timer);\n" +
+    "lost: ticks due before the stop the guest never saw, by the host's " +
+    "counters\n  (coalesce: owed − guest ticks − 1; catchup: dropped over " +
+    "the cap);\n  gap-lost misreads catch-up bursts (a late gap, then " +
+    "short ones) as losses;\ndev: |gap − P| " +
     "of every period, percentiles pooled over all rounds;\nCPU %: process " +
     "CPU (all threads) / wall of vm.run(), % of one core; vCPU thr: the\n" +
     "  calling thread's (= the vCPU thread's) share of it.\n" +
-    "mean, err, lc, missed, gap-lost, CPU: medians of the per-round values.",
+    "mean, err, lc, missed, lost, gap-lost, CPU: medians of the per-round " +
+    "values.",
 );
 
 interface Target {
@@ -242,6 +264,15 @@ for (const p of PERIODS) {
       pass: r <= MAX_P50_VS_LAPIC,
     });
   }
+}
+for (const p of PERIODS) {
+  const lost = cell(p, "pv-catchup").lost ?? 0;
+  targets.push({
+    name: `pv-catchup @ ${p} µs: ticks lost below the cap == 0`,
+    value: lost,
+    limit: 0,
+    pass: lost === 0,
+  });
 }
 console.log("\ntargets (issue), this run:");
 for (const t of targets) {

@@ -1,15 +1,18 @@
 /**
  * Shared pieces of the timer benchmarks (`run_timer_bench.ts`,
- * `timer_bench.ts`): the four tick methods, one measured guest run, the
+ * `timer_bench.ts`): the five tick methods, one measured guest run, the
  * period statistics and process CPU clocks.
  *
  * Methods (all on the kernel irqchip):
  *
  * - `pv-msi`: the PV timer (port 107), host timerfd with absolute
  *   deadlines, ticks as MSI vector 0x20 through an irqfd (`timer` guest,
- *   arg3 = 0xFFFFFFFF);
+ *   arg3 = 0xFFFFFFFF), `coalesce` policy;
  * - `pv-gsi`: the same, ticks on GSI 0 → in-kernel IOAPIC pin 0 (`timer`
- *   guest, arg3 = 0: the guest programs pin 0 edge → vector 0x20);
+ *   guest, arg3 = 0: the guest programs pin 0 edge → vector 0x20),
+ *   `coalesce` policy;
+ * - `pv-catchup`: `pv-gsi` with the `catchup` policy: a resampling irqfd,
+ *   every expiration owed, the next sent on the guest's EOI;
  * - `hyperlight-sleep`: the PV timer paced by a thread that sleeps one
  *   period between ticks (`timerPacing: "relative-sleep"`), MSI — the
  *   Hyperlight-style baseline;
@@ -18,6 +21,7 @@
  *
  * @module
  */
+import type { TickCounters } from "../bus/types.ts";
 import { createMachine, type MachineOptions } from "../vmm/machine.ts";
 import { failures, guestPath, periodStats, readTicks } from "../tests/kvm.ts";
 
@@ -25,6 +29,7 @@ import { failures, guestPath, periodStats, readTicks } from "../tests/kvm.ts";
 export const METHODS = [
   "pv-msi",
   "pv-gsi",
+  "pv-catchup",
   "hyperlight-sleep",
   "lapic-tsc-deadline",
 ] as const;
@@ -42,17 +47,38 @@ interface MethodSpec {
 const SPECS: Record<Method, MethodSpec> = {
   "pv-msi": {
     guest: "timer",
-    options: { timerDelivery: "msi", timerPacing: "absolute" },
+    options: {
+      timerDelivery: "msi",
+      timerPacing: "absolute",
+      timerPolicy: "coalesce",
+    },
     pin: 0xffffffff,
   },
   "pv-gsi": {
     guest: "timer",
-    options: { timerDelivery: "gsi", timerPacing: "absolute" },
+    options: {
+      timerDelivery: "gsi",
+      timerPacing: "absolute",
+      timerPolicy: "coalesce",
+    },
+    pin: 0,
+  },
+  "pv-catchup": {
+    guest: "timer",
+    options: {
+      timerDelivery: "gsi",
+      timerPacing: "absolute",
+      timerPolicy: "catchup",
+    },
     pin: 0,
   },
   "hyperlight-sleep": {
     guest: "timer",
-    options: { timerDelivery: "msi", timerPacing: "relative-sleep" },
+    options: {
+      timerDelivery: "msi",
+      timerPacing: "relative-sleep",
+      timerPolicy: "coalesce",
+    },
     pin: 0xffffffff,
   },
   "lapic-tsc-deadline": { guest: "lapic_timer", options: {} },
@@ -102,6 +128,8 @@ export interface RunSample {
   vcpuCpuNs: number;
   /** Host-coalesced ticks reported by the PV timer (null: no host timer). */
   missedTicks: number | null;
+  /** The PV timer's tick counters at the end (null: no host timer). */
+  counters: TickCounters | null;
 }
 
 /** A booted, loaded machine ready for one measured run. */
@@ -172,6 +200,9 @@ export function prepareMethod(
         missedTicks: spec.guest === "timer"
           ? machine.pvTimer.timer?.missedTicks ?? null
           : null,
+        counters: spec.guest === "timer"
+          ? machine.pvTimer.tickCounters()
+          : null,
       };
     },
     close,
@@ -215,6 +246,19 @@ export interface RunStats {
   devs: number[];
   /** Host-coalesced ticks reported by the PV timer (null: no host timer). */
   missedTicks: number | null;
+  /**
+   * Tick counters of the PV timer (null: no host timer): `owed`,
+   * `delivered`, `droppedOverCap`, `backlog`, ... (`backlog` at the end is
+   * 0: the guest's stop clears it, into `cleared`).
+   */
+  counters: TickCounters | null;
+  /**
+   * Ticks lost, from the host's counters: owed at the stop less the
+   * guest's ticks, less the ticks still owed (backlog cleared by the
+   * stop, one in flight). `coalesce`: coalesced in the timer thread or
+   * the LAPIC; `catchup`: dropped over the cap. Null without a host timer.
+   */
+  lost: number | null;
   /** Process CPU / wall of the run, % of one core. */
   cpuPct: number;
   /** vCPU-thread CPU / wall, % of one core. */
@@ -250,8 +294,25 @@ export function analyze(s: RunSample): RunStats {
     maxDevUs: p.maxDevUs,
     devs: p.periods.map((g) => Math.abs(g - s.periodUs)),
     missedTicks: s.missedTicks,
+    counters: s.counters,
+    lost: lostTicks(s),
     cpuPct: s.cpuNs / s.wallNs * 100,
     vcpuCpuPct: s.vcpuCpuNs / s.wallNs * 100,
     wallMs: s.wallNs / 1e6,
   };
+}
+
+/**
+ * Ticks the guest never saw although they were due before its stop
+ * (see {@link RunStats.lost}): under `catchup`, the ticks still owed at
+ * the stop (backlog cleared, one in flight) were not lost, only not yet
+ * delivered, so only the drops over the cap count; under `coalesce`,
+ * every expiration is due at once, so owed − guest ticks is the loss
+ * (the last expiration may race the stop: less one).
+ */
+export function lostTicks(s: RunSample): number | null {
+  const c = s.counters;
+  if (c === null) return null;
+  if (c.policy === "catchup") return c.droppedOverCap;
+  return Math.max(0, c.owed - s.tsc.length - 1);
 }

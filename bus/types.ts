@@ -221,8 +221,48 @@ export interface TickSource {
   readonly armed: boolean;
   /** Ticks delivered since creation. */
   readonly ticks: number;
-  /** Expirations that were coalesced because the host fell behind. */
+  /**
+   * Ticks the guest will never see: expirations coalesced because the host
+   * fell behind (`coalesce` policy) or dropped over the backlog cap
+   * (`catchup`).
+   */
   readonly missedTicks: number;
+  /** Detailed counters, where the source keeps them. */
+  counters?(): TickCounters;
+}
+
+/**
+ * Counters of a host tick source. Under the `catchup` policy
+ * `owed === delivered + backlog + droppedOverCap + cleared`.
+ *
+ * @example
+ * ```ts
+ * import type { TickCounters } from "./types.ts";
+ * const lost = (c: TickCounters) => c.coalesced + c.droppedOverCap;
+ * ```
+ */
+export interface TickCounters {
+  /** Policy in effect for the current (or last) arm. */
+  readonly policy: "coalesce" | "catchup";
+  /** Expirations of the host timer while armed: the ticks owed. */
+  readonly owed: number;
+  /** Ticks delivered to the guest. */
+  readonly delivered: number;
+  /** `coalesce`: expirations merged into one tick and lost. */
+  readonly coalesced: number;
+  /** `catchup`: owed ticks dropped because the backlog was at its cap. */
+  readonly droppedOverCap: number;
+  /** `catchup`: backlog discarded by a re-arm or stop. */
+  readonly cleared: number;
+  /** `catchup`: owed ticks not yet delivered. */
+  readonly backlog: number;
+  /** `catchup`: the guest's acknowledgements (EOIs) seen. */
+  readonly acks: number;
+  /**
+   * `catchup`, split irqchip with the level re-signal quirk: unacknowledged
+   * ticks the vCPU re-signalled (0 on a healthy host).
+   */
+  readonly reinjected: number;
 }
 
 /**

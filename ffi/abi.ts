@@ -50,6 +50,8 @@ export const RangeAction = { Forward: 0, Ignore: 1 } as const;
 export const TimerTargetCode = { Gsi: 0, Msi: 1 } as const;
 /** Timer pacing (`DvPacing`). */
 export const PacingCode = { Absolute: 0, RelativeSleep: 1 } as const;
+/** Timer tick policies (`DvTickPolicy`). */
+export const TickPolicyCode = { Coalesce: 0, Catchup: 1 } as const;
 
 /** Guest CPU modes of a crash report (`DvCpuMode`). */
 export const CpuModeCode = {
@@ -91,7 +93,9 @@ export const AbiConst = {
   DV_IOAPIC_PINS: 24,
   DV_MAX_GSI: 1023,
   DV_MIN_MEM: 0x20_0000,
-  DV_MAX_MEM: 0xc000_0000,
+  DV_MAX_MEM: 0x100_0000_0000,
+  DV_RAM_HOLE_START: 0xb000_0000,
+  DV_RAM_HIGH_BASE: 0x1_0000_0000,
 } as const;
 
 /**
@@ -107,6 +111,18 @@ export const StructFields = {
     "unclaimed_writes",
   ],
   DvTimerStats: ["ticks", "missed", "period_ns"],
+  DvTimerCatchupStats: [
+    "ticks",
+    "missed",
+    "period_ns",
+    "owed",
+    "dropped_over_cap",
+    "cleared",
+    "backlog",
+    "acks",
+    "policy",
+    "reinjected",
+  ],
   DvLevelStats: [
     "asserts",
     "eois",

@@ -12,6 +12,7 @@ import {
   RecordOffset,
   SpaceCode,
   StructFields,
+  TickPolicyCode,
   TimerTargetCode,
 } from "./abi.ts";
 import { SYMBOLS } from "./library.ts";
@@ -50,6 +51,7 @@ Deno.test("abi: every enum mirrors the generated header", () => {
     ["DvRangeAction", "DV_RANGE_ACTION_", RangeAction],
     ["DvTimerTarget", "DV_TIMER_TARGET_", TimerTargetCode],
     ["DvPacing", "DV_PACING_", PacingCode],
+    ["DvTickPolicy", "DV_TICK_POLICY_", TickPolicyCode],
     ["DvCpuMode", "DV_CPU_MODE_", CpuModeCode],
     ["DvInsnHint", "DV_INSN_HINT_", InsnHintCode],
     ["DvInsnRead", "DV_INSN_READ_", InsnReadCode],

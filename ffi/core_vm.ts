@@ -12,6 +12,7 @@ import {
   RangeAction,
   SpaceCode,
   StructFields,
+  TickPolicyCode,
   TimerTargetCode,
 } from "./abi.ts";
 import { type CoreLibrary, type CoreSymbols, openLibrary } from "./library.ts";
@@ -61,7 +62,7 @@ export class CoreVm {
   readonly #sym: CoreSymbols;
   /** The core's handle (a small integer; never reused). */
   readonly handle: number;
-  readonly #u64 = new BigUint64Array(8);
+  readonly #u64 = new BigUint64Array(16);
   readonly #u32 = new Uint32Array(64);
 
   private constructor(lib: CoreLibrary, handle: number) {
@@ -558,6 +559,35 @@ export class CoreVm {
     );
   }
 
+  /**
+   * Set a timer's tick policy and catch-up backlog cap (ns worth of
+   * ticks), while disarmed; from its next arm.
+   */
+  timerSetPolicy(
+    id: number,
+    policy: "coalesce" | "catchup",
+    capNs: number,
+  ): void {
+    this.check(
+      this.#sym.dv_timer_set_policy(
+        this.handle,
+        id,
+        policy === "catchup" ? TickPolicyCode.Catchup : TickPolicyCode.Coalesce,
+        BigInt(capNs),
+      ),
+      "timer policy",
+    );
+  }
+
+  /** Counters of a timer with the catch-up policy's. */
+  timerCatchupStats(id: number): CoreStruct<"DvTimerCatchupStats"> {
+    return this.#struct(
+      "DvTimerCatchupStats",
+      this.#sym.dv_timer_catchup_stats(this.handle, id, this.#u64),
+      "timer stats",
+    );
+  }
+
   /** Destroy a timer. */
   timerDestroy(id: number): void {
     this.check(this.#sym.dv_timer_destroy(this.handle, id), "destroy timer");
@@ -586,6 +616,13 @@ export class CoreVmRef {
   /** Stop (consumed by the current or next run). */
   stop(): void {
     this.#lib.check(this.#lib.symbols.dv_vm_stop(this.handle), "stop");
+  }
+  /**
+   * Destroy a VM whose owning thread is gone (a terminated Worker): its
+   * views of guest RAM must never be used again. False if it already was.
+   */
+  destroyOrphan(): boolean {
+    return this.#lib.symbols.dv_vm_destroy(this.handle) === 0;
   }
   /** Inject `vector` at an xAPIC destination; KVM's result. */
   requestInterrupt(

@@ -10,7 +10,7 @@
  * @module
  */
 
-import { ABI_VERSION, CoreCode } from "./abi.ts";
+import { ABI_VERSION } from "./abi.ts";
 
 const VM = "u32";
 
@@ -98,13 +98,18 @@ export const SYMBOLS = {
   dv_timer_set_pacing: { parameters: [VM, "u32", "u32"], result: "i32" },
   dv_timer_stats: { parameters: [VM, "u32", "buffer"], result: "i32" },
   dv_timer_destroy: { parameters: [VM, "u32"], result: "i32" },
+  dv_timer_set_policy: {
+    parameters: [VM, "u32", "u32", "u64"],
+    result: "i32",
+  },
+  dv_timer_catchup_stats: {
+    parameters: [VM, "u32", "buffer"],
+    result: "i32",
+  },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The raw symbol table. */
 export type CoreSymbols = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
-
-/** Error codes of the core (negative return values; `DvCode`). */
-export const ErrorCode = CoreCode;
 
 /**
  * An error reported by the Rust core.
@@ -146,9 +151,68 @@ export interface CoreLibrary {
   check(rc: number, what: string): number;
 }
 
+/** Where the core library comes from, and what is known about it. */
+export interface LibraryLocation {
+  /** The path to open, or undefined when there is none to try. */
+  path?: string;
+  /** Why there is no path, or what to add when loading it fails. */
+  hints: string[];
+}
+
+/**
+ * Resolve the core library's path from `$DENOVMM_LIB` (`env`, or
+ * `undefined` when the variable is unset or could not be read) and the
+ * module's own URL: the release build beside a local checkout. A module
+ * imported over the network has no build beside it.
+ *
+ * @example
+ * ```ts
+ * import { locateLibrary } from "./library.ts";
+ * const l = locateLibrary(undefined, false, "https://jsr.io/@denovmm/vmm/0.1.0/ffi/library.ts");
+ * console.log(l.path); // undefined
+ * ```
+ */
+export function locateLibrary(
+  env: string | undefined,
+  envReadable: boolean,
+  moduleUrl: string,
+): LibraryLocation {
+  const hints: string[] = [];
+  if (!envReadable) {
+    hints.push(
+      "DENOVMM_LIB could not be read: add --allow-env=DENOVMM_LIB to use it",
+    );
+  }
+  if (env) return { path: env, hints };
+  const url = new URL("../core/target/release/libdenovmm_core.so", moduleUrl);
+  if (url.protocol !== "file:") {
+    hints.unshift(
+      "the core library is not part of the published module: build it " +
+        "from the repository (cargo build --release in core/) and set " +
+        "DENOVMM_LIB=/path/to/libdenovmm_core.so",
+    );
+    return { hints };
+  }
+  hints.push(
+    "build it with `deno task build:core`, or set DENOVMM_LIB to a built " +
+      "libdenovmm_core.so",
+  );
+  return { path: decodeURIComponent(url.pathname), hints };
+}
+
+function readEnv(): { env?: string; readable: boolean } {
+  const st = Deno.permissions.querySync({
+    name: "env",
+    variable: "DENOVMM_LIB",
+  });
+  if (st.state !== "granted") return { readable: false };
+  return { env: Deno.env.get("DENOVMM_LIB") || undefined, readable: true };
+}
+
 /**
  * Default path of the core library: `$DENOVMM_LIB`, else the release build
- * beside this module (`core/target/release/libdenovmm_core.so`).
+ * beside this module (`core/target/release/libdenovmm_core.so`). Throws
+ * with the fix when there is none (a module imported over the network).
  *
  * @example
  * ```ts ignore
@@ -157,18 +221,41 @@ export interface CoreLibrary {
  * ```
  */
 export function defaultLibraryPath(): string {
-  let env: string | undefined;
-  try {
-    env = Deno.env.get("DENOVMM_LIB");
-  } catch {
-    env = undefined; // no --allow-env: use the default
+  const { env, readable } = readEnv();
+  const l = locateLibrary(env, readable, import.meta.url);
+  if (!l.path) {
+    throw new Error(`cannot load the denovmm core: ${l.hints.join("; ")}`);
   }
-  if (env) return env;
-  const url = new URL(
-    "../core/target/release/libdenovmm_core.so",
-    import.meta.url,
+  return l.path;
+}
+
+/** The exact permissions the core needs, checked before dlopen. */
+function checkFfiPermission(path: string): void {
+  const all = Deno.permissions.querySync({ name: "ffi" }).state;
+  if (all === "granted") return;
+  const scoped = Deno.permissions.querySync({ name: "ffi", path }).state;
+  throw new Error(
+    scoped === "granted"
+      ? "denovmm needs an unscoped --allow-ffi: it maps guest RAM and the " +
+        "exit record with Deno.UnsafePointer, which a path-scoped " +
+        "--allow-ffi does not cover (run with --allow-ffi --allow-read)"
+      : `denovmm needs --allow-ffi to load its core (${path}); run with ` +
+        "--allow-ffi --allow-read (and --allow-env=DENOVMM_LIB to choose the library)",
   );
-  return decodeURIComponent(url.pathname);
+}
+
+/** Why `path` failed to open, with the fix. */
+function loadError(path: string, e: Error, hints: string[]): Error {
+  let exists: boolean | undefined;
+  try {
+    exists = Deno.statSync(path).isFile;
+  } catch (s) {
+    if (s instanceof Deno.errors.NotFound) exists = false;
+  }
+  const why = exists === false
+    ? `no core library at ${path}`
+    : `${path} could not be loaded as the denovmm core (${e.message})`;
+  return new Error(`cannot load the denovmm core: ${why}; ${hints.join("; ")}`);
 }
 
 const cache = new Map<string, CoreLibrary>();
@@ -182,25 +269,34 @@ const cache = new Map<string, CoreLibrary>();
  * const lib = openLibrary();
  * ```
  */
-export function openLibrary(path: string = defaultLibraryPath()): CoreLibrary {
+export function openLibrary(path?: string): CoreLibrary {
+  let hints: string[] = [];
+  if (path === undefined) {
+    const { env, readable } = readEnv();
+    const l = locateLibrary(env, readable, import.meta.url);
+    if (!l.path) {
+      throw new Error(`cannot load the denovmm core: ${l.hints.join("; ")}`);
+    }
+    path = l.path;
+    hints = l.hints;
+  }
   const hit = cache.get(path);
   if (hit) return hit;
+  checkFfiPermission(path);
   let dl: Deno.DynamicLibrary<typeof SYMBOLS>;
   try {
     dl = Deno.dlopen(path, SYMBOLS);
   } catch (e) {
-    throw new Error(
-      `cannot load the denovmm core from ${path} (build it with \`deno task build:core\`): ${
-        (e as Error).message
-      }`,
-    );
+    throw loadError(path, e as Error, hints);
   }
   const symbols = dl.symbols;
   const version = symbols.dv_abi_version();
   if (version !== ABI_VERSION) {
     dl.close();
     throw new Error(
-      `core library ${path} speaks ABI ${version}, this module ${ABI_VERSION}`,
+      `cannot load the denovmm core: ${path} speaks ABI ${version} and this ` +
+        `module ABI ${ABI_VERSION}; rebuild the core from the same version ` +
+        "(`deno task build:core`) or point DENOVMM_LIB at a matching build",
     );
   }
   const msgBuf = new Uint8Array(1024);

@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { formatCrashReport } from "../vmm/crash_report.ts";
+import { ExitCode } from "../vmm/exit_codes.ts";
 import { bootGuest, guestPath, HAVE_KVM } from "./kvm.ts";
 
 /** The address a guest printed as `<prefix> <hex>`. */
@@ -136,13 +137,13 @@ Deno.test({
       return { code: o.code, err: new TextDecoder().decode(o.stderr) };
     };
     const compact = await run(guestPath("triple_fault"));
-    assert.equal(compact.code, 1);
+    assert.equal(compact.code, ExitCode.GuestCrash);
     assert.match(
       compact.err,
       /^denovmm: guest shutdown: guest triple fault or shutdown at rip 0x[0-9a-f]+ \(long64\): 0f 0b[^\n]*\n$/,
     );
     const full = await run(guestPath("forbidden"), "--arg", "0", "-v");
-    assert.equal(full.code, 1);
+    assert.equal(full.code, ExitCode.GuestCrash);
     assert.match(full.err, /^denovmm: guest (internal-error|shutdown): /);
     assert.match(full.err, /\nrax [0-9a-f]{16} {2}rbx 1111222233334444/);
     assert.match(full.err, /\nr12 deadbeefcafef00d/);

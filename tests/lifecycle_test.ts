@@ -6,6 +6,8 @@ import assert from "node:assert/strict";
 import { createMachine } from "../vmm/machine.ts";
 import { createVm } from "../vmm/vm.ts";
 import { detectHostQuirks } from "../vmm/quirks.ts";
+import { coreVmCount } from "../ffi/core_vm.ts";
+import { spawnVm } from "../vmm/worker_host.ts";
 import { guestPath, HAVE_KVM, readTicks, threadNames } from "./kvm.ts";
 
 const MSI_PIN = 0xffffffff;
@@ -55,6 +57,57 @@ Deno.test({
       assert.equal(r.aliveWithViews, 1, "the VM lives while views do");
       assert.equal(r.aliveAfter, 0, "and is released after them");
       assert.match(stderr, /garbage-collected without close\(\)/);
+    });
+
+    await t.step(
+      "terminate() stops a spinning vCPU and releases the VM",
+      async () => {
+        const before = coreVmCount();
+        const remote = spawnVm(
+          new URL("./fixtures/guest_setup.ts", import.meta.url),
+          { name: "spin" },
+        );
+        await remote.ready;
+        await new Promise((r) => setTimeout(r, 50)); // in KVM_RUN by now
+        await remote.terminate();
+        assert.equal(coreVmCount(), before, "VM released");
+        const { result } = await remote.done;
+        assert.equal(result.reason, "stopped");
+        await remote.terminate(); // idempotent
+      },
+    );
+
+    await t.step("terminate() ends a worker stuck in a plugin", async () => {
+      const before = coreVmCount();
+      const remote = spawnVm(
+        new URL("./fixtures/stuck_setup.ts", import.meta.url),
+      );
+      await remote.ready;
+      await remote.terminate(300);
+      assert.equal(coreVmCount(), before, "VM destroyed by handle");
+      await assert.rejects(remote.done, /terminated/);
+    });
+
+    await t.step("1,000 unclosed machines under ulimit -n 256", async () => {
+      const fixture =
+        new URL("./fixtures/unclosed_vms.ts", import.meta.url).pathname;
+      const out = await new Deno.Command("bash", {
+        args: [
+          "-c",
+          `ulimit -n 256 && exec "$0" run -A "$1"`,
+          Deno.execPath(),
+          fixture,
+        ],
+        stderr: "piped",
+      }).output();
+      const stderr = new TextDecoder().decode(out.stderr);
+      assert.equal(out.code, 0, stderr);
+      const r = JSON.parse(new TextDecoder().decode(out.stdout));
+      assert.ok(r.maxFds < 256, JSON.stringify(r));
+      assert.ok(r.maxLive < 1000, `collected VMs are released: ${r.maxLive}`);
+      const warnings = stderr.match(/garbage-collected without close/g);
+      assert.equal(warnings?.length, 1, `warned once:\n${stderr}`);
+      assert.match(stderr, /unclosed_vms\.ts/, "names where it was created");
     });
 
     await t.step("a handler that closes the VM mid-dispatch is safe", () => {

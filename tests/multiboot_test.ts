@@ -16,7 +16,12 @@ Deno.test({
   name: "multiboot: test kernels boot and report through 0xF4",
   ignore: !HAVE_KVM,
   fn: async (t) => {
-    for (const image of ["multiboot_elf32.elf", "multiboot_aout.bin"]) {
+    const images = [
+      "multiboot_elf32.elf",
+      "multiboot_aout.bin",
+      "multiboot_low.bin", // loads at 0x8000, in conventional memory
+    ];
+    for (const image of images) {
       for (const irqchip of ["kernel", "split"] as const) {
         await t.step(`${image}, ${irqchip} irqchip`, () => {
           let out = "";

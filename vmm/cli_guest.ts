@@ -1,12 +1,17 @@
 /**
- * Setup module used by the CLI: builds the standard machine inside the
- * vCPU worker, with COM1 output written to stdout.
+ * Setup module for running the CLI's standard machine in a Worker with
+ * `spawnVm` (the CLI itself runs in-process): builds the machine inside
+ * the vCPU worker, with COM1 output written to stdout.
  *
  * @module
  */
 import { createMachine, type TimerDelivery } from "./machine.ts";
 import type { IrqchipMode } from "./vm.ts";
 import type { WorkerSetup } from "./worker_host.ts";
+import { imageKind } from "./image_kind.ts";
+import { readHostFile } from "./host_file.ts";
+
+export { imageKind } from "./image_kind.ts";
 import type { CpuOption } from "./cpu_spec.ts";
 
 /** Arguments the CLI passes to the worker. */
@@ -31,28 +36,6 @@ export interface CliGuestArgs {
   modules?: string[];
   /** CPU model (`--cpu`). */
   cpu?: CpuOption;
-}
-
-/**
- * How to boot an image: `elf64` (direct long-mode entry) or `multiboot`
- * (a Multiboot v1 header in the first 8 KiB, for an image that is not an
- * x86-64 ELF64).
- *
- * @example
- * ```ts
- * import { imageKind } from "./cli_guest.ts";
- * console.log(imageKind(new Uint8Array(16))); // "elf64" (the loader reports the error)
- * ```
- */
-export function imageKind(bytes: Uint8Array): "elf64" | "multiboot" {
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const isElf64 = bytes.length >= 20 && dv.getUint32(0, false) === 0x7f454c46 &&
-    bytes[4] === 2 && dv.getUint16(18, true) === 62;
-  if (isElf64) return "elf64";
-  for (let o = 0; o + 12 <= Math.min(bytes.length, 8192); o += 4) {
-    if (dv.getUint32(o, true) === 0x1badb002) return "multiboot";
-  }
-  return "elf64";
 }
 
 /**
@@ -93,7 +76,7 @@ export default function setup(a: CliGuestArgs): WorkerSetup {
     },
   });
   try {
-    const image = Deno.readFileSync(a.path);
+    const image = readHostFile(a.path, { what: "guest image" });
     if (imageKind(image) === "multiboot") {
       machine.vm.loadMultiboot(image, {
         cmdline: a.cmdline ?? "",

@@ -5,13 +5,22 @@
  *
  * @module
  */
-import type { TickSource, TickTarget } from "../bus/types.ts";
+import type { TickCounters, TickSource, TickTarget } from "../bus/types.ts";
 import type { CoreVm } from "../ffi/core_vm.ts";
+
+/** How a host tick source treats ticks the guest has not taken yet. */
+export type TickPolicy = "coalesce" | "catchup";
+
+/** Default catch-up backlog cap: one second worth of ticks. */
+export const DEFAULT_TIMER_BACKLOG_CAP_MS = 1000;
 
 /**
  * A host tick source: a core timer (timerfd with absolute deadlines on the
  * VM's event thread) writing an irqfd. It remembers its period, so a
- * VM's run can suspend it at its end and resume it at the next run.
+ * VM's run can suspend it at its end and resume it at the next run. With
+ * the `catchup` policy on a GSI target the irqfd resamples: the event
+ * thread owes the guest every expiration and sends the next one when the
+ * guest acknowledged the previous one (see README, "Paravirtual timer").
  */
 export class CoreTickSource implements TickSource {
   readonly #core: CoreVm;
@@ -24,6 +33,8 @@ export class CoreTickSource implements TickSource {
     core: CoreVm,
     target: TickTarget,
     pacing: "absolute" | "relative-sleep",
+    policy: TickPolicy = "coalesce",
+    backlogCapMs: number = DEFAULT_TIMER_BACKLOG_CAP_MS,
   ) {
     this.#core = core;
     this.#id = core.timerCreate(
@@ -32,6 +43,9 @@ export class CoreTickSource implements TickSource {
         : { vector: target.vector, destination: target.destination },
     );
     if (pacing !== "absolute") core.timerSetPacing(this.#id, pacing);
+    if (policy !== "coalesce") {
+      core.timerSetPolicy(this.#id, policy, Math.round(backlogCapMs * 1e6));
+    }
   }
   /** Start, or re-arm with a new period (ns > 0). */
   arm(periodNs: number): void {
@@ -73,9 +87,25 @@ export class CoreTickSource implements TickSource {
   get ticks(): number {
     return this.#core.timerStats(this.#id).ticks;
   }
-  /** Expirations coalesced because the host fell behind. */
+  /** Ticks lost: coalesced, or dropped over the catch-up backlog cap. */
   get missedTicks(): number {
-    return this.#core.timerStats(this.#id).missed;
+    const s = this.#core.timerCatchupStats(this.#id);
+    return s.missed + s.dropped_over_cap;
+  }
+  /** Detailed counters (policy in effect, owed, delivered, backlog...). */
+  counters(): TickCounters {
+    const s = this.#core.timerCatchupStats(this.#id);
+    return {
+      policy: s.policy === 1 ? "catchup" : "coalesce",
+      owed: s.owed,
+      delivered: s.ticks,
+      coalesced: s.missed,
+      droppedOverCap: s.dropped_over_cap,
+      cleared: s.cleared,
+      backlog: s.backlog,
+      acks: s.acks,
+      reinjected: s.reinjected,
+    };
   }
   /** CPU time of the VM's event thread (which serves every timer) in ns. */
   get cpuNs(): number {

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { readHostFile } from "./host_file.ts";
 import type { MultibootOptions } from "./vm_types.ts";
 
 /**
@@ -52,7 +53,7 @@ export function encodeMultibootExtras(
   u32(modules.length);
   for (const m of modules) {
     const b = typeof m.bytes === "string"
-      ? Deno.readFileSync(m.bytes)
+      ? readHostFile(m.bytes, { what: "multiboot module" })
       : m.bytes;
     u32(b.length);
     parts.push(b);

@@ -16,10 +16,11 @@ self.onmessage = async (e: MessageEvent) => {
     self.postMessage({ type: "ready", handle: setup.vm.handle });
     const result = setup.vm.run(setup.run);
     const report = setup.report?.();
+    // Closed before "done", so the host may terminate this worker at once.
+    setup.vm.close();
     self.postMessage({ type: "done", outcome: { result, report } });
   } catch (err) {
-    self.postMessage({ type: "error", message: (err as Error).message });
-  } finally {
     setup?.vm.close();
+    self.postMessage({ type: "error", message: (err as Error).message });
   }
 };

@@ -21,31 +21,33 @@ import type {
   Region,
   TickTarget,
 } from "../bus/types.ts";
-import { ExitReason } from "../ffi/abi.ts";
+import { AbiConst, ExitReason } from "../ffi/abi.ts";
 import { CoreVm } from "../ffi/core_vm.ts";
 import { ExitRecordView, RECORD_LEN } from "../ffi/exit_record.ts";
 import { createContext } from "./context.ts";
 import {
   CoreTickSource,
   createCoreLevelSource,
+  DEFAULT_TIMER_BACKLOG_CAP_MS,
   type LevelSource,
 } from "./core_sources.ts";
 import { RamView } from "./guest_memory.ts";
+import { readHostFile } from "./host_file.ts";
 import { limitLogger } from "./log_limiter.ts";
 import { type HostQuirks, resolveQuirks } from "./quirks.ts";
 import { encodeMultibootExtras } from "./multiboot_extras.ts";
 import { endOfRun } from "./run_result.ts";
 import { cpuSpecText } from "./cpu_spec.ts";
-import {
-  type IrqchipMode,
-  type Logger,
-  type MultibootOptions,
-  parseSize,
-  type RunOptions,
-  type RunResult,
-  type VcpuCounters,
-  type VmOptions,
-  type VmStats,
+import { parseMemorySize } from "./options.ts";
+import type {
+  IrqchipMode,
+  Logger,
+  MultibootOptions,
+  RunOptions,
+  RunResult,
+  VcpuCounters,
+  VmOptions,
+  VmStats,
 } from "./vm_types.ts";
 
 export type {
@@ -61,6 +63,20 @@ export type {
   VmStats,
 } from "./vm_types.ts";
 export { parseSize } from "./vm_types.ts";
+
+/** A guest argument as a u64: whole numbers only, never silently cut. */
+function guestArg(v: number | bigint, i: number): bigint {
+  if (typeof v === "number" && !Number.isSafeInteger(v)) {
+    throw new RangeError(
+      `guest argument ${i}: ${v} is not a whole number below 2^53 (pass a bigint)`,
+    );
+  }
+  const b = BigInt(v);
+  if (b < -(2n ** 63n) || b >= 2n ** 64n) {
+    throw new RangeError(`guest argument ${i}: ${b} does not fit 64 bits`);
+  }
+  return BigInt.asUintN(64, b);
+}
 export { interruptVm, stopVm } from "./remote.ts";
 export type { LevelSource, LevelSourceStats } from "./core_sources.ts";
 
@@ -102,7 +118,7 @@ const finalizer = new FinalizationRegistry<Holder>((h) => {
     console.error(
       `[denovmm vm] warn: a VM was garbage-collected without close(); ` +
         `close it (or use \`using\`) to release its fds and memory at once. ` +
-        `It was created ${h.created}`,
+        `It was created:\n${h.created}`,
     );
   }
   try {
@@ -143,6 +159,8 @@ export class Vm implements Disposable {
   readonly #log: Logger;
   readonly #clock: Clock;
   readonly #pacing: "absolute" | "relative-sleep";
+  readonly #timerPolicy: "coalesce" | "catchup";
+  readonly #timerCapMs: number;
   readonly #lineControllers: LineController[] = [];
   #extint: ExtIntSource | undefined;
   #windowRequested = false;
@@ -171,10 +189,23 @@ export class Vm implements Disposable {
     this.#log = limitLogger(options.log ?? defaultLogger);
     this.#clock = options.clock ?? realClock;
     this.#pacing = options.timerPacing ?? "absolute";
+    this.#timerPolicy = options.timerPolicy ?? "catchup";
+    if (this.#timerPolicy !== "catchup" && this.#timerPolicy !== "coalesce") {
+      throw new RangeError(
+        `unknown timerPolicy "${this.#timerPolicy}" (catchup or coalesce)`,
+      );
+    }
+    this.#timerCapMs = options.timerBacklogCapMs ??
+      DEFAULT_TIMER_BACKLOG_CAP_MS;
+    if (!(this.#timerCapMs > 0) || !Number.isFinite(this.#timerCapMs)) {
+      throw new RangeError(
+        `timerBacklogCapMs must be a positive number, not ${this.#timerCapMs}`,
+      );
+    }
     const strict = options.strict ?? false;
     this.quirks = resolveQuirks(options.quirks);
     this.#core = CoreVm.create({
-      memSize: parseSize(options.memory ?? 16 << 20),
+      memSize: parseMemorySize(options.memory ?? 16 << 20),
       irqchip: this.irqchip,
       strict,
       quirkLevelResignal: this.quirks.levelResignal,
@@ -185,7 +216,10 @@ export class Vm implements Disposable {
     const ramBuf = buffer(mem.address, mem.size);
     this.#buffers = [recBuf, ramBuf];
     this.#rec = new ExitRecordView(recBuf);
-    this.#ram = new RamView(new Uint8Array(ramBuf));
+    this.#ram = new RamView(new Uint8Array(ramBuf), {
+      lowSize: Math.min(mem.size, AbiConst.DV_RAM_HOLE_START),
+      highBase: AbiConst.DV_RAM_HIGH_BASE,
+    });
     this.#holder = {
       core: this.#core,
       remaining: 2,
@@ -303,7 +337,13 @@ export class Vm implements Disposable {
         this.#end ??= { reason: "halt" };
       },
       createTickSource: (target: TickTarget) => {
-        const t = new CoreTickSource(this.#core, target, this.#pacing);
+        const t = new CoreTickSource(
+          this.#core,
+          target,
+          this.#pacing,
+          this.#timerPolicy,
+          this.#timerCapMs,
+        );
         this.#tickSources.push(t);
         return t;
       },
@@ -393,10 +433,12 @@ export class Vm implements Disposable {
     args: readonly (number | bigint)[] = [],
   ): void {
     this.#alive();
-    const bytes = typeof image === "string" ? Deno.readFileSync(image) : image;
+    const bytes = typeof image === "string"
+      ? readHostFile(image, { what: "guest image" })
+      : image;
     if (args.length > 4) throw new RangeError("at most 4 guest arguments");
     const a = new BigUint64Array(4);
-    args.forEach((v, i) => a[i] = BigInt.asUintN(64, BigInt(v)));
+    args.forEach((v, i) => a[i] = guestArg(v, i));
     this.#core.loadElf(bytes, a);
   }
 
@@ -412,7 +454,9 @@ export class Vm implements Disposable {
     options: MultibootOptions = {},
   ): void {
     this.#alive();
-    const bytes = typeof image === "string" ? Deno.readFileSync(image) : image;
+    const bytes = typeof image === "string"
+      ? readHostFile(image, { what: "multiboot kernel" })
+      : image;
     this.#core.loadMultiboot(
       bytes,
       encodeMultibootExtras(options, typeof image === "string" ? image : ""),

@@ -5,6 +5,7 @@
  */
 import type { Clock, LogLevel, Plugin, Range } from "../bus/types.ts";
 import type { HostQuirks } from "./quirks.ts";
+import { parseSize as parseSizeStrict } from "./options.ts";
 import type { CrashReport } from "./crash_report.ts";
 import type { CpuOption } from "./cpu_spec.ts";
 
@@ -16,7 +17,12 @@ export type IrqchipMode = "kernel" | "split";
 
 /** Options of {@link createVm}. */
 export interface VmOptions {
-  /** Guest RAM in bytes, or a size string like `"16M"` (default 16 MiB). */
+  /**
+   * Guest RAM in bytes, or a size string like `"16M"` (default 16 MiB): a
+   * multiple of 4 KiB from 2 MiB to 1 TiB. Past 2.75 GiB (the MMIO hole:
+   * PCI ECAM, BARs, IOAPIC, LAPIC) RAM continues at 4 GiB; the memory map
+   * the guest gets says so.
+   */
   memory?: number | string;
   /** `kernel` (default): in-kernel PIC/IOAPIC/LAPIC; `split`: our IOAPIC. */
   irqchip?: IrqchipMode;
@@ -39,6 +45,21 @@ export interface VmOptions {
    * exists only as the baseline of `bench/run_timer_bench.ts`).
    */
   timerPacing?: "absolute" | "relative-sleep";
+  /**
+   * What host tick sources do with ticks the guest has not taken yet:
+   * `catchup` (default) owes the guest every expiration and delivers the
+   * next when the guest acknowledged (EOI) the previous one, up to a
+   * backlog cap; `coalesce` merges late expirations into one tick and
+   * counts the rest as missed (Hyperlight's behaviour). Catch-up needs an
+   * EOI notification: GSI targets (see README, "Paravirtual timer"); a
+   * direct-MSI target coalesces either way.
+   */
+  timerPolicy?: "coalesce" | "catchup";
+  /**
+   * Catch-up backlog cap in milliseconds worth of ticks (default 1000);
+   * owed ticks beyond it are dropped and counted.
+   */
+  timerBacklogCapMs?: number;
   /**
    * Host-quirk workarounds (see `HostQuirks`): `"auto"` (default) detects
    * what this host needs once per process; an object overrides.
@@ -123,15 +144,9 @@ export interface VcpuCounters {
   unclaimedWrites: number;
 }
 
-const MEM_UNITS: Record<string, number> = {
-  "": 1,
-  K: 1 << 10,
-  M: 1 << 20,
-  G: 1 << 30,
-};
-
 /**
- * Parse a memory size: a number of bytes or a string like `16M`, `512K`.
+ * Parse a memory size: a number of bytes or a string like `16M`, `512K`
+ * (strict: see {@link parseSizeStrict} in `options.ts`).
  *
  * @example
  * ```ts
@@ -140,10 +155,7 @@ const MEM_UNITS: Record<string, number> = {
  * ```
  */
 export function parseSize(size: number | string): number {
-  if (typeof size === "number") return size;
-  const m = /^(\d+)\s*([KMG]?)(i?B)?$/i.exec(size.trim());
-  if (!m) throw new RangeError(`bad size "${size}" (use e.g. 16M)`);
-  return Number(m[1]) * MEM_UNITS[m[2].toUpperCase()];
+  return parseSizeStrict(size, { what: "memory size" });
 }
 
 /** Counters of a VM's TypeScript run loop. */

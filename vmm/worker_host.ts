@@ -18,6 +18,7 @@
  *
  * @module
  */
+import { CoreVmRef } from "../ffi/core_vm.ts";
 import type { RunOptions, RunResult, Vm } from "./vm.ts";
 import { stopVm } from "./vm.ts";
 
@@ -47,8 +48,14 @@ export interface RemoteVm {
   readonly done: Promise<WorkerOutcome>;
   /** Stop the vCPU (sticky); resolves once the stop was requested. */
   stop(): Promise<void>;
-  /** Kill the worker (the VM is destroyed with its thread's objects). */
-  terminate(): void;
+  /**
+   * Stop the vCPU, wait for the worker to close the VM, then end the
+   * worker. A worker that does not answer within `graceMs` (a plugin stuck
+   * in a loop) is ended anyway and its VM destroyed by handle. Resolves
+   * once the VM is released; `done` then settles (with the run's result,
+   * or rejected as terminated). Idempotent.
+   */
+  terminate(graceMs?: number): Promise<void>;
 }
 
 /**
@@ -78,7 +85,9 @@ export function spawnVm(
     readyResolve = res;
     readyReject = rej;
   });
+  let settle!: (e: Error) => void;
   const done = new Promise<WorkerOutcome>((resolve, reject) => {
+    settle = reject; // no-op once settled
     worker.onmessage = (e: MessageEvent) => {
       const m = e.data as {
         type: string;
@@ -108,11 +117,38 @@ export function spawnVm(
     };
   });
   ready.catch(() => {});
+  done.catch(() => {}); // terminate() may reject it; callers see it if they wait
   worker.postMessage({
     module: String(setupModule),
     args,
     libraryPath: options.libraryPath,
   });
+  let terminating: Promise<void> | undefined;
+  const terminate = async (graceMs: number) => {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const within = <T>(p: Promise<T>, late: T) =>
+      Promise.race([
+        p,
+        new Promise<T>((r) => timer = setTimeout(() => r(late), graceMs)),
+      ]).finally(() => clearTimeout(timer));
+    const h = await within(ready.catch(() => undefined), undefined);
+    if (h === undefined) {
+      // Setup failed or hangs: no VM handle reached us to release.
+      worker.terminate();
+      settle(new Error("vCPU worker terminated during setup"));
+      return;
+    }
+    try {
+      stopVm(h, options.libraryPath);
+    } catch {
+      // already closed: the run ended on its own
+    }
+    const answered = await within(done.then(() => true, () => true), false);
+    worker.terminate();
+    // The worker's JS can no longer touch the VM's memory: release it.
+    if (!answered) new CoreVmRef(h, options.libraryPath).destroyOrphan();
+    settle(new Error("vCPU worker terminated"));
+  };
   return {
     ready,
     done,
@@ -120,8 +156,9 @@ export function spawnVm(
       const h = handle ?? await ready;
       stopVm(h, options.libraryPath);
     },
-    terminate() {
-      worker.terminate();
+    terminate(graceMs = 5000) {
+      terminating ??= terminate(graceMs);
+      return terminating;
     },
   };
 }

@@ -52,17 +52,25 @@
 // Most irqfds per VM.
 #define DV_MAX_IRQFDS 4096
 
+// Smallest RAM: conventional memory plus 1 MiB above the legacy hole.
+#define DV_MIN_MEM 2097152
+
+// Largest RAM (1 TiB). The mapping is reserved lazily (`MAP_NORESERVE`);
+// the host's guest-physical width may allow less, checked at creation.
+#define DV_MAX_MEM 1099511627776
+
+// Start of the MMIO hole below 4 GiB: RAM beyond it continues at
+// [`RAM_HIGH_BASE`].
+#define DV_RAM_HOLE_START 2952790016
+
+// Guest-physical address of RAM above the hole.
+#define DV_RAM_HIGH_BASE 4294967296
+
 // Number of IOAPIC pins (GSIs 0..24 belong to the IOAPIC).
 #define DV_IOAPIC_PINS 24
 
 // Highest GSI the table accepts.
 #define DV_MAX_GSI 1023
-
-// Largest RAM we map (below the 3 GiB PCI/MMIO hole).
-#define DV_MAX_MEM 3221225472
-
-// Smallest RAM (host structures + a guest at 1 MiB).
-#define DV_MIN_MEM 2097152
 
 // Error codes returned across the C ABI (always negative there).
 enum DvCode
@@ -234,6 +242,30 @@ typedef uint32_t DvPacing;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
+// What a timer does with expirations the guest has not taken yet. Values
+// are part of the C ABI.
+enum DvTickPolicy
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // One irqfd write per expiration batch; late expirations are counted
+  // ([`TimerStats::missed`]) and lost (Hyperlight's behaviour).
+  DV_TICK_POLICY_COALESCE = 0,
+  // Every expiration is owed: one tick outstanding at a time, the next
+  // delivered when the guest acknowledges (EOI) the previous one, up to a
+  // backlog cap ([`CatchUp`]). Needs an EOI notification (a resampling
+  // irqfd on an irqchip GSI); without one the timer coalesces.
+  DV_TICK_POLICY_CATCHUP = 1,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum DvTickPolicy DvTickPolicy;
+#else
+typedef uint32_t DvTickPolicy;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
 // Guest CPU mode. Values are part of the C ABI.
 enum DvCpuMode
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
@@ -344,6 +376,34 @@ typedef struct {
   // Period (ns), 0 when disarmed.
   uint64_t period_ns;
 } DvTimerStats;
+
+// Counters of a timer, with the catch-up policy's. Conservation:
+// `owed == ticks + backlog + dropped_over_cap + cleared` for a catch-up
+// timer.
+typedef struct {
+  // Ticks delivered (irqfd writes).
+  uint64_t ticks;
+  // Coalesce policy: expirations coalesced because the thread woke late.
+  uint64_t missed;
+  // Period (ns), 0 when disarmed.
+  uint64_t period_ns;
+  // Expirations owed to the guest.
+  uint64_t owed;
+  // Catch-up: owed ticks dropped at the backlog cap.
+  uint64_t dropped_over_cap;
+  // Catch-up: backlog discarded by a re-arm or stop.
+  uint64_t cleared;
+  // Catch-up: owed ticks not yet delivered.
+  uint64_t backlog;
+  // Catch-up: acknowledgements (EOIs) seen.
+  uint64_t acks;
+  // Policy in effect for the current (or last) arm.
+  uint64_t policy;
+  // Catch-up ticks the vCPU re-signalled because the guest's LAPIC
+  // showed them neither requested nor in service (split irqchip with
+  // `DV_VM_QUIRK_LEVEL_RESIGNAL`; 0 on a healthy host).
+  uint64_t reinjected;
+} DvTimerCatchupStats;
 
 // Run-loop counters of a vCPU.
 typedef struct {
@@ -655,6 +715,19 @@ int32_t dv_timer_stats(uint32_t vm, uint32_t id, DvTimerStats *out);
 
 // Destroy timer `id`, its irqfd and its route. Returns 0.
 int32_t dv_timer_destroy(uint32_t vm, uint32_t id);
+
+// Set timer `id`'s [`TickPolicy`] (`DV_TICK_POLICY_COALESCE` / `DV_TICK_POLICY_CATCHUP`)
+// and the catch-up backlog cap in ns worth of ticks (`cap_ns` > 0), while
+// it is disarmed; both take effect at its next arm. A direct-MSI timer
+// keeps coalescing (no EOI notification); [`TimerCatchupStats`] reports
+// the policy in effect. Returns 0.
+int32_t dv_timer_set_policy(uint32_t vm, uint32_t id, uint32_t policy, uint64_t cap_ns);
+
+// Write timer `id`'s [`TimerCatchupStats`] to `out`. Returns 0.
+//
+// # Safety
+// `out` must be valid for one `TimerCatchupStats` write.
+int32_t dv_timer_catchup_stats(uint32_t vm, uint32_t id, DvTimerCatchupStats *out);
 
 // Run vCPU `vcpu` on the calling thread until an exit the caller must
 // handle; returns its `DvReason` (> 0) with the exit record filled, or an

@@ -8,7 +8,9 @@ use crate::error::{Error, Result};
 use crate::ids::IdAllocator;
 use crate::kick::{Kick, POLL, TIMEOUT, WAKE};
 use crate::level_source::LevelSource;
-use crate::timer::{make_precise, monotonic_ns, thread_cpu_ns, Pacing, TimerStats, Timerfd};
+use crate::timer::{
+    make_precise, monotonic_ns, thread_cpu_ns, CatchUp, Pacing, TickPolicy, TimerStats, Timerfd, DEFAULT_CATCHUP_CAP_NS,
+};
 use std::collections::HashMap;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -27,32 +29,117 @@ const CONTROL: u64 = 0;
 const ALARM: u64 = 1 << 32;
 const TIMER: u64 = 2 << 32;
 const LEVEL: u64 = 3 << 32;
+const TIMER_ACK: u64 = 4 << 32;
 
-/// A tick timer: a timerfd writing an irqfd's eventfd.
+/// A tick timer: a timerfd writing an irqfd's eventfd; with the
+/// [`TickPolicy::Catchup`] policy, also the irqfd's resample eventfd, where
+/// KVM (or our IOAPIC's EOI path) reports the guest's acknowledgement.
 pub struct Timer {
     tfd: Timerfd,
     target: Arc<EventFd>,
     pacing: Pacing,
     stats: Arc<TimerStats>,
+    /// Policy asked for.
+    policy: TickPolicy,
+    /// Backlog cap of the catch-up policy, in ns worth of ticks.
+    cap_ns: u64,
+    /// Resample eventfd (catch-up), registered with the epoll.
+    resample: Option<Arc<EventFd>>,
+    /// Policy in effect for the current arm.
+    effective: TickPolicy,
+    catchup: CatchUp,
+    /// Monotonic ns of the last catch-up tick sent (for the no-EOI poll).
+    sent_at_ns: u64,
+    /// The resample eventfd wakes the thread (owed ticks wait for an ack).
+    ack_watched: bool,
     /// Resources the VM releases with the timer (irqfd id, owned GSI).
     pub irqfd_id: u32,
     /// GSI allocated for the timer's MSI route, if any.
     pub owned_gsi: Option<u32>,
+    /// The GSI the timer's irqfd signals.
+    pub gsi: u32,
 }
 
 impl Timer {
-    fn on_expire(&self) {
+    fn on_expire(&mut self, epoll: &Epoll, id: u32) {
         let n = self.tfd.read();
         if n == 0 {
             return;
         }
-        let _ = self.target.write(1);
-        self.stats.note(n);
+        if self.effective == TickPolicy::Catchup {
+            // An acknowledgement that came while nothing was owed was not
+            // worth a wake-up: take it now, before the new expirations.
+            self.take_ack();
+            if self.catchup.expire(n) {
+                self.send();
+            }
+            self.watch_acks(epoll, id);
+            self.stats.publish(&self.catchup);
+        } else {
+            let _ = self.target.write(1);
+            self.stats.note(n);
+            self.stats.owed.fetch_add(n, Ordering::Relaxed);
+        }
         if self.pacing == Pacing::RelativeSleep {
             let p = self.stats.period_ns.load(Ordering::SeqCst);
             if p > 0 {
                 let _ = self.tfd.set_relative(p);
             }
+        }
+    }
+
+    /// The resample eventfd is readable: the guest acknowledged a tick.
+    fn on_ack(&mut self, epoll: &Epoll, id: u32) {
+        self.take_ack();
+        self.watch_acks(epoll, id);
+        self.stats.publish(&self.catchup);
+    }
+
+    /// Consume a pending acknowledgement, sending the next owed tick.
+    fn take_ack(&mut self) {
+        let Some(r) = &self.resample else { return };
+        if r.read().is_err() {
+            return;
+        }
+        if self.catchup.ack() {
+            self.send();
+        }
+    }
+
+    /// Be woken by acknowledgements only while owed ticks wait for one:
+    /// on time, the next expiration collects the acknowledgement, so a tick
+    /// costs the event thread one wake-up, as under `coalesce`.
+    fn watch_acks(&mut self, epoll: &Epoll, id: u32) {
+        let want = self.catchup.outstanding && self.catchup.backlog > 0;
+        if want == self.ack_watched {
+            return;
+        }
+        let Some(r) = &self.resample else { return };
+        let events = if want { EventSet::IN } else { EventSet::empty() };
+        if epoll.ctl(ControlOperation::Modify, r.as_raw_fd(), EpollEvent::new(events, TIMER_ACK | id as u64)).is_ok() {
+            self.ack_watched = want;
+        }
+    }
+
+    fn send(&mut self) {
+        let _ = self.target.write(1);
+        self.sent_at_ns = monotonic_ns();
+    }
+
+    /// Monotonic ns after which an unacknowledged tick should be polled.
+    fn poll_due_ns(&self) -> Option<u64> {
+        self.outstanding().then(|| self.sent_at_ns + crate::level_source::POLL_AFTER_NS)
+    }
+
+    /// True while a catch-up tick waits for its acknowledgement.
+    fn outstanding(&self) -> bool {
+        self.effective == TickPolicy::Catchup && self.catchup.outstanding
+    }
+
+    fn clear(&mut self) {
+        self.catchup.clear();
+        if self.effective == TickPolicy::Catchup {
+            self.stats.publish(&self.catchup);
         }
     }
 }
@@ -162,7 +249,7 @@ impl Events {
     }
 
     /// Add a disarmed timer writing `target`; returns its id.
-    pub fn timer_add(&self, target: Arc<EventFd>, irqfd_id: u32, owned_gsi: Option<u32>) -> Result<u32> {
+    pub fn timer_add(&self, target: Arc<EventFd>, gsi: u32, irqfd_id: u32, owned_gsi: Option<u32>) -> Result<u32> {
         let s = self.shared()?;
         let tfd = Timerfd::new()?;
         let mut st = lock(&s.state);
@@ -172,8 +259,67 @@ impl Events {
             return Err(Error::os("epoll_ctl(timer)", e));
         }
         let stats = Arc::new(TimerStats::default());
-        st.timers.insert(id, Timer { tfd, target, pacing: Pacing::Absolute, stats, irqfd_id, owned_gsi });
+        let timer = Timer {
+            tfd,
+            target,
+            pacing: Pacing::Absolute,
+            stats,
+            policy: TickPolicy::Coalesce,
+            cap_ns: DEFAULT_CATCHUP_CAP_NS,
+            resample: None,
+            effective: TickPolicy::Coalesce,
+            catchup: CatchUp::new(1),
+            sent_at_ns: 0,
+            ack_watched: false,
+            irqfd_id,
+            owned_gsi,
+            gsi,
+        };
+        st.timers.insert(id, timer);
         Ok(id)
+    }
+
+    /// Set a timer's tick policy (from its next arm). `Catchup` needs the
+    /// `resample` eventfd of its irqfd, which is registered with the epoll
+    /// (and replaces an earlier one); `target` replaces the eventfd written
+    /// per tick (the resampling irqfd's). `cap_ns` (> 0) is the backlog cap
+    /// in ns worth of ticks.
+    pub fn timer_set_policy(
+        &self,
+        id: u32,
+        policy: TickPolicy,
+        swap: Option<(Arc<EventFd>, Arc<EventFd>, u32)>,
+        cap_ns: u64,
+    ) -> Result<Option<u32>> {
+        if cap_ns == 0 {
+            return Err(Error::invalid("catch-up backlog cap must be > 0 ns"));
+        }
+        let s = self.existing().ok_or_else(|| Error::invalid(format!("no timer {id}")))?;
+        let mut st = lock(&s.state);
+        let t = st.timers.get_mut(&id).ok_or_else(|| Error::invalid(format!("no timer {id}")))?;
+        if t.stats.period_ns.load(Ordering::SeqCst) != 0 {
+            return Err(Error::invalid(format!("timer {id} is armed; set its policy while disarmed")));
+        }
+        let mut old_irqfd = None;
+        if let Some((target, resample, irqfd_id)) = swap {
+            s.epoll
+                .ctl(ControlOperation::Add, resample.as_raw_fd(), EpollEvent::new(EventSet::empty(), TIMER_ACK | id as u64))
+                .map_err(|e| Error::os("epoll_ctl(timer ack)", e))?;
+            if let Some(r) = t.resample.take() {
+                let _ = s.epoll.ctl(ControlOperation::Delete, r.as_raw_fd(), EpollEvent::default());
+            }
+            t.target = target;
+            t.resample = Some(resample);
+            t.ack_watched = false;
+            old_irqfd = Some(std::mem::replace(&mut t.irqfd_id, irqfd_id));
+            t.catchup.reset_line();
+        }
+        if policy == TickPolicy::Catchup && t.resample.is_none() {
+            return Err(Error::invalid(format!("timer {id} has no EOI notification for catch-up")));
+        }
+        t.policy = policy;
+        t.cap_ns = cap_ns;
+        Ok(old_irqfd)
     }
 
     fn with_timer<R>(&self, id: u32, f: impl FnOnce(&mut Timer) -> Result<R>) -> Result<R> {
@@ -182,27 +328,51 @@ impl Events {
         f(st.timers.get_mut(&id).ok_or_else(|| Error::invalid(format!("no timer {id}")))?)
     }
 
-    /// Arm (or re-arm) a timer: first tick one period from now.
-    pub fn timer_arm(&self, id: u32, period_ns: u64) -> Result<()> {
+    /// Arm (or re-arm) a timer: first tick one period from now. A re-arm
+    /// clears the catch-up backlog. `acks`: whether the guest's
+    /// acknowledgements reach the resample eventfd for this arm (else a
+    /// catch-up timer coalesces).
+    pub fn timer_arm(&self, id: u32, period_ns: u64, acks: bool) -> Result<()> {
         if period_ns == 0 {
             return Err(Error::invalid("timer period must be > 0"));
         }
         self.with_timer(id, |t| {
+            t.clear();
+            // Drop expirations of an earlier arm still unread.
+            let _ = t.tfd.read();
+            t.effective = if t.policy == TickPolicy::Catchup && acks && t.pacing == Pacing::Absolute {
+                TickPolicy::Catchup
+            } else {
+                TickPolicy::Coalesce
+            };
+            t.catchup.cap = CatchUp::cap_for(period_ns, t.cap_ns);
+            t.stats.policy.store(t.effective as u64, Ordering::SeqCst);
             match t.pacing {
                 Pacing::Absolute => t.tfd.set_absolute(monotonic_ns() + period_ns, period_ns)?,
                 Pacing::RelativeSleep => t.tfd.set_relative(period_ns)?,
             }
             t.stats.period_ns.store(period_ns, Ordering::SeqCst);
             Ok(())
-        })
+        })?;
+        self.wake();
+        Ok(())
     }
 
-    /// Disarm a timer.
+    /// Disarm a timer; its catch-up backlog is cleared.
     pub fn timer_disarm(&self, id: u32) -> Result<()> {
         self.with_timer(id, |t| {
             t.stats.period_ns.store(0, Ordering::SeqCst);
-            t.tfd.disarm()
+            let r = t.tfd.disarm();
+            t.clear();
+            r
         })
+    }
+
+    /// Wake the thread so it re-evaluates its poll timeout.
+    fn wake(&self) {
+        if let Some(s) = self.existing() {
+            let _ = s.control.write(1);
+        }
     }
 
     /// Set a timer's pacing (takes effect at its next arm).
@@ -211,6 +381,11 @@ impl Events {
             t.pacing = pacing;
             Ok(())
         })
+    }
+
+    /// A timer's GSI, irqfd id and owned (MSI-route) GSI.
+    pub fn timer_info(&self, id: u32) -> Result<(u32, u32, Option<u32>)> {
+        self.with_timer(id, |t| Ok((t.gsi, t.irqfd_id, t.owned_gsi)))
     }
 
     /// A timer's counters.
@@ -224,6 +399,9 @@ impl Events {
         let mut st = lock(&s.state);
         let t = st.timers.remove(&id).ok_or_else(|| Error::invalid(format!("no timer {id}")))?;
         let _ = s.epoll.ctl(ControlOperation::Delete, t.tfd.as_raw_fd(), EpollEvent::default());
+        if let Some(r) = &t.resample {
+            let _ = s.epoll.ctl(ControlOperation::Delete, r.as_raw_fd(), EpollEvent::default());
+        }
         ids(&mut st.timer_ids).release(id);
         Ok(t)
     }
@@ -240,12 +418,17 @@ impl Events {
             .unwrap_or(0)
     }
 
-    /// Disarm every timer (stop, shutdown).
+    /// Disarm every timer (VM reset): backlogs are cleared and, since the
+    /// irqchip is reset too, no tick stays outstanding.
     pub fn disarm_all(&self) {
         if let Some(s) = self.existing() {
-            for t in lock(&s.state).timers.values() {
+            for t in lock(&s.state).timers.values_mut() {
                 t.stats.period_ns.store(0, Ordering::SeqCst);
                 let _ = t.tfd.disarm();
+                t.catchup.reset_line();
+                if t.effective == TickPolicy::Catchup {
+                    t.stats.publish(&t.catchup);
+                }
             }
         }
     }
@@ -282,11 +465,14 @@ impl Events {
         Ok(())
     }
 
-    /// Level sources with an outstanding assertion: (gsi, stats).
-    pub fn outstanding_levels(&self) -> Vec<(u32, Arc<crate::level_source::LevelStats>)> {
-        self.existing()
-            .map(|s| lock(&s.state).levels.values().filter(|l| l.outstanding()).map(|l| (l.gsi, l.stats.clone())).collect())
-            .unwrap_or_default()
+    /// Level sources with an outstanding assertion, and catch-up timers
+    /// with an unacknowledged tick: (gsi, counter of re-signals).
+    pub fn outstanding_levels(&self) -> Vec<(u32, Arc<AtomicU64>)> {
+        let Some(s) = self.existing() else { return vec![] };
+        let st = lock(&s.state);
+        let levels = st.levels.values().filter(|l| l.outstanding()).map(|l| (l.gsi, l.stats.reinjected_counter()));
+        let timers = st.timers.values().filter(|t| t.outstanding()).map(|t| (t.gsi, t.stats.reinjected.clone()));
+        levels.chain(timers).collect()
     }
 
     /// Remove a level source; returns it so the VM can release its irqfd.
@@ -374,7 +560,8 @@ fn event_loop(s: &Shared) {
                 break;
             }
             // Wake for the no-EOI poll while an assertion is outstanding.
-            let polling = s.poll_levels && st.levels.values().any(|l| l.outstanding());
+            let polling = s.poll_levels
+                && (st.levels.values().any(|l| l.outstanding()) || st.timers.values().any(|t| t.outstanding()));
             if polling {
                 (POLL_MS).max(1)
             } else {
@@ -399,8 +586,13 @@ fn event_loop(s: &Shared) {
                 }
                 ALARM => fire_alarms(s, &mut st),
                 TIMER => {
-                    if let Some(t) = st.timers.get(&id) {
-                        t.on_expire();
+                    if let Some(t) = st.timers.get_mut(&id) {
+                        t.on_expire(&s.epoll, id);
+                    }
+                }
+                TIMER_ACK => {
+                    if let Some(t) = st.timers.get_mut(&id) {
+                        t.on_ack(&s.epoll, id);
                     }
                 }
                 LEVEL => {
@@ -416,7 +608,12 @@ fn event_loop(s: &Shared) {
         }
         if s.poll_levels {
             let now = monotonic_ns();
-            let due = st.levels.values().filter_map(|l| l.poll_due_ns()).min();
+            let due = st
+                .levels
+                .values()
+                .filter_map(|l| l.poll_due_ns())
+                .chain(st.timers.values().filter_map(|t| t.poll_due_ns()))
+                .min();
             if due.is_some_and(|d| d <= now) && now >= st.next_poll_ns {
                 st.next_poll_ns = now + crate::level_source::POLL_AFTER_NS;
                 if let Some(k) = s.kicks.first() {
@@ -453,18 +650,18 @@ mod tests {
         ev.alarm(TIMEOUT, 0).unwrap();
         assert!(!ev.thread_stats().running, "cancelling an alarm starts nothing");
         let efd = Arc::new(EventFd::new(EFD_NONBLOCK).unwrap());
-        let a = ev.timer_add(efd.clone(), 0, None).unwrap();
-        let b = ev.timer_add(efd.clone(), 0, None).unwrap();
+        let a = ev.timer_add(efd.clone(), 0, 0, None).unwrap();
+        let b = ev.timer_add(efd.clone(), 0, 0, None).unwrap();
         assert_eq!((a, b), (1, 2));
         assert!(ev.thread_stats().running);
-        ev.timer_arm(a, 1_000_000).unwrap();
+        ev.timer_arm(a, 1_000_000, false).unwrap();
         std::thread::sleep(std::time::Duration::from_millis(30));
         ev.timer_disarm(a).unwrap();
         let ticks = ev.timer_stats(a).unwrap().ticks.load(Ordering::SeqCst);
         assert!(ticks >= 5, "ticks {ticks}");
         assert_eq!(efd.read().unwrap(), ticks, "one irqfd write per tick batch");
         ev.timer_remove(a).unwrap();
-        assert_eq!(ev.timer_add(efd, 0, None).unwrap(), 1, "freed id reused");
+        assert_eq!(ev.timer_add(efd, 0, 0, None).unwrap(), 1, "freed id reused");
         ev.shutdown();
         assert!(!ev.thread_stats().running);
     }
@@ -511,7 +708,7 @@ mod tests {
         let ev = Events::new(vec![], false);
         let efd = Arc::new(EventFd::new(EFD_NONBLOCK).unwrap());
         for _ in 0..5 {
-            ev.timer_add(efd.clone(), 0, None).unwrap();
+            ev.timer_add(efd.clone(), 0, 0, None).unwrap();
         }
         ev.alarm(WAKE, 1_000_000_000).unwrap();
         assert!(thread_count() <= before + 1 + 2, "other tests may run concurrently");

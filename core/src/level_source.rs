@@ -16,7 +16,7 @@ pub struct LevelStats {
     /// Monotonic ns of the outstanding assertion, 0 when none.
     pub asserted_at_ns: AtomicU64,
     /// Assertions re-signalled by the vCPU's poll (message lost).
-    pub reinjected: AtomicU64,
+    pub reinjected: Arc<AtomicU64>,
     /// Assertions (irqfd writes).
     pub asserts: AtomicU64,
     /// EOIs seen on the resample eventfd.
@@ -35,7 +35,7 @@ impl Default for LevelStats {
     fn default() -> Self {
         LevelStats {
             asserted_at_ns: AtomicU64::new(0),
-            reinjected: AtomicU64::new(0),
+            reinjected: Arc::new(AtomicU64::new(0)),
             asserts: AtomicU64::new(0),
             eois: AtomicU64::new(0),
             pending: AtomicU64::new(0),
@@ -62,6 +62,13 @@ pub struct LevelSource {
     pub resample: Arc<EventFd>,
     /// Counters.
     pub stats: Arc<LevelStats>,
+}
+
+impl LevelStats {
+    /// The re-signal counter, shared with the vCPU's poll.
+    pub fn reinjected_counter(&self) -> Arc<AtomicU64> {
+        self.reinjected.clone()
+    }
 }
 
 impl LevelSource {

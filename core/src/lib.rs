@@ -25,6 +25,7 @@ pub mod ids;
 pub mod ioctls;
 pub mod irq;
 pub mod kick;
+pub mod layout;
 pub mod lapic;
 pub mod level_source;
 pub mod loader;

@@ -1,22 +1,30 @@
 //! ELF64 guest loading and the 64-bit long-mode entry state.
 //!
-//! Guest memory layout set by the host (all below 1 MiB, which guests must
-//! not load into):
+//! Guest memory the host writes ([`HOST_AREAS`], all below 1 MiB; segments
+//! may load anywhere else in RAM, see [`crate::layout`]):
 //! - `GDT_ADDR`: null, 64-bit code (0x08), data (0x10), TSS (0x18);
+//! - the boot stack below `BOOT_STACK`;
 //! - `PML4_ADDR`.. : identity page tables mapping 0..4 GiB with 2 MiB pages;
-//!   the top GiB (LAPIC/IOAPIC/PCI holes) is mapped uncached.
+//!   the top GiB (LAPIC/IOAPIC/PCI holes) is mapped uncached. RAM above
+//!   4 GiB is in the memory map; a guest maps it itself.
 
 use crate::elf;
 use crate::error::{Code, Error, Result};
+use crate::layout::{HostArea, RamLayout};
 
-/// Lowest guest-physical address an ELF segment may load at.
-pub const LOAD_MIN: u64 = 0x10_0000;
 /// GDT location.
 pub const GDT_ADDR: u64 = 0x500;
 /// PML4 location; PDPT and four page directories follow, 4 KiB each.
 pub const PML4_ADDR: u64 = 0x9000;
 /// Initial RSP the host sets (guests set their own).
 pub const BOOT_STACK: u64 = 0x8ff0;
+
+/// What the host writes for an ELF64 boot; segments must not overlap it.
+pub const HOST_AREAS: [HostArea; 3] = [
+    HostArea { start: GDT_ADDR, end: GDT_ADDR + 8 * 5, what: "GDT" },
+    HostArea { start: BOOT_STACK & !0xfff, end: PML4_ADDR, what: "boot stack" },
+    HostArea { start: PML4_ADDR, end: PML4_ADDR + 6 * 0x1000, what: "page tables" },
+];
 
 /// GDT selectors.
 pub const CODE_SEL: u16 = 0x08;
@@ -26,7 +34,7 @@ pub const DATA_SEL: u16 = 0x10;
 pub const TSS_SEL: u16 = 0x18;
 
 /// A parsed, validated ELF64 image: entry and PT_LOAD segments, each
-/// inside the file and inside guest RAM above [`LOAD_MIN`].
+/// inside the file and inside loadable guest RAM, clear of [`HOST_AREAS`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Image {
     /// Entry point.
@@ -39,9 +47,9 @@ fn bad(msg: impl Into<String>) -> Error {
     Error::new(Code::BadImage, msg)
 }
 
-/// Parse and validate an ELF64 x86-64 executable for a guest of `mem_size`
-/// bytes (through [`elf::parse`], the one ELF parser).
-pub fn parse_elf(bytes: &[u8], mem_size: u64) -> Result<Image> {
+/// Parse and validate an ELF64 x86-64 executable for a guest whose RAM
+/// lies as `layout` says (through [`elf::parse`], the one ELF parser).
+pub fn parse_elf(bytes: &[u8], layout: &RamLayout) -> Result<Image> {
     if elf::is_elf(bytes) && bytes.get(4) == Some(&1) {
         return Err(bad("not an ELF64 file (an ELF32 kernel needs a Multiboot header)"));
     }
@@ -53,12 +61,7 @@ pub fn parse_elf(bytes: &[u8], mem_size: u64) -> Result<Image> {
         return Err(bad("ELF machine is not x86-64"));
     }
     for (i, s) in e.segments.iter().enumerate() {
-        if s.paddr < LOAD_MIN || s.paddr + s.memsz > mem_size {
-            return Err(bad(format!(
-                "segment {i} at {:#x}+{:#x} does not fit guest RAM [{LOAD_MIN:#x}, {mem_size:#x})",
-                s.paddr, s.memsz
-            )));
-        }
+        layout.check_load(&format!("segment {i}"), s.paddr, s.memsz, &HOST_AREAS)?;
     }
     if !e.segments.iter().any(|s| e.entry >= s.paddr && e.entry < s.paddr + s.memsz) {
         return Err(bad(format!("entry point {:#x} is outside every loaded segment", e.entry)));
@@ -127,21 +130,25 @@ mod tests {
 
     #[test]
     fn accepts_valid() {
-        let img = parse_elf(&elf(0x100000, 0x100000, 0x40, 0x1000), 16 << 20).unwrap();
+        let mem = RamLayout::new(16 << 20).unwrap();
+        let img = parse_elf(&elf(0x100000, 0x100000, 0x40, 0x1000), &mem).unwrap();
         assert_eq!(img.entry, 0x100000);
         assert_eq!(img.segments.len(), 1);
     }
 
     #[test]
     fn rejects_hostile_headers() {
-        let mem = 16 << 20;
+        let size = 16 << 20;
+        let mem = &RamLayout::new(size).unwrap();
         assert!(parse_elf(b"hello", mem).is_err());
         let e = crate::elf::tests::elf(false, crate::elf::EM_386, 0x100000, 0x100000, 0x40, 0x1000);
         assert!(parse_elf(&e, mem).unwrap_err().message.contains("ELF64"));
         assert!(parse_elf(&e, mem).is_err());
-        assert!(parse_elf(&elf(0x100000, 0x1000, 0x40, 0x1000), mem).is_err(), "below LOAD_MIN");
+        let e = parse_elf(&elf(0x9100, 0x9000, 0x40, 0x1000), mem).unwrap_err();
+        assert!(e.message.contains("overlaps the page tables"), "{}", e.message);
+        assert!(parse_elf(&elf(0x10, 0, 0x40, 0x1000), mem).is_err(), "page 0");
         assert!(parse_elf(&elf(0x100000, 0x100000, 0x40, u64::MAX), mem).is_err(), "overflow");
-        assert!(parse_elf(&elf(0x100000, mem - 0x10, 0x40, 0x40), mem).is_err(), "past RAM");
+        assert!(parse_elf(&elf(0x100000, size - 0x10, 0x40, 0x40), mem).is_err(), "past RAM");
         let mut e = elf(0x100000, 0x100000, 0x40, 0x1000);
         e[64 + 32..64 + 40].copy_from_slice(&0x1000u64.to_le_bytes());
         assert!(parse_elf(&e, mem).is_err(), "past file");
@@ -161,6 +168,13 @@ mod tests {
         assert_ne!(pd3[511] & (1 << 4), 0, "top GiB uncached");
         let (_, pd0) = pts[2];
         assert_eq!(pd0[1] & !0xfff, 0x20_0000);
-        assert!(pts.iter().all(|(a, _)| *a + 0x1000 <= LOAD_MIN));
+        assert!(pts.iter().all(|(a, _)| HOST_AREAS[2].start <= *a && *a + 0x1000 <= HOST_AREAS[2].end));
+    }
+
+    #[test]
+    fn loads_into_conventional_memory() {
+        let mem = RamLayout::new(16 << 20).unwrap();
+        let img = parse_elf(&elf(0x10000, 0x10000, 0x40, 0x1000), &mem).unwrap();
+        assert_eq!(img.segments[0].paddr, 0x10000);
     }
 }

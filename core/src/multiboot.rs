@@ -4,12 +4,15 @@
 //!
 //! The image is untrusted: every header field is bounds- and
 //! overflow-checked against the file and guest RAM before anything is
-//! written. Everything the loader writes lies in `[0x10000, mem_size)`:
-//! - the image (and its bss) at or above [`LOAD_MIN`] (1 MiB);
+//! written. What the loader writes:
+//! - the image (and its bss) anywhere in loadable RAM below 4 GiB
+//!   ([`crate::layout`]: conventional memory from 0x1000, or from 1 MiB),
+//!   clear of [`HOST_AREAS`];
 //! - the information structure, memory map, module list and strings in
 //!   [`INFO_ADDR`]..[`INFO_END`] (below 1 MiB, above the host's GDT at
-//!   0x500 and page tables at 0x9000..0xF000);
-//! - modules, page-aligned, after the end of the image (bss included).
+//!   0x500);
+//! - modules, page-aligned, after the end of the image (bss included) and
+//!   at or above 1 MiB.
 //!
 //! Entry state the caller must set (spec section 3.2): EAX =
 //! [`BOOTLOADER_MAGIC`], EBX = [`MultibootBoot::info_addr`], CS a flat
@@ -17,6 +20,7 @@
 //! CR0.PG = 0, EFLAGS.IF = 0 and EFLAGS.VM = 0, EIP = [`MultibootBoot::entry`].
 
 use crate::error::{Code, Error, Result};
+use crate::layout::{HostArea, RamLayout, CONVENTIONAL_END, EXTENDED_BASE};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
 /// Magic value in the image's multiboot header.
@@ -25,15 +29,17 @@ pub const HEADER_MAGIC: u32 = 0x1BAD_B002;
 pub const BOOTLOADER_MAGIC: u32 = 0x2BAD_B002;
 /// The header must lie entirely in this many leading bytes of the image.
 pub const HEADER_SEARCH: usize = 8192;
-/// Lowest guest-physical address an image segment may load at.
-pub const LOAD_MIN: u64 = 0x10_0000;
 /// Address of the multiboot information structure.
 pub const INFO_ADDR: u64 = 0x2_0000;
 /// End (exclusive) of the area holding the information structure,
 /// memory map, module list and strings.
 pub const INFO_END: u64 = 0x3_0000;
-/// Start of the reserved area below 1 MiB in the memory map (639 KiB).
-pub const LOW_MEM_END: u64 = 0x9_FC00;
+/// What the host writes for a Multiboot boot; the image must not overlap
+/// it.
+pub const HOST_AREAS: [HostArea; 2] = [
+    HostArea { start: crate::loader::GDT_ADDR, end: crate::loader::GDT_ADDR + 8 * 5, what: "GDT" },
+    HostArea { start: INFO_ADDR, end: INFO_END, what: "boot information area" },
+];
 /// Name passed in `boot_loader_name`.
 pub const BOOT_LOADER_NAME: &str = "denovmm";
 
@@ -57,14 +63,10 @@ pub const MBI_MMAP: u32 = 1 << 6;
 /// Info flag bit 9: `boot_loader_name` valid.
 pub const MBI_BOOT_LOADER_NAME: u32 = 1 << 9;
 
-/// Memory map entry type: available RAM.
-pub const MMAP_AVAILABLE: u32 = 1;
-/// Memory map entry type: reserved.
-pub const MMAP_RESERVED: u32 = 2;
 
 /// Bytes of the information structure (through the framebuffer fields).
 const INFO_SIZE: u64 = 116;
-/// Memory map location (3 entries of 24 bytes).
+/// Memory map location (up to 5 entries of 24 bytes, before the modules).
 const MMAP_ADDR: u64 = INFO_ADDR + 0x80;
 /// Bytes of one memory map entry, including its `size` field.
 const MMAP_ENTRY: u64 = 24;
@@ -179,7 +181,7 @@ fn parse_header(bytes: &[u8], offset: usize, limit: usize, flags: u32) -> Result
 }
 
 /// Layout from the a.out kludge address fields (spec 3.1.3).
-fn plan_aout(bytes: &[u8], h: &Header, mem_size: u64) -> Result<Plan> {
+fn plan_aout(bytes: &[u8], h: &Header, layout: &RamLayout) -> Result<Plan> {
     let (header_addr, load_addr) = (h.header_addr as u64, h.load_addr as u64);
     if header_addr < load_addr {
         return Err(bad(format!("header_addr {header_addr:#x} is below load_addr {load_addr:#x}")));
@@ -202,7 +204,7 @@ fn plan_aout(bytes: &[u8], h: &Header, mem_size: u64) -> Result<Plan> {
         return Err(bad(format!("bss_end_addr {end:#x} is below load_end_addr {load_end:#x}")));
     }
     let seg = Segment { paddr: load_addr, offset: file_start, filesz, memsz: end - load_addr };
-    check_segment(&seg, "a.out image", mem_size)?;
+    check_segment(&seg, "a.out image", layout)?;
     let entry = h.entry_addr;
     if (entry as u64) < load_addr || entry as u64 >= end {
         return Err(bad(format!("entry_addr {entry:#x} is outside the image [{load_addr:#x}, {end:#x})")));
@@ -210,11 +212,11 @@ fn plan_aout(bytes: &[u8], h: &Header, mem_size: u64) -> Result<Plan> {
     Ok(Plan { entry, segments: vec![seg], end })
 }
 
-fn check_segment(s: &Segment, what: &str, mem_size: u64) -> Result<()> {
-    let end = s.paddr.checked_add(s.memsz);
-    if s.paddr < LOAD_MIN || end.is_none_or(|e| e > mem_size) {
+fn check_segment(s: &Segment, what: &str, layout: &RamLayout) -> Result<()> {
+    layout.check_load(what, s.paddr, s.memsz, &HOST_AREAS)?;
+    if s.paddr + s.memsz > 1 << 32 {
         return Err(bad(format!(
-            "{what} at {:#x}+{:#x} does not fit guest RAM [{LOAD_MIN:#x}, {mem_size:#x})",
+            "{what} at {:#x}+{:#x} lies above 4 GiB, out of reach of a kernel entered with paging off",
             s.paddr, s.memsz
         )));
     }
@@ -223,7 +225,7 @@ fn check_segment(s: &Segment, what: &str, mem_size: u64) -> Result<()> {
 
 /// Layout from ELF32 or ELF64 program headers (PT_LOAD, physical
 /// addresses), parsed by [`crate::elf::parse`].
-fn plan_elf(bytes: &[u8], mem_size: u64) -> Result<Plan> {
+fn plan_elf(bytes: &[u8], layout: &RamLayout) -> Result<Plan> {
     if !crate::elf::is_elf(bytes) {
         return Err(bad("not an ELF file and the multiboot header has no address fields (flag bit 16)"));
     }
@@ -237,7 +239,7 @@ fn plan_elf(bytes: &[u8], mem_size: u64) -> Result<Plan> {
     let mut end = 0u64;
     for (i, s) in e.segments.iter().enumerate() {
         let seg = Segment { paddr: s.paddr, offset: s.offset, filesz: s.filesz, memsz: s.memsz };
-        check_segment(&seg, &format!("segment {i}"), mem_size)?;
+        check_segment(&seg, &format!("segment {i}"), layout)?;
         // The entry point is virtual; translate it through the segment
         // that contains it (as GRUB does), else take it as physical.
         if phys_entry.is_none() {
@@ -253,7 +255,7 @@ fn plan_elf(bytes: &[u8], mem_size: u64) -> Result<Plan> {
     let Some(entry) = phys_entry else {
         return Err(bad(format!("entry point {:#x} is outside every loaded segment", e.entry)));
     };
-    // Segments lie in RAM, which ends below 4 GiB (checked by the caller).
+    // Segments lie below 4 GiB (check_segment).
     let entry = u32::try_from(entry).map_err(|_| bad("entry point is above 4 GiB"))?;
     Ok(Plan { entry, segments, end })
 }
@@ -293,13 +295,12 @@ fn page_up(v: u64) -> Option<u64> {
 /// PT_LOAD program headers (at `p_paddr`), zero-fill bss, place `modules`
 /// page-aligned after the image, and build the multiboot information
 /// structure at [`INFO_ADDR`]: `mem_lower`/`mem_upper` (bit 0), `cmdline`
-/// (bit 2), modules (bit 3), a memory map (bit 6: `0..0x9FC00` available,
-/// `0x9FC00..0x100000` reserved, `0x100000..mem_size` available) and
-/// `boot_loader_name` (bit 9). Returns the physical entry point and the
-/// information structure's address.
+/// (bit 2), modules (bit 3), the PC memory map of
+/// [`RamLayout::memory_map`] (bit 6) and `boot_loader_name` (bit 9).
+/// Returns the physical entry point and the information structure's
+/// address.
 ///
-/// `mem_size` is the guest RAM size (contiguous from 0, below 4 GiB);
-/// `mem` must cover it. Nothing is written below 0x10000. Image errors are
+/// `mem` must cover `layout`'s RAM. Image errors are
 /// [`Code::BadImage`]; a command line with a NUL byte or too many/too long
 /// module command lines are [`Code::InvalidArgument`].
 pub fn load(
@@ -307,12 +308,8 @@ pub fn load(
     bytes: &[u8],
     cmdline: &str,
     modules: &[MultibootModule],
-    mem_size: u64,
+    layout: &RamLayout,
 ) -> Result<MultibootBoot> {
-    // Below 4 GiB so that every address the kernel sees fits 32 bits.
-    if !(2 * LOAD_MIN..1 << 32).contains(&mem_size) {
-        return Err(Error::invalid(format!("memory size {mem_size:#x} must be in [2 MiB, 4 GiB) for multiboot")));
-    }
     check_string("command line", cmdline)?;
     for (i, m) in modules.iter().enumerate() {
         check_string(&format!("module {i} command line"), m.cmdline)?;
@@ -321,26 +318,28 @@ pub fn load(
     // ---- validate everything before writing anything ------------------------
     let header = find_header(bytes)?;
     let plan = if header.flags & HF_AOUT_KLUDGE != 0 {
-        plan_aout(bytes, &header, mem_size)?
+        plan_aout(bytes, &header, layout)?
     } else {
-        plan_elf(bytes, mem_size)?
+        plan_elf(bytes, layout)?
     };
 
-    // Modules: page-aligned, one after another, after the image.
+    // Modules: page-aligned, one after another, after the image, in RAM
+    // from 1 MiB to the hole (32-bit addresses).
     let mut placed = Vec::with_capacity(modules.len());
-    let mut next = page_up(plan.end).ok_or_else(|| bad("image end overflows"))?;
+    let mut next = page_up(plan.end.max(EXTENDED_BASE)).ok_or_else(|| bad("image end overflows"))?;
     for (i, m) in modules.iter().enumerate() {
         let start = next;
         let end = start.checked_add(m.bytes.len() as u64);
         match end {
-            Some(e) if e <= mem_size => {
+            Some(e) if e <= layout.low_size() => {
                 placed.push((start, e));
                 next = page_up(e).ok_or_else(|| bad("module end overflows"))?;
             }
             _ => {
                 return Err(Error::invalid(format!(
-                    "module {i} ({} bytes at {start:#x}) does not fit guest RAM ({mem_size:#x})",
-                    m.bytes.len()
+                    "module {i} ({} bytes at {start:#x}) does not fit guest RAM below {:#x}",
+                    m.bytes.len(),
+                    layout.low_size()
                 )))
             }
         }
@@ -392,25 +391,21 @@ pub fn load(
         write(mem, &e, MODS_ADDR + MOD_ENTRY * i as u64)?;
     }
 
-    let map = [
-        (0, LOW_MEM_END, MMAP_AVAILABLE),
-        (LOW_MEM_END, LOAD_MIN - LOW_MEM_END, MMAP_RESERVED),
-        (LOAD_MIN, mem_size - LOAD_MIN, MMAP_AVAILABLE),
-    ];
-    for (i, (base, len, kind)) in map.iter().enumerate() {
+    let map = layout.memory_map();
+    for (i, m) in map.iter().enumerate() {
         let mut e = [0u8; MMAP_ENTRY as usize];
         e[0..4].copy_from_slice(&((MMAP_ENTRY - 4) as u32).to_le_bytes());
-        e[4..12].copy_from_slice(&base.to_le_bytes());
-        e[12..20].copy_from_slice(&len.to_le_bytes());
-        e[20..24].copy_from_slice(&kind.to_le_bytes());
+        e[4..12].copy_from_slice(&m.base.to_le_bytes());
+        e[12..20].copy_from_slice(&m.len.to_le_bytes());
+        e[20..24].copy_from_slice(&(m.kind as u32).to_le_bytes());
         write(mem, &e, MMAP_ADDR + MMAP_ENTRY * i as u64)?;
     }
 
     let mut info = [0u8; INFO_SIZE as usize];
     let mut set = |o: usize, v: u32| info[o..o + 4].copy_from_slice(&v.to_le_bytes());
     set(0, MBI_MEMORY | MBI_CMDLINE | MBI_MODS | MBI_MMAP | MBI_BOOT_LOADER_NAME);
-    set(4, (LOW_MEM_END >> 10) as u32);
-    set(8, ((mem_size - LOAD_MIN) >> 10) as u32);
+    set(4, (CONVENTIONAL_END >> 10) as u32);
+    set(8, ((layout.low_size() - EXTENDED_BASE) >> 10) as u32);
     set(16, cmdline_addr);
     set(20, modules.len() as u32);
     set(24, MODS_ADDR as u32);
@@ -427,6 +422,10 @@ mod tests {
     use super::*;
 
     const MEM: u64 = 16 << 20;
+
+    fn layout() -> RamLayout {
+        RamLayout::new(MEM).unwrap()
+    }
 
     fn mem() -> GuestMemoryMmap {
         GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), MEM as usize)]).unwrap()
@@ -536,7 +535,7 @@ mod tests {
         let m = mem();
         m.write_slice(&[0xEE; 0x1000], GuestAddress(0x100200)).unwrap(); // dirty bss
         let img = aout();
-        let boot = load(&m, &img, "", &[], MEM).unwrap();
+        let boot = load(&m, &img, "", &[], &layout()).unwrap();
         assert_eq!(boot, MultibootBoot { entry: 0x100040, info_addr: INFO_ADDR as u32 });
         assert_eq!(rbytes(&m, 0x100000, 0x200), img);
         assert!(rbytes(&m, 0x100200, 0xE00).iter().all(|&b| b == 0), "bss zeroed");
@@ -553,7 +552,7 @@ mod tests {
         put32(&mut img, 0x110 + 24, 0); // no bss
         put32(&mut img, 0x110 + 12, 0x100010);
         let m = mem();
-        let boot = load(&m, &img, "", &[], MEM).unwrap();
+        let boot = load(&m, &img, "", &[], &layout()).unwrap();
         assert_eq!(boot.entry, 0x100040);
         assert_eq!(rbytes(&m, 0x100000, 0x200), img[0x100..]);
     }
@@ -562,32 +561,47 @@ mod tests {
     fn aout_rejects_bad_fields() {
         let m = mem();
         let mut i = aout();
-        for (o, v) in [(12, 0x80010), (16, 0x80000), (20, 0x80200), (24, 0x81000), (28, 0x80040)] {
-            put32(&mut i, 0x10 + o, v); // whole image below 1 MiB
+        for (o, v) in [(12, 0x9F010), (16, 0x9F000), (20, 0x9F200), (24, 0xA1000), (28, 0x9F040)] {
+            put32(&mut i, 0x10 + o, v); // bss into the EBDA and the legacy hole
         }
-        assert!(load(&m, &i, "", &[], MEM).unwrap_err().message.contains("does not fit"));
+        assert!(load(&m, &i, "", &[], &layout()).unwrap_err().message.contains("does not fit"));
         let mut i = aout();
         put32(&mut i, 0x10 + 20, 0x100400); // past the end of file
-        assert!(load(&m, &i, "", &[], MEM).unwrap_err().message.contains("past the end"));
+        assert!(load(&m, &i, "", &[], &layout()).unwrap_err().message.contains("past the end"));
         let mut i = aout();
         put32(&mut i, 0x10 + 24, 0x100100); // bss_end < load_end
-        assert!(load(&m, &i, "", &[], MEM).is_err());
+        assert!(load(&m, &i, "", &[], &layout()).is_err());
         let mut i = aout();
         put32(&mut i, 0x10 + 28, 0x200000); // entry outside
-        assert!(load(&m, &i, "", &[], MEM).unwrap_err().message.contains("entry_addr"));
+        assert!(load(&m, &i, "", &[], &layout()).unwrap_err().message.contains("entry_addr"));
         let mut i = aout();
         put32(&mut i, 0x10 + 12, 0x1000F0); // header_addr - load_addr > offset
-        assert!(load(&m, &i, "", &[], MEM).unwrap_err().message.contains("before the start"));
+        assert!(load(&m, &i, "", &[], &layout()).unwrap_err().message.contains("before the start"));
         let mut i = aout();
         put32(&mut i, 0x10 + 12, 0x0F0000); // header_addr < load_addr
-        assert!(load(&m, &i, "", &[], MEM).is_err());
+        assert!(load(&m, &i, "", &[], &layout()).is_err());
         let mut i = aout();
         put32(&mut i, 0x10 + 24, 0xFFFF_F000); // bss past RAM
-        assert!(load(&m, &i, "", &[], MEM).unwrap_err().message.contains("does not fit"));
+        assert!(load(&m, &i, "", &[], &layout()).unwrap_err().message.contains("does not fit"));
         // Address fields truncated by the 8 KiB limit.
         let mut i = vec![0u8; 0x2100];
         header(&mut i, 0x1FF0, HF_AOUT_KLUDGE);
-        assert!(load(&m, &i, "", &[], MEM).unwrap_err().message.contains("8192"));
+        assert!(load(&m, &i, "", &[], &layout()).unwrap_err().message.contains("8192"));
+    }
+
+    #[test]
+    fn loads_into_conventional_memory_with_modules_above_1_mib() {
+        let m = mem();
+        let mut i = aout();
+        for (o, v) in [(12, 0x8010), (16, 0x8000), (20, 0x8200), (24, 0xA86C), (28, 0x8040)] {
+            put32(&mut i, 0x10 + o, v); // a real-mode-era kernel at 0x8000
+        }
+        let module = MultibootModule { bytes: b"mod", cmdline: "m" };
+        let boot = load(&m, &i, "", &[module], &layout()).unwrap();
+        assert_eq!(boot.entry, 0x8040);
+        assert_eq!(rbytes(&m, 0x8000, 0x200), i);
+        assert_eq!(r32(&m, INFO_ADDR + 24) as u64, MODS_ADDR);
+        assert_eq!(r32(&m, MODS_ADDR), 0x100000, "module at 1 MiB, not in the EBDA");
     }
 
     #[test]
@@ -595,7 +609,7 @@ mod tests {
         let m = mem();
         m.write_slice(&[0xEE; 0x100], GuestAddress(0x200100)).unwrap();
         let img = elf32(0x200000, 0x100, 0x2000);
-        let boot = load(&m, &img, "x", &[], MEM).unwrap();
+        let boot = load(&m, &img, "x", &[], &layout()).unwrap();
         assert_eq!(boot.entry, 0x200004);
         assert_eq!(rbytes(&m, 0x200000, 0x100), img[0x1000..0x1100]);
         assert!(rbytes(&m, 0x200100, 0x1F00).iter().all(|&b| b == 0));
@@ -605,7 +619,7 @@ mod tests {
     fn elf64_loads() {
         let m = mem();
         let img = elf64(0x300000, 0x80, 0x80);
-        let boot = load(&m, &img, "", &[], MEM).unwrap();
+        let boot = load(&m, &img, "", &[], &layout()).unwrap();
         assert_eq!(boot.entry, 0x300000);
         assert_eq!(rbytes(&m, 0x300000, 0x80), img[0x1000..0x1080]);
     }
@@ -613,8 +627,10 @@ mod tests {
     #[test]
     fn elf_rejects_hostile_headers() {
         let m = mem();
-        let e = |img: &[u8]| load(&m, img, "", &[], MEM).unwrap_err();
-        assert!(e(&elf32(0x80000, 0x100, 0x100)).message.contains("does not fit"), "below 1 MiB");
+        let e = |img: &[u8]| load(&m, img, "", &[], &layout()).unwrap_err();
+        assert!(e(&elf32(0x9F000, 0x100, 0x1000)).message.contains("does not fit"), "into the EBDA");
+        assert!(e(&elf32(0x20000, 0x100, 0x100)).message.contains("overlaps the boot information area"));
+        assert!(e(&elf32(0x0, 0x100, 0x100)).message.contains("does not fit"), "page 0");
         assert!(e(&elf32(0xFF_FF00, 0x100, 0x200)).message.contains("does not fit"), "past RAM");
         assert!(e(&elf32(0x100000, 0x100, 0xFFFF_FFFF)).message.contains("does not fit"));
         assert!(e(&elf64(0x100000, 0x80, u64::MAX)).message.contains("overflows"), "overflow");
@@ -649,14 +665,14 @@ mod tests {
         let m = mem();
         let mut i = aout();
         put32(&mut i, 0x10 + 8, 0x1234);
-        assert!(load(&m, &i, "", &[], MEM).unwrap_err().message.contains("checksum"));
-        assert_eq!(load(&m, &i, "", &[], MEM).unwrap_err().code, Code::BadImage);
-        assert!(load(&m, b"", "", &[], MEM).unwrap_err().message.contains("no multiboot header"));
-        assert!(load(&m, &[0u8; 11], "", &[], MEM).is_err());
+        assert!(load(&m, &i, "", &[], &layout()).unwrap_err().message.contains("checksum"));
+        assert_eq!(load(&m, &i, "", &[], &layout()).unwrap_err().code, Code::BadImage);
+        assert!(load(&m, b"", "", &[], &layout()).unwrap_err().message.contains("no multiboot header"));
+        assert!(load(&m, &[0u8; 11], "", &[], &layout()).is_err());
         // A header that is not 4-byte aligned is not found.
         let mut i = vec![0u8; 0x300];
         header(&mut i, 0x12, 0);
-        assert!(load(&m, &i, "", &[], MEM).unwrap_err().message.contains("no multiboot header"));
+        assert!(load(&m, &i, "", &[], &layout()).unwrap_err().message.contains("no multiboot header"));
     }
 
     #[test]
@@ -664,15 +680,15 @@ mod tests {
         let m = mem();
         let mut img = vec![0u8; 0x2000];
         img.extend(aout());
-        assert!(load(&m, &img, "", &[], MEM).unwrap_err().message.contains("no multiboot header"));
+        assert!(load(&m, &img, "", &[], &layout()).unwrap_err().message.contains("no multiboot header"));
         // The last aligned slot that still fits 12 bytes is accepted (and
         // then fails only for lack of an ELF header).
         let mut img = vec![0u8; 0x3000];
         header(&mut img, 0x2000 - 12, 0);
-        assert!(load(&m, &img, "", &[], MEM).unwrap_err().message.contains("not an ELF"));
+        assert!(load(&m, &img, "", &[], &layout()).unwrap_err().message.contains("not an ELF"));
         let mut img = vec![0u8; 0x3000];
         header(&mut img, 0x2000 - 8, 0);
-        assert!(load(&m, &img, "", &[], MEM).unwrap_err().message.contains("no multiboot header"));
+        assert!(load(&m, &img, "", &[], &layout()).unwrap_err().message.contains("no multiboot header"));
     }
 
     #[test]
@@ -680,18 +696,18 @@ mod tests {
         let m = mem();
         let mut i = aout();
         header(&mut i, 0x10, HF_AOUT_KLUDGE | HF_VIDEO_MODE);
-        assert!(load(&m, &i, "", &[], MEM).is_ok(), "video mode request accepted (no video)");
+        assert!(load(&m, &i, "", &[], &layout()).is_ok(), "video mode request accepted (no video)");
         assert_eq!(r32(&m, INFO_ADDR) & (1 << 11), 0, "no VBE info");
         header(&mut i, 0x10, HF_AOUT_KLUDGE | (1 << 5));
-        assert!(load(&m, &i, "", &[], MEM).unwrap_err().message.contains("unsupported"));
+        assert!(load(&m, &i, "", &[], &layout()).unwrap_err().message.contains("unsupported"));
         header(&mut i, 0x10, HF_AOUT_KLUDGE | (1 << 20));
-        assert!(load(&m, &i, "", &[], MEM).is_ok(), "unknown optional bits ignored");
+        assert!(load(&m, &i, "", &[], &layout()).is_ok(), "unknown optional bits ignored");
     }
 
     #[test]
     fn info_structure_contents() {
         let m = mem();
-        load(&m, &aout(), "kernel arg=42", &[], MEM).unwrap();
+        load(&m, &aout(), "kernel arg=42", &[], &layout()).unwrap();
         let i = INFO_ADDR;
         assert_eq!(r32(&m, i), MBI_MEMORY | MBI_CMDLINE | MBI_MODS | MBI_MMAP | MBI_BOOT_LOADER_NAME);
         assert_eq!(r32(&m, i + 4), 639);
@@ -700,7 +716,7 @@ mod tests {
         assert_eq!(r32(&m, i + 20), 0);
         assert_eq!(cstr(&m, r32(&m, i + 64) as u64), "denovmm");
         let (len, addr) = (r32(&m, i + 44) as u64, r32(&m, i + 48) as u64);
-        assert_eq!(len, 72);
+        assert_eq!(len, 96);
         let mut entries = Vec::new();
         let mut a = addr;
         while a < addr + len {
@@ -708,7 +724,10 @@ mod tests {
             entries.push((r64(&m, a + 4), r64(&m, a + 12), r32(&m, a + 20)));
             a += size + 4;
         }
-        assert_eq!(entries, [(0, 0x9FC00, 1), (0x9FC00, 0x100000 - 0x9FC00, 2), (0x100000, MEM - 0x100000, 1)]);
+        assert_eq!(
+            entries,
+            [(0, 0x9FC00, 1), (0x9FC00, 0xA0000 - 0x9FC00, 2), (0xF0000, 0x10000, 2), (0x100000, MEM - 0x100000, 1)]
+        );
         // Everything in the low area, above the host's structures.
         for p in [r32(&m, i + 16), r32(&m, i + 24), r32(&m, i + 48), r32(&m, i + 64)] {
             assert!((0x10000..INFO_END).contains(&(p as u64)));
@@ -726,7 +745,7 @@ mod tests {
             MultibootModule { bytes: &m1, cmdline: "" },
             MultibootModule { bytes: &m2, cmdline: "empty" },
         ];
-        load(&m, &aout(), "denovmm-multiboot-test arg=42", &mods, MEM).unwrap();
+        load(&m, &aout(), "denovmm-multiboot-test arg=42", &mods, &layout()).unwrap();
         assert_eq!(r32(&m, INFO_ADDR + 20), 3);
         let list = r32(&m, INFO_ADDR + 24) as u64;
         let ent = |k: u64| (r32(&m, list + 16 * k), r32(&m, list + 16 * k + 4), r32(&m, list + 16 * k + 8));
@@ -750,14 +769,25 @@ mod tests {
     fn rejects_bad_arguments() {
         let m = mem();
         let big = vec![0u8; MEM as usize];
-        let e = load(&m, &aout(), "", &[MultibootModule { bytes: &big, cmdline: "" }], MEM).unwrap_err();
+        let e = load(&m, &aout(), "", &[MultibootModule { bytes: &big, cmdline: "" }], &layout()).unwrap_err();
         assert_eq!(e.code, Code::InvalidArgument);
         assert!(e.message.contains("does not fit"));
-        assert!(load(&m, &aout(), "a\0b", &[], MEM).is_err());
+        assert!(load(&m, &aout(), "a\0b", &[], &layout()).is_err());
         let long = "x".repeat(0x10000);
-        assert!(load(&m, &aout(), &long, &[], MEM).unwrap_err().message.contains("boot information area"));
-        assert!(load(&m, &aout(), "", &[], 0x100000).is_err(), "RAM too small");
-        assert!(load(&m, &aout(), "", &[], 1 << 32).is_err(), "RAM up to 4 GiB");
+        assert!(load(&m, &aout(), &long, &[], &layout()).unwrap_err().message.contains("boot information area"));
+    }
+
+    #[test]
+    fn ram_past_the_hole_is_in_the_map_at_4_gib() {
+        let m = mem();
+        let big = RamLayout::new(5 << 30).unwrap();
+        load(&m, &aout(), "", &[], &big).unwrap();
+        assert_eq!(r32(&m, INFO_ADDR + 8) as u64, (crate::layout::RAM_HOLE_START - 0x100000) >> 10, "mem_upper");
+        let (len, addr) = (r32(&m, INFO_ADDR + 44) as u64, r32(&m, INFO_ADDR + 48) as u64);
+        assert_eq!(len, 5 * MMAP_ENTRY);
+        assert!(addr + len <= MODS_ADDR, "map ends before the module list");
+        let last = addr + 4 * MMAP_ENTRY;
+        assert_eq!((r64(&m, last + 4), r64(&m, last + 12), r32(&m, last + 20)), (1 << 32, (5 << 30) - 0xB000_0000, 1));
     }
 
     #[test]
@@ -765,7 +795,7 @@ mod tests {
         let m = mem();
         let mut i = aout();
         put32(&mut i, 0x10 + 28, 0x200000);
-        assert!(load(&m, &i, "cmd", &[], MEM).is_err());
+        assert!(load(&m, &i, "cmd", &[], &layout()).is_err());
         assert!(rbytes(&m, 0x100000, 0x200).iter().all(|&b| b == 0));
         assert!(rbytes(&m, INFO_ADDR, 0x100).iter().all(|&b| b == 0));
     }

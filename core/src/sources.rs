@@ -8,7 +8,8 @@ use crate::events::ThreadStats;
 use crate::lapic;
 use crate::level_source::LevelSource;
 use crate::routing;
-use crate::timer::Pacing;
+use crate::timer::{Pacing, TickPolicy};
+use crate::vm::IrqchipMode;
 use crate::vm::Vm;
 use kvm_ioctls::VcpuFd;
 use std::sync::atomic::Ordering;
@@ -32,7 +33,24 @@ pub struct TimerCounters {
     pub missed: u64,
     /// Period (ns), 0 when disarmed.
     pub period_ns: u64,
+    /// Expirations owed to the guest (both policies).
+    pub owed: u64,
+    /// Catch-up: owed ticks dropped at the backlog cap.
+    pub dropped_over_cap: u64,
+    /// Catch-up: backlog discarded by re-arm or stop.
+    pub cleared: u64,
+    /// Catch-up: owed ticks not yet delivered.
+    pub backlog: u64,
+    /// Catch-up: acknowledgements (EOIs) seen.
+    pub acks: u64,
+    /// Policy in effect for the current (or last) arm.
+    pub policy: u64,
+    /// Catch-up ticks re-signalled by the vCPU (split irqchip host quirk).
+    pub reinjected: u64,
 }
+
+/// MSI data: trigger mode bit (1 = level; SDM 11.11.2).
+const MSI_DATA_LEVEL: u32 = 1 << 15;
 
 impl Vm {
     /// Create a tick timer delivering to GSI `gsi` ([`TimerTarget::Gsi`]) or
@@ -70,15 +88,58 @@ impl Vm {
             }
         };
         let (efd, _) = self.irqfd_fds(irqfd)?;
-        self.events.timer_add(efd, irqfd, owned).inspect_err(|_| release(Some(irqfd)))
+        self.events.timer_add(efd, gsi, irqfd, owned).inspect_err(|_| release(Some(irqfd)))
     }
 
-    /// Arm a timer (period in ns).
+    /// Arm a timer (period in ns). A catch-up timer learns of the guest's
+    /// acknowledgements from its resampling irqfd: KVM's resampler with the
+    /// in-kernel irqchip (an IOAPIC or PIC ack of the pin, whatever its
+    /// trigger mode); in split mode our IOAPIC's EOI path, which sees EOIs
+    /// only of level-triggered entries (KVM reports `KVM_EXIT_IOAPIC_EOI`
+    /// only for level MSI routes), so an edge-programmed pin coalesces.
     pub fn timer_arm(&self, id: u32, period_ns: u64) -> Result<()> {
         if period_ns < 200_000 {
             self.disable_halt_polling();
         }
-        self.events.timer_arm(id, period_ns)
+        let (gsi, _, owned) = self.events.timer_info(id)?;
+        let acks = owned.is_none()
+            && match self.config.irqchip {
+                IrqchipMode::Kernel => true,
+                IrqchipMode::Split => self.msi_route(gsi).is_some_and(|(_, data)| data & MSI_DATA_LEVEL != 0),
+            };
+        self.events.timer_arm(id, period_ns, acks)
+    }
+
+    /// Set a timer's tick policy (while disarmed; from its next arm) and
+    /// the catch-up backlog cap in ns worth of ticks. `Catchup` on a GSI
+    /// target replaces the timer's irqfd with a resampling one (the EOI
+    /// notification). A direct-MSI target has no EOI notification in either
+    /// irqchip mode (KVM's resampler needs an irqchip pin; split-mode EOI
+    /// exits come only for level routes of the reserved IOAPIC pins), so it
+    /// keeps coalescing: the policy is accepted and `policy` in its
+    /// counters says `Coalesce`.
+    pub fn timer_set_policy(&self, id: u32, policy: TickPolicy, cap_ns: u64) -> Result<()> {
+        let (gsi, _, owned) = self.events.timer_info(id)?;
+        let effective = if owned.is_some() { TickPolicy::Coalesce } else { policy };
+        let has_resample = |irqfd: u32| self.irqfd_fds(irqfd).map(|(_, r)| r.is_some()).unwrap_or(false);
+        let (_, irqfd_now, _) = self.events.timer_info(id)?;
+        if effective == TickPolicy::Catchup && !has_resample(irqfd_now) {
+            let irqfd = self.irqfd_create(gsi, true)?;
+            let swap = self.irqfd_fds(irqfd).and_then(|(efd, r)| {
+                let r = r.ok_or_else(|| Error::invalid("no resamplefd"))?;
+                self.events.timer_set_policy(id, effective, Some((efd, r, irqfd)), cap_ns)
+            });
+            match swap {
+                Ok(Some(old)) => self.irqfd_destroy(old),
+                Ok(None) => Ok(()),
+                Err(e) => {
+                    let _ = self.irqfd_destroy(irqfd);
+                    Err(e)
+                }
+            }
+        } else {
+            self.events.timer_set_policy(id, effective, None, cap_ns).map(|_| ())
+        }
     }
 
     /// Disarm a timer.
@@ -108,6 +169,13 @@ impl Vm {
             ticks: s.ticks.load(Ordering::SeqCst),
             missed: s.missed.load(Ordering::SeqCst),
             period_ns: s.period_ns.load(Ordering::SeqCst),
+            owed: s.owed.load(Ordering::SeqCst),
+            dropped_over_cap: s.dropped_over_cap.load(Ordering::SeqCst),
+            cleared: s.cleared.load(Ordering::SeqCst),
+            backlog: s.backlog.load(Ordering::SeqCst),
+            acks: s.acks.load(Ordering::SeqCst),
+            policy: s.policy.load(Ordering::SeqCst),
+            reinjected: s.reinjected.load(Ordering::SeqCst),
         })
     }
 
@@ -179,7 +247,7 @@ impl Vm {
     /// tolerate (they check the device).
     pub(crate) fn poll_levels(&self, fd: &VcpuFd) {
         let mut lapic_state = None;
-        for (gsi, stats) in self.events.outstanding_levels() {
+        for (gsi, reinjected) in self.events.outstanding_levels() {
             let Some((address, data)) = self.msi_route(gsi) else { continue };
             let vector = (data & 0xff) as usize;
             if lapic_state.is_none() {
@@ -190,7 +258,7 @@ impl Vm {
                 && !lapic::vector_bit(st, lapic::ISR, vector)
                 && self.signal_msi(address, data).is_ok()
             {
-                stats.reinjected.fetch_add(1, Ordering::SeqCst);
+                reinjected.fetch_add(1, Ordering::SeqCst);
             }
         }
     }

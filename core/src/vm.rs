@@ -8,6 +8,7 @@ use crate::error::{kvm, Code, Error, Result};
 use crate::events::Events;
 use crate::irq::IrqState;
 use crate::kick::STOP;
+use crate::layout::RamLayout;
 use crate::loader;
 use crate::ranges::{Action, RangeTable, Space};
 use crate::routing::{self, RoutingTable};
@@ -15,8 +16,8 @@ use crate::vcpu::Vcpu;
 use kvm_bindings::{kvm_enable_cap, kvm_userspace_memory_region};
 use kvm_ioctls::{Cap, Kvm, VmFd};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard, RwLock};
-use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
+use std::sync::{Mutex, MutexGuard, OnceLock, RwLock};
+use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap, GuestRegionMmap, MmapRegion};
 
 /// Interrupt controller arrangement. Values are part of the C ABI.
 #[repr(u32)]
@@ -55,18 +56,17 @@ pub struct VmConfig {
     pub quirk_level_resignal: bool,
 }
 
-/// Largest RAM we map (below the 3 GiB PCI/MMIO hole).
-pub const MAX_MEM: u64 = 0xc000_0000;
-/// Smallest RAM (host structures + a guest at 1 MiB).
-pub const MIN_MEM: u64 = 0x20_0000;
+pub use crate::layout::{MAX_MEM, MIN_MEM};
 
 /// A virtual machine. Field order matters for drop: vCPU fds and the VM fd
-/// close before the guest memory they map is unmapped.
+/// close before the guest memory they map is unmapped (`mem` only views
+/// `ram`, which owns the mapping and drops last).
 pub struct Vm {
-    pub(crate) kvm: Kvm,
+    pub(crate) kvm: &'static Kvm,
     pub(crate) fd: VmFd,
     pub(crate) vcpus: Vec<Vcpu>,
     pub(crate) mem: GuestMemoryMmap,
+    pub(crate) layout: RamLayout,
     pub(crate) config: VmConfig,
     pub(crate) ranges: RwLock<RangeTable>,
     pub(crate) irq: IrqState,
@@ -76,6 +76,8 @@ pub struct Vm {
     initial_irqchip: Vec<kvm_bindings::kvm_irqchip>,
     tsc_deadline: bool,
     alive: AtomicBool,
+    /// The one host mapping of guest RAM (both KVM slots view it).
+    ram: MmapRegion,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -84,6 +86,19 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 pub(crate) fn kvm_err(context: &'static str) -> impl Fn(kvm_ioctls::Error) -> Error {
     kvm(context)
+}
+
+/// The process's `/dev/kvm` handle, opened on first use and shared by every
+/// VM (one fd per process, not one per VM).
+pub fn kvm_handle() -> Result<&'static Kvm> {
+    static KVM: OnceLock<Kvm> = OnceLock::new();
+    if let Some(k) = KVM.get() {
+        return Ok(k);
+    }
+    let k = open_kvm()?;
+    // A racing opener may have stored its handle first; ours then closes.
+    let _ = KVM.set(k);
+    Ok(KVM.get().expect("set above"))
 }
 
 /// Open `/dev/kvm` with a clear error.
@@ -101,13 +116,8 @@ pub fn open_kvm() -> Result<Kvm> {
 impl Vm {
     /// Create a VM with one vCPU.
     pub fn new(config: VmConfig) -> Result<Vm> {
-        if config.mem_size < MIN_MEM || config.mem_size > MAX_MEM || !config.mem_size.is_multiple_of(0x1000) {
-            return Err(Error::invalid(format!(
-                "memory size {:#x} must be a multiple of 4 KiB in [{MIN_MEM:#x}, {MAX_MEM:#x}]",
-                config.mem_size
-            )));
-        }
-        let kvm = open_kvm()?;
+        let layout = RamLayout::new(config.mem_size)?;
+        let kvm = kvm_handle()?;
         let fd = kvm.create_vm().map_err(kvm_err("KVM_CREATE_VM"))?;
         // Intel VMX needs these three pages somewhere outside RAM.
         fd.set_tss_address(0xfffb_d000).map_err(kvm_err("KVM_SET_TSS_ADDR"))?;
@@ -127,19 +137,7 @@ impl Vm {
                 RoutingTable::empty()
             }
         };
-        let mem = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), config.mem_size as usize)])
-            .map_err(|e| Error::os("guest memory mmap", e))?;
-        let host = mem.get_host_address(GuestAddress(0)).map_err(|e| Error::os("guest memory", e))?;
-        let region = kvm_userspace_memory_region {
-            slot: 0,
-            guest_phys_addr: 0,
-            memory_size: config.mem_size,
-            userspace_addr: host as u64,
-            flags: 0,
-        };
-        // SAFETY: the region maps memory owned by `mem`, which lives as long
-        // as the VM (field order drops `fd` before `mem`).
-        unsafe { fd.set_user_memory_region(region) }.map_err(kvm_err("KVM_SET_USER_MEMORY_REGION"))?;
+        let (ram, mem) = map_ram(kvm, &fd, &layout)?;
         let tsc_deadline = kvm.check_extension(Cap::TscDeadlineTimer);
         let mut initial_irqchip = Vec::new();
         if config.irqchip == IrqchipMode::Kernel {
@@ -149,7 +147,7 @@ impl Vm {
                 initial_irqchip.push(c);
             }
         }
-        let vcpu0 = Vcpu::new(&kvm, &fd, 0, 1, tsc_deadline)?;
+        let vcpu0 = Vcpu::new(kvm, &fd, 0, 1, tsc_deadline)?;
         let events =
             Events::new(vec![vcpu0.kick.clone()], config.irqchip == IrqchipMode::Split && config.quirk_level_resignal);
         Ok(Vm {
@@ -165,6 +163,8 @@ impl Vm {
             tsc_deadline,
             alive: AtomicBool::new(true),
             kvm,
+            layout,
+            ram,
         })
     }
 
@@ -184,16 +184,21 @@ impl Vm {
         self.tsc_deadline
     }
 
-    /// Host address and size of guest RAM.
+    /// Host address and size of the one mapping of guest RAM: its first
+    /// [`RamLayout::low_size`] bytes are GPA 0.., the rest GPA 4 GiB..
     pub fn memory(&self) -> Result<(u64, u64)> {
-        let host = self.mem.get_host_address(GuestAddress(0)).map_err(|e| Error::os("guest memory", e))?;
-        Ok((host as u64, self.config.mem_size))
+        Ok((self.ram.as_ptr() as u64, self.layout.size()))
+    }
+
+    /// Where RAM lies in guest-physical space.
+    pub fn layout(&self) -> RamLayout {
+        self.layout
     }
 
     /// Load an ELF64 image and set vCPU 0 to its long-mode entry with
     /// `args` in RDI, RSI, RDX, RCX.
     pub fn load_elf(&self, bytes: &[u8], args: [u64; 4]) -> Result<u64> {
-        let img = loader::parse_elf(bytes, self.config.mem_size)?;
+        let img = loader::parse_elf(bytes, &self.layout)?;
         for s in &img.segments {
             self.mem.write_slice(s.data(bytes), GuestAddress(s.paddr)).map_err(|e| Error::os("load segment", e))?;
             let zeros = vec![0u8; (s.memsz - s.filesz) as usize];
@@ -232,7 +237,7 @@ impl Vm {
     /// SS, CR0.PE = 1, paging off, EFLAGS.IF = 0, EAX = 0x2BADB002, EBX =
     /// the info structure.
     pub fn load_multiboot(&self, bytes: &[u8], cmdline: &str, modules: &[crate::multiboot::MultibootModule]) -> Result<u32> {
-        let boot = crate::multiboot::load(&self.mem, bytes, cmdline, modules, self.config.mem_size)?;
+        let boot = crate::multiboot::load(&self.mem, bytes, cmdline, modules, &self.layout)?;
         let gdt: [u64; 5] = [0, 0x00cf_9a00_0000_ffff, 0x00cf_9200_0000_ffff, loader::gdt()[3], 0];
         self.write_gdt(&gdt)?;
         let regs = kvm_bindings::kvm_regs {
@@ -288,7 +293,7 @@ impl Vm {
         if zero_memory {
             let (host, size) = self.memory()?;
             // SAFETY: [host, host + size) is the private anonymous mapping
-            // owned by `self.mem`; MADV_DONTNEED on it only replaces its
+            // owned by `self.ram`; MADV_DONTNEED on it only replaces its
             // pages with zero-fill-on-demand pages, and no vCPU runs (every
             // vCPU lock was taken above and released; a run racing with this
             // would only see zeroed guest memory, never host memory).
@@ -317,6 +322,65 @@ impl Vm {
         self.kick(STOP);
         self.events.shutdown();
     }
+}
+
+/// Map `layout.size()` bytes of anonymous memory once and register its two
+/// parts with KVM as slots 0 (GPA 0) and 1 (GPA 4 GiB, when RAM reaches past
+/// the hole). Returns the owning mapping and the guest-memory view of it.
+fn map_ram(kvm: &Kvm, fd: &VmFd, layout: &RamLayout) -> Result<(MmapRegion, GuestMemoryMmap)> {
+    if layout.high_size() > 0 {
+        let bits = phys_bits(kvm);
+        if layout.end() > 1 << bits {
+            return Err(Error::new(
+                Code::Unsupported,
+                format!(
+                    "memory size {:#x} puts RAM up to {:#x}, past this host's {bits}-bit guest-physical space",
+                    layout.size(),
+                    layout.end()
+                ),
+            ));
+        }
+    }
+    let ram = MmapRegion::new(layout.size() as usize).map_err(|e| Error::os("guest memory mmap", e))?;
+    let mut regions = Vec::new();
+    for (slot, (gpa, off, len)) in layout.slots().into_iter().enumerate() {
+        // SAFETY: [off, off + len) lies inside `ram` (RamLayout::slots
+        // splits its size), whose prot/flags these are; `ram` outlives the
+        // view (it is the last field of `Vm` to drop).
+        let view = unsafe {
+            MmapRegion::build_raw(
+                ram.as_ptr().add(off as usize),
+                len as usize,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_PRIVATE,
+            )
+        }
+        .map_err(|e| Error::os("guest memory view", e))?;
+        regions.push(GuestRegionMmap::new(view, GuestAddress(gpa)).ok_or_else(|| Error::invalid("guest region overflows"))?);
+        let region = kvm_userspace_memory_region {
+            slot: slot as u32,
+            guest_phys_addr: gpa,
+            memory_size: len,
+            // SAFETY: inside the mapping, as above.
+            userspace_addr: unsafe { ram.as_ptr().add(off as usize) } as u64,
+            flags: 0,
+        };
+        // SAFETY: the slot maps memory owned by `ram`, which lives as long
+        // as the VM (field order drops `fd` before `ram`).
+        unsafe { fd.set_user_memory_region(region) }.map_err(kvm_err("KVM_SET_USER_MEMORY_REGION"))?;
+    }
+    let mem = GuestMemoryMmap::from_regions(regions).map_err(|e| Error::invalid(format!("guest memory: {e}")))?;
+    Ok((ram, mem))
+}
+
+/// Guest-physical address width KVM offers (CPUID 0x8000_0008 EAX[7:0]);
+/// 36 when the leaf is missing (the architectural minimum).
+fn phys_bits(kvm: &Kvm) -> u32 {
+    kvm.get_supported_cpuid(kvm_bindings::KVM_MAX_CPUID_ENTRIES)
+        .ok()
+        .and_then(|c| c.as_slice().iter().find(|e| e.function == 0x8000_0008).map(|e| e.eax & 0xff))
+        .filter(|&b| b >= 32)
+        .unwrap_or(36)
 }
 
 impl Drop for Vm {

@@ -3,6 +3,8 @@
 #   guests/build/multiboot_elf32.elf  ELF32 i386 ET_EXEC at 0x100000
 #                                     (header flags 0x3: loaded by program headers)
 #   guests/build/multiboot_aout.bin   flat binary, a.out kludge (flags 0x10003)
+#   guests/build/multiboot_low.bin    the same, loaded at 0x8000 (conventional
+#                                     memory, below the boot information area)
 # Both link entry32.S + lib/rt.c + multiboot.c as a 64-bit ELF first
 # (guests/build/multiboot/*.elf64), then convert. Usable from any directory.
 set -euo pipefail
@@ -20,9 +22,12 @@ mkdir -p "$TMP"
 
 # lib/entry.S provides the 64-bit interrupt stubs rt.c's idt_init refers to
 # (its _start is unused; the entry point is mb_start32).
-for flavour in elf aout; do
+for flavour in elf aout low; do
     defs=()
-    [ "$flavour" = aout ] && defs=(-DMB_AOUT)
+    case "$flavour" in
+        aout) defs=(-DMB_AOUT) ;;
+        low) defs=(-DMB_AOUT -Wl,--defsym=MB_BASE=0x8000) ;;
+    esac
     echo "  CC+LD  build/multiboot/$flavour.elf64"
     "$CC" "${CFLAGS[@]}" "${defs[@]}" "${LDFLAGS[@]}" -o "$TMP/$flavour.elf64" \
         entry32.S ../lib/entry.S ../lib/rt.c multiboot.c \
@@ -40,22 +45,24 @@ echo "  OBJCOPY build/multiboot_elf32.elf"
 
 # Flat a.out-kludge image: file offset 0 = load_addr 0x100000 .. _edata.
 echo "  OBJCOPY build/multiboot_aout.bin"
-"$OBJCOPY" -O binary -j .multiboot -j .boot32 -j .text -j .rodata -j .data \
-    "$TMP/aout.elf64" "$OUT/multiboot_aout.bin"
-
-# Sanity: the flat binary is exactly load_addr.._edata.
-sym() { echo $(( 16#$(nm "$TMP/aout.elf64" | awk -v s="$1" '$3 == s { print $1 }') )); }
-want=$(( $(sym _edata) - $(sym __image_start) ))
-got=$(stat -c %s "$OUT/multiboot_aout.bin")
-[ "$want" -eq "$got" ] || { echo "multiboot/build.sh: flat binary is $got bytes, want $want" >&2; exit 1; }
+for flavour in aout low; do
+    "$OBJCOPY" -O binary -j .multiboot -j .boot32 -j .text -j .rodata -j .data \
+        "$TMP/$flavour.elf64" "$OUT/multiboot_$flavour.bin"
+    # Sanity: the flat binary is exactly load_addr.._edata.
+    sym() { echo $(( 16#$(nm "$TMP/$flavour.elf64" | awk -v s="$1" '$3 == s { print $1 }') )); }
+    want=$(( $(sym _edata) - $(sym __image_start) ))
+    got=$(stat -c %s "$OUT/multiboot_$flavour.bin")
+    [ "$want" -eq "$got" ] || { echo "multiboot/build.sh: $flavour flat binary is $got bytes, want $want" >&2; exit 1; }
+done
 
 # Forbidden instructions: 64-bit code on a copy of the ELF64 whose 32-bit
 # section is marked as data; the 32-bit entry decoded as i386 (no int n, no
 # 16/32-bit iret) through the ELF32.
-for flavour in elf aout; do
+for flavour in elf aout low; do
     "$OBJCOPY" --set-section-flags .boot32=alloc,load,readonly,data,contents \
         "$TMP/$flavour.elf64" "$TMP/$flavour.check64.elf"
 done
 # (check_insns.sh changes to guests/: pass paths relative to it.)
-bash ../check_insns.sh build/multiboot/elf.check64.elf build/multiboot/aout.check64.elf build/multiboot_elf32.elf
+bash ../check_insns.sh build/multiboot/elf.check64.elf build/multiboot/aout.check64.elf \
+    build/multiboot/low.check64.elf build/multiboot_elf32.elf
 echo "multiboot/build.sh: OK"

@@ -8,6 +8,7 @@ import type {
   Plugin,
   PluginContext,
   Region,
+  TickCounters,
   TickTarget,
 } from "../../bus/types.ts";
 import {
@@ -60,6 +61,11 @@ export interface PvTimerPlugin extends Plugin {
   readonly timer: PvTimer | null;
   /** Counters (null before setup). */
   readonly stats: PvTimerStats | null;
+  /**
+   * The host tick source's counters: policy in effect, owed, delivered,
+   * backlog, coalesced and dropped ticks (null before setup).
+   */
+  tickCounters(): TickCounters | null;
 }
 
 /**
@@ -88,6 +94,9 @@ export function pvTimerPlugin(
     },
     get stats() {
       return timer?.stats ?? null;
+    },
+    tickCounters() {
+      return timer?.tickCounters() ?? null;
     },
     setup(ctx: PluginContext): readonly Region[] {
       const t = new PvTimer({

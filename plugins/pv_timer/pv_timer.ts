@@ -12,7 +12,7 @@
  *
  * @module
  */
-import type { LogLevel, TickSource } from "../../bus/types.ts";
+import type { LogLevel, TickCounters, TickSource } from "../../bus/types.ts";
 
 /** Period port (Hyperlight `PvTimerConfig`). */
 export const PV_TIMER_PERIOD_PORT = 107;
@@ -150,9 +150,20 @@ export class PvTimer {
     return this.#periodUs;
   }
 
-  /** Ticks the host coalesced because it fell behind. */
+  /**
+   * Ticks the guest will never see: coalesced because the host fell behind
+   * (`coalesce` policy), or dropped over the backlog cap (`catchup`).
+   */
   get missedTicks(): number {
     return this.#source.missedTicks;
+  }
+
+  /**
+   * The tick source's counters (policy in effect, owed, delivered,
+   * backlog, drops), or null when the source keeps none.
+   */
+  tickCounters(): TickCounters | null {
+    return this.#source.counters?.() ?? null;
   }
 
   /** Guest read of the period port: the effective period (u32). */

@@ -123,3 +123,27 @@ Deno.test("pv timer", async (t) => {
     assert.equal(timer.active, false);
   });
 });
+
+Deno.test("pv_timer: tick counters come from the source when it keeps them", () => {
+  const plain = new FakeTickSource({ kind: "gsi", gsi: 0 });
+  assert.equal(
+    new PvTimer({ source: plain, halt: () => {} }).tickCounters(),
+    null,
+  );
+  const counters = {
+    policy: "catchup" as const,
+    owed: 7,
+    delivered: 5,
+    coalesced: 0,
+    droppedOverCap: 1,
+    cleared: 0,
+    backlog: 1,
+    acks: 5,
+    reinjected: 0,
+  };
+  const source = Object.assign(new FakeTickSource({ kind: "gsi", gsi: 0 }), {
+    counters: () => counters,
+  });
+  const t = new PvTimer({ source, halt: () => {} });
+  assert.deepEqual(t.tickCounters(), counters);
+});

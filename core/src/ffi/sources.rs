@@ -4,7 +4,7 @@
 use super::{with_vm, write_out};
 use crate::error::Error;
 use crate::sources::TimerTarget;
-use crate::timer::Pacing;
+use crate::timer::{Pacing, TickPolicy};
 
 /// [`dv_irq_request`] flag: level-triggered (asserted) message.
 pub const DV_IRQ_LEVEL: u32 = 1;
@@ -233,4 +233,73 @@ pub unsafe extern "C" fn dv_timer_stats(vm: u32, id: u32, out: *mut TimerStats) 
 #[no_mangle]
 pub extern "C" fn dv_timer_destroy(vm: u32, id: u32) -> i32 {
     with_vm(vm, |v| v.timer_destroy(id).map(|_| 0))
+}
+
+/// Set timer `id`'s [`TickPolicy`] (`DV_TICK_POLICY_COALESCE` / `DV_TICK_POLICY_CATCHUP`)
+/// and the catch-up backlog cap in ns worth of ticks (`cap_ns` > 0), while
+/// it is disarmed; both take effect at its next arm. A direct-MSI timer
+/// keeps coalescing (no EOI notification); [`TimerCatchupStats`] reports
+/// the policy in effect. Returns 0.
+#[no_mangle]
+pub extern "C" fn dv_timer_set_policy(vm: u32, id: u32, policy: u32, cap_ns: u64) -> i32 {
+    with_vm(vm, |v| {
+        let policy = TickPolicy::from_u32(policy).ok_or_else(|| Error::invalid(format!("bad tick policy {policy}")))?;
+        v.timer_set_policy(id, policy, cap_ns).map(|_| 0)
+    })
+}
+
+/// Counters of a timer, with the catch-up policy's. Conservation:
+/// `owed == ticks + backlog + dropped_over_cap + cleared` for a catch-up
+/// timer.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TimerCatchupStats {
+    /// Ticks delivered (irqfd writes).
+    pub ticks: u64,
+    /// Coalesce policy: expirations coalesced because the thread woke late.
+    pub missed: u64,
+    /// Period (ns), 0 when disarmed.
+    pub period_ns: u64,
+    /// Expirations owed to the guest.
+    pub owed: u64,
+    /// Catch-up: owed ticks dropped at the backlog cap.
+    pub dropped_over_cap: u64,
+    /// Catch-up: backlog discarded by a re-arm or stop.
+    pub cleared: u64,
+    /// Catch-up: owed ticks not yet delivered.
+    pub backlog: u64,
+    /// Catch-up: acknowledgements (EOIs) seen.
+    pub acks: u64,
+    /// Policy in effect for the current (or last) arm.
+    pub policy: u64,
+    /// Catch-up ticks the vCPU re-signalled because the guest's LAPIC
+    /// showed them neither requested nor in service (split irqchip with
+    /// `DV_VM_QUIRK_LEVEL_RESIGNAL`; 0 on a healthy host).
+    pub reinjected: u64,
+}
+
+/// Write timer `id`'s [`TimerCatchupStats`] to `out`. Returns 0.
+///
+/// # Safety
+/// `out` must be valid for one `TimerCatchupStats` write.
+#[no_mangle]
+pub unsafe extern "C" fn dv_timer_catchup_stats(vm: u32, id: u32, out: *mut TimerCatchupStats) -> i32 {
+    with_vm(vm, |v| {
+        let c = v.timer_stats(id)?;
+        let s = TimerCatchupStats {
+            ticks: c.ticks,
+            missed: c.missed,
+            period_ns: c.period_ns,
+            owed: c.owed,
+            dropped_over_cap: c.dropped_over_cap,
+            cleared: c.cleared,
+            backlog: c.backlog,
+            acks: c.acks,
+            policy: c.policy,
+            reinjected: c.reinjected,
+        };
+        // SAFETY: forwarded from the caller's contract.
+        unsafe { write_out(out, s) }?;
+        Ok(0)
+    })
 }
