@@ -27,6 +27,8 @@ import {
 import { ExitCode } from "./vmm/exit_codes.ts";
 import { HostFileError, readHostFile } from "./vmm/host_file.ts";
 import { VERSION } from "./vmm/version.ts";
+import type { RunResult } from "./vmm/vm_types.ts";
+import { formatCrashReport } from "./vmm/crash_report.ts";
 
 export { parseDuration, parseSize, type SizeOptions } from "./vmm/options.ts";
 export type { DeviceEnv, DeviceFactory } from "./vmm/cli_devices.ts";
@@ -137,6 +139,7 @@ async function boot(config: CliConfig): Promise<CliOutcome> {
     irqchip: config.irqchip,
     memory: config.memory,
     strict: config.strict,
+    cpu: config.cpu,
     timerDelivery: config.timer,
     cmdline: config.cmdline,
     serialOutput: (b: number) => out.byte(b),
@@ -185,7 +188,11 @@ async function boot(config: CliConfig): Promise<CliOutcome> {
   try {
     try {
       if (kind === "multiboot") {
-        vm.loadMultiboot(image, { cmdline: config.cmdline ?? "", modules });
+        vm.loadMultiboot(image, {
+          cmdline: config.cmdline ?? "",
+          imageName: config.guest,
+          modules,
+        });
       } else {
         vm.load(image, config.args);
       }
@@ -265,7 +272,7 @@ function round(ms: number): number {
 }
 
 function describe(
-  r: { reason: string; detail?: string },
+  r: RunResult,
   config: CliConfig,
 ): string | undefined {
   switch (r.reason) {
@@ -277,7 +284,12 @@ function describe(
     case "stopped":
       return r.detail ?? "stopped";
     default:
-      return `guest ${r.reason}${r.detail ? `: ${r.detail}` : ""}`;
+      // -v (log level info or debug) adds the whole crash report.
+      return `guest ${r.reason}${r.detail ? `: ${r.detail}` : ""}${
+        r.crash && (config.logLevel === "info" || config.logLevel === "debug")
+          ? `\n${formatCrashReport(r.crash)}`
+          : ""
+      }`;
   }
 }
 

@@ -115,6 +115,7 @@ Deno.test("deno.json: subpath exports per family, the testing kit", () => {
   assert.deepEqual(Object.keys(cfg.exports).sort(), [
     ".",
     "./cli",
+    "./cpu",
     "./plugins",
     "./snapshot",
     "./testing",

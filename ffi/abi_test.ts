@@ -2,7 +2,10 @@ import assert from "node:assert/strict";
 import {
   AbiConst,
   CoreCode,
+  CpuModeCode,
   ExitReason,
+  InsnHintCode,
+  InsnReadCode,
   IrqchipCode,
   PacingCode,
   RangeAction,
@@ -51,6 +54,9 @@ Deno.test("abi: every enum mirrors the generated header", () => {
     ["DvPacing", "DV_PACING_", PacingCode],
     ["DvTickPolicy", "DV_TICK_POLICY_", TickPolicyCode],
     ["DvStateTag", "DV_STATE_TAG_", StateTagCode],
+    ["DvCpuMode", "DV_CPU_MODE_", CpuModeCode],
+    ["DvInsnHint", "DV_INSN_HINT_", InsnHintCode],
+    ["DvInsnRead", "DV_INSN_READ_", InsnReadCode],
   ];
   for (const [name, prefix, mirror] of cases) {
     const expected = Object.fromEntries(

@@ -207,6 +207,52 @@ export class CoreVm {
     return this.#sym.dv_vcpu_run(this.handle, vcpu);
   }
 
+  /**
+   * Set vCPU `vcpu`'s CPU model from the core's spec text (items one per
+   * line: template, `+feature`/`-feature`, `key=value`). Before the first
+   * run only. Throws a `CoreError` naming what the host lacks.
+   */
+  setCpu(vcpu: number, spec: string): void {
+    const b = new TextEncoder().encode(spec);
+    this.check(
+      this.#sym.dv_vcpu_set_cpu(this.handle, vcpu, b, BigInt(b.length)),
+      "CPU model",
+    );
+  }
+
+  /** CPUID answer (EAX, EBX, ECX, EDX) of vCPU `vcpu`, or null if absent. */
+  cpuid(
+    vcpu: number,
+    leaf: number,
+    subleaf = 0,
+  ): [number, number, number, number] | null {
+    const out = new Uint32Array(4);
+    const found = this.check(
+      this.#sym.dv_vcpu_cpuid(
+        this.handle,
+        vcpu,
+        leaf >>> 0,
+        subleaf >>> 0,
+        out,
+      ),
+      "CPUID",
+    );
+    return found ? [out[0], out[1], out[2], out[3]] : null;
+  }
+
+  /** Raw crash report of vCPU `vcpu` (`DvCrashReport`, as bigints). */
+  crashReport(vcpu: number): Record<Fields<"DvCrashReport">, bigint> {
+    const fields = StructFields.DvCrashReport;
+    const out = new BigUint64Array(fields.length);
+    this.check(
+      this.#sym.dv_vcpu_crash_report(this.handle, vcpu, out),
+      "crash report",
+    );
+    const r = {} as Record<string, bigint>;
+    fields.forEach((f, i) => r[f] = out[i]);
+    return r as Record<Fields<"DvCrashReport">, bigint>;
+  }
+
   /** Stop (consumed by the current or next run). */
   stop(): void {
     this.check(this.#sym.dv_vm_stop(this.handle), "stop");

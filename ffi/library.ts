@@ -57,6 +57,15 @@ export const SYMBOLS = {
   dv_vcpu_set_irq_window: { parameters: [VM, "u32", "u32"], result: "i32" },
   dv_vcpu_ready_for_injection: { parameters: [VM, "u32"], result: "i32" },
   dv_vcpu_inject_extint: { parameters: [VM, "u32", "u32"], result: "i32" },
+  dv_vcpu_set_cpu: {
+    parameters: [VM, "u32", "buffer", "usize"],
+    result: "i32",
+  },
+  dv_vcpu_cpuid: {
+    parameters: [VM, "u32", "u32", "u32", "buffer"],
+    result: "i32",
+  },
+  dv_vcpu_crash_report: { parameters: [VM, "u32", "buffer"], result: "i32" },
   dv_irq_line: { parameters: [VM, "u32", "u32"], result: "i32" },
   dv_irq_signal_msi: {
     parameters: [VM, "u32", "u32", "u32"],

@@ -40,6 +40,11 @@ Deno.test({
           });
           const r = m.vm.run({ timeoutMs: 20_000 });
           assert.deepEqual(failures(out), [], out);
+          // GRUB/QEMU style: the image name, then the arguments.
+          assert.ok(
+            out.includes(`cmdline="${build(image)} ${CMDLINE}"`),
+            out,
+          );
           for (
             const c of [
               "multiboot_magic",

@@ -12,6 +12,7 @@ import { imageKind } from "./image_kind.ts";
 import { readHostFile } from "./host_file.ts";
 
 export { imageKind } from "./image_kind.ts";
+import type { CpuOption } from "./cpu_spec.ts";
 
 /** Arguments the CLI passes to the worker. */
 export interface CliGuestArgs {
@@ -33,6 +34,8 @@ export interface CliGuestArgs {
   cmdline?: string;
   /** Multiboot module paths. */
   modules?: string[];
+  /** CPU model (`--cpu`). */
+  cpu?: CpuOption;
 }
 
 /**
@@ -60,6 +63,7 @@ export default function setup(a: CliGuestArgs): WorkerSetup {
     strict: a.strict,
     timerDelivery: a.timer,
     cmdline: a.cmdline,
+    cpu: a.cpu,
     serialOutput: (b) => {
       out[n++] = b;
       if (b === 0x0a || n === out.length) flush();
@@ -76,6 +80,7 @@ export default function setup(a: CliGuestArgs): WorkerSetup {
     if (imageKind(image) === "multiboot") {
       machine.vm.loadMultiboot(image, {
         cmdline: a.cmdline ?? "",
+        imageName: a.path,
         modules: (a.modules ?? []).map((m) => ({ bytes: m, cmdline: m })),
       });
     } else {

@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { type CpuOption, cpuOptionFromArg } from "./cpu_spec.ts";
 import type { LogLevel } from "../bus/types.ts";
 import {
   OptionError,
@@ -35,6 +36,10 @@ machine:
   --irqchip kernel|split   interrupt controllers (default kernel)
   --timer msi|gsi          PV timer delivery (default msi)
   --strict                 fail on accesses no device claims
+  --cpu SPEC               CPU model: host (default) or baseline, then
+                           +feature/-feature, vendor=, family=, model=,
+                           stepping=, brand=, kvm=off, tsc-leaves=off
+                           (comma-separated), or a .json file
   --disk PATH[,ro]         virtio-blk disk backed by a host file, repeatable
   --rng                    virtio-rng device
   --device SPEC            attach a device: a built-in name (echo) or a plugin
@@ -79,6 +84,8 @@ export interface CliConfig {
   timer: "msi" | "gsi";
   /** Strict bus. */
   strict: boolean;
+  /** CPU model (`--cpu`). */
+  cpu?: CpuOption;
   /** Disks. */
   disks: DiskSpec[];
   /** virtio-rng. */
@@ -279,6 +286,7 @@ interface CliValues {
   irqchip: Str;
   timer: Str;
   strict: Flag;
+  cpu: Str;
   disk?: string[];
   rng: Flag;
   device?: string[];
@@ -302,6 +310,7 @@ const CLI_SPECS: Record<string, ArgSpec> = {
   irqchip: { type: "string" },
   timer: { type: "string" },
   strict: { type: "boolean" },
+  cpu: { type: "string" },
   disk: { type: "string", multiple: true },
   rng: { type: "boolean" },
   device: { type: "string", multiple: true },
@@ -408,6 +417,7 @@ export function parseCli(
         ? parseEnum(v.timer, ["msi", "gsi"] as const, "--timer")
         : file.timer ?? CLI_DEFAULTS.timer,
       strict: v.strict ?? file.strict ?? false,
+      ...(v.cpu === undefined ? {} : { cpu: cpuOptionFromArg(v.cpu) }),
       disks: v.disk?.map(parseDiskSpec) ?? file.disks ?? [],
       rng: v.rng ?? file.rng ?? false,
       devices: v.device?.map(parseDeviceSpec) ?? file.devices ?? [],

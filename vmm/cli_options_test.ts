@@ -97,6 +97,18 @@ Deno.test("parseCli: flags", async (t) => {
       stdin: true,
     });
   });
+  await t.step("--cpu: a spec string, or a .json file", () => {
+    assert.equal(run(["--cpu", "host,-x2apic", "g.elf"]).cpu, "host,-x2apic");
+    const f = Deno.makeTempFileSync({ suffix: ".json" });
+    try {
+      Deno.writeTextFileSync(f, '{"template":"baseline"}');
+      assert.deepEqual(run(["--cpu", f, "g.elf"]).cpu, {
+        template: "baseline",
+      });
+    } finally {
+      Deno.removeSync(f);
+    }
+  });
   await t.step("every flag", () => {
     const c = run([
       "--memory",

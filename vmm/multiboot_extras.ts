@@ -7,8 +7,35 @@
 import { readHostFile } from "./host_file.ts";
 import type { MultibootOptions } from "./vm_types.ts";
 
-/** The core's Multiboot extras blob: command line and modules. */
-export function encodeMultibootExtras(options: MultibootOptions): Uint8Array {
+/**
+ * The Multiboot command line the kernel sees: `"<image name> <args>"` as
+ * GRUB and QEMU pass it (the name is `options.imageName`, else
+ * `path`, else `kernel`), or the arguments alone with `imageName: false`.
+ *
+ * @example
+ * ```ts
+ * import { multibootCmdline } from "./multiboot_extras.ts";
+ * console.log(multibootCmdline({ cmdline: "a=1" }, "k.elf")); // "k.elf a=1"
+ * ```
+ */
+export function multibootCmdline(
+  options: MultibootOptions,
+  path = "",
+): string {
+  const args = options.cmdline ?? "";
+  if (options.imageName === false) return args;
+  const name = options.imageName || path || "kernel";
+  return args ? `${name} ${args}` : name;
+}
+
+/**
+ * The core's Multiboot extras blob: command line (see
+ * {@link multibootCmdline}; `path` is the image's path, if any) and modules.
+ */
+export function encodeMultibootExtras(
+  options: MultibootOptions,
+  path = "",
+): Uint8Array {
   const enc = new TextEncoder();
   const parts: Uint8Array[] = [];
   const u32 = (n: number) => {
@@ -21,7 +48,7 @@ export function encodeMultibootExtras(options: MultibootOptions): Uint8Array {
     u32(b.length);
     parts.push(b);
   };
-  str(options.cmdline ?? "");
+  str(multibootCmdline(options, path));
   const modules = options.modules ?? [];
   u32(modules.length);
   for (const m of modules) {

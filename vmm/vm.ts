@@ -49,6 +49,7 @@ import {
   SnapshotTracker,
   type VmSnapshot,
 } from "./snapshot.ts";
+import { cpuSpecText } from "./cpu_spec.ts";
 import { parseMemorySize } from "./options.ts";
 import type {
   IrqchipMode,
@@ -251,6 +252,7 @@ export class Vm implements Disposable {
       },
     });
     try {
+      if (options.cpu !== undefined) core.setCpu(0, cpuSpecText(options.cpu));
       for (const r of options.ignoredPorts ?? []) {
         core.ignoreRange(r.space, r.base, r.length, 0xffffffffn);
       }
@@ -470,8 +472,20 @@ export class Vm implements Disposable {
     const bytes = typeof image === "string"
       ? readHostFile(image, { what: "multiboot kernel" })
       : image;
-    this.#core.loadMultiboot(bytes, encodeMultibootExtras(options));
+    this.#core.loadMultiboot(
+      bytes,
+      encodeMultibootExtras(options, typeof image === "string" ? image : ""),
+    );
     this.#snap?.hostWroteAll();
+  }
+
+  /**
+   * The CPUID answer (EAX, EBX, ECX, EDX) vCPU 0 gives for `leaf` /
+   * `subleaf`, or null when its table has no such entry (see `cpu`).
+   */
+  cpuid(leaf: number, subleaf = 0): [number, number, number, number] | null {
+    this.#alive();
+    return this.#core.cpuid(0, leaf, subleaf);
   }
 
   /**
@@ -570,7 +584,7 @@ export class Vm implements Disposable {
       case ExitReason.IrqWindow:
         return undefined;
       default:
-        return endOfRun(r, rec);
+        return endOfRun(r, rec, this.#core);
     }
   }
 

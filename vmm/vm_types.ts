@@ -6,6 +6,8 @@
 import type { Clock, LogLevel, Plugin, Range } from "../bus/types.ts";
 import type { HostQuirks } from "./quirks.ts";
 import { parseSize as parseSizeStrict } from "./options.ts";
+import type { CrashReport } from "./crash_report.ts";
+import type { CpuOption } from "./cpu_spec.ts";
 
 /** A log sink. */
 export type Logger = (level: LogLevel, source: string, msg: string) => void;
@@ -63,6 +65,12 @@ export interface VmOptions {
    * what this host needs once per process; an object overrides.
    */
   quirks?: Partial<HostQuirks> | "auto";
+  /**
+   * CPU model (CPUID): a spec string like `"host,-x2apic"` or
+   * `"baseline"`, or a {@link CpuOption} object (default `host`). See the
+   * README's "CPU model" section.
+   */
+  cpu?: CpuOption;
 }
 
 /** How a run ended. */
@@ -86,6 +94,12 @@ export interface RunResult {
   readonly status?: number;
   /** Human-readable detail for failures. */
   readonly detail?: string;
+  /**
+   * The vCPU's state when the run failed (internal error, shutdown, failed
+   * entry, strict-mode unclaimed access): registers, mode, the
+   * instruction at RIP, KVM's error data. See `formatCrashReport`.
+   */
+  readonly crash?: CrashReport;
 }
 
 /** A Multiboot module. */
@@ -100,6 +114,12 @@ export interface MultibootModuleSpec {
 export interface MultibootOptions {
   /** Kernel command line (serve the same one through fw_cfg). */
   cmdline?: string;
+  /**
+   * First word of the Multiboot command line, as GRUB and QEMU put the
+   * kernel's name there: default the image path given to
+   * `loadMultiboot`, or `kernel` for bytes; `false` passes `cmdline` alone.
+   */
+  imageName?: string | false;
   /** Boot modules, placed page-aligned after the kernel. */
   modules?: MultibootModuleSpec[];
 }

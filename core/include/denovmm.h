@@ -316,6 +316,89 @@ typedef uint32_t DvStateTag;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
+// Guest CPU mode. Values are part of the C ABI.
+enum DvCpuMode
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // CR0.PE = 0.
+  DV_CPU_MODE_REAL = 0,
+  // Protected mode with RFLAGS.VM.
+  DV_CPU_MODE_V8086 = 1,
+  // Protected mode, 16-bit code segment.
+  DV_CPU_MODE_PROTECTED16 = 2,
+  // Protected mode, 32-bit code segment.
+  DV_CPU_MODE_PROTECTED32 = 3,
+  // Long mode, compatibility (16/32-bit) code segment.
+  DV_CPU_MODE_COMPAT = 4,
+  // Long mode, 64-bit code segment.
+  DV_CPU_MODE_LONG64 = 5,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum DvCpuMode DvCpuMode;
+#else
+typedef uint32_t DvCpuMode;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// Instruction classes the development host's KVM cannot emulate (its
+// instruction emulator ends the run with an internal error). Values are
+// part of the C ABI.
+enum DvInsnHint
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // Nothing recognised.
+  DV_INSN_HINT_NONE = 0,
+  // `int3` (0xCC).
+  DV_INSN_HINT_INT3 = 1,
+  // `int n` (0xCD), `into`, `int1`.
+  DV_INSN_HINT_INT_N = 2,
+  // 16/32-bit `iret` (0xCF without REX.W).
+  DV_INSN_HINT_IRET = 3,
+  // `cmpxchg16b`.
+  DV_INSN_HINT_CMPXCHG16B = 4,
+  // `xsave`, `xrstor`, `xsaveopt`, `xsavec`, `xsaves`, `xrstors`.
+  DV_INSN_HINT_XSAVE = 5,
+  // `fxsave`, `fxrstor`, `ldmxcsr`, `stmxcsr`.
+  DV_INSN_HINT_FXSAVE = 6,
+  // `xgetbv`, `xsetbv`.
+  DV_INSN_HINT_XGETBV = 7,
+  // `vmcall`, `vmmcall`.
+  DV_INSN_HINT_VMCALL = 8,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum DvInsnHint DvInsnHint;
+#else
+typedef uint32_t DvInsnHint;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// Why the instruction bytes could not (all) be read. Values are ABI.
+enum DvInsnRead
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // All 15 bytes read.
+  DV_INSN_READ_OK = 0,
+  // A page on the way is not present in the guest's page tables.
+  DV_INSN_READ_NOT_MAPPED = 1,
+  // A page-table entry or the code is outside guest RAM.
+  DV_INSN_READ_OUTSIDE_RAM = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum DvInsnRead DvInsnRead;
+#else
+typedef uint32_t DvInsnRead;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
 // Counters of a level source.
 typedef struct {
   // Line assertions.
@@ -385,6 +468,132 @@ typedef struct {
   // Unclaimed writes ignored.
   uint64_t unclaimed_writes;
 } DvVcpuCounters;
+
+// A failed vCPU's state for a person to read (see
+// [`dv_vcpu_crash_report`]). Every field is a u64.
+typedef struct {
+  // RIP.
+  uint64_t rip;
+  // RFLAGS.
+  uint64_t rflags;
+  // RAX.
+  uint64_t rax;
+  // RBX.
+  uint64_t rbx;
+  // RCX.
+  uint64_t rcx;
+  // RDX.
+  uint64_t rdx;
+  // RSI.
+  uint64_t rsi;
+  // RDI.
+  uint64_t rdi;
+  // RSP.
+  uint64_t rsp;
+  // RBP.
+  uint64_t rbp;
+  // R8.
+  uint64_t r8;
+  // R9.
+  uint64_t r9;
+  // R10.
+  uint64_t r10;
+  // R11.
+  uint64_t r11;
+  // R12.
+  uint64_t r12;
+  // R13.
+  uint64_t r13;
+  // R14.
+  uint64_t r14;
+  // R15.
+  uint64_t r15;
+  // CR0.
+  uint64_t cr0;
+  // CR2.
+  uint64_t cr2;
+  // CR3.
+  uint64_t cr3;
+  // CR4.
+  uint64_t cr4;
+  // CR8.
+  uint64_t cr8;
+  // EFER.
+  uint64_t efer;
+  // CS selector.
+  uint64_t cs_selector;
+  // CS base.
+  uint64_t cs_base;
+  // DS base.
+  uint64_t ds_base;
+  // ES base.
+  uint64_t es_base;
+  // FS base.
+  uint64_t fs_base;
+  // GS base.
+  uint64_t gs_base;
+  // SS base.
+  uint64_t ss_base;
+  // GDT base.
+  uint64_t gdt_base;
+  // IDT base.
+  uint64_t idt_base;
+  // IDT limit.
+  uint64_t idt_limit;
+  // `DvCpuMode`.
+  uint64_t mode;
+  // Linear address of RIP.
+  uint64_t linear;
+  // Instruction bytes read at RIP (0..15).
+  uint64_t insn_len;
+  // Instruction bytes 0..8 (little-endian: byte 0 in the low bits).
+  uint64_t insn_lo;
+  // Instruction bytes 8..15.
+  uint64_t insn_hi;
+  // `DvInsnRead`: why fewer than 15 bytes were read.
+  uint64_t insn_read;
+  // `DvInsnHint`: an instruction this host cannot emulate.
+  uint64_t insn_hint;
+  // 1 when the last run ended with a KVM internal error (the next
+  // three fields and the data words are valid).
+  uint64_t has_internal;
+  // `KVM_INTERNAL_ERROR_*` suberror.
+  uint64_t suberror;
+  // Valid data words (0..16).
+  uint64_t ndata;
+  // Data word 0.
+  uint64_t data0;
+  // Data word 1.
+  uint64_t data1;
+  // Data word 2.
+  uint64_t data2;
+  // Data word 3.
+  uint64_t data3;
+  // Data word 4.
+  uint64_t data4;
+  // Data word 5.
+  uint64_t data5;
+  // Data word 6.
+  uint64_t data6;
+  // Data word 7.
+  uint64_t data7;
+  // Data word 8.
+  uint64_t data8;
+  // Data word 9.
+  uint64_t data9;
+  // Data word 10.
+  uint64_t data10;
+  // Data word 11.
+  uint64_t data11;
+  // Data word 12.
+  uint64_t data12;
+  // Data word 13.
+  uint64_t data13;
+  // Data word 14.
+  uint64_t data14;
+  // Data word 15.
+  uint64_t data15;
+} DvCrashReport;
 
 // Arguments of [`dv_vm_create`].
 typedef struct {
@@ -734,6 +943,36 @@ int32_t dv_vcpu_ready_for_injection(uint32_t vm, uint32_t vcpu);
 // Split irqchip: inject the PIC's ExtINT `vector` (KVM_INTERRUPT) on vCPU
 // `vcpu` if it is ready. Returns 1 when injected, 0 when not ready.
 int32_t dv_vcpu_inject_extint(uint32_t vm, uint32_t vcpu, uint32_t vector);
+
+// Set vCPU `vcpu`'s CPU model from a spec of `len` UTF-8 bytes at `spec`:
+// items separated by newlines (or commas when there is no newline): an
+// optional first item `host` or `baseline`, then `+name` / `-name` per
+// feature, `vendor=`, `family=`, `model=`, `stepping=`, `brand=`,
+// `kvm=on|off` (paravirt leaves), `tsc-leaves=on|off`. Validated against
+// `KVM_GET_SUPPORTED_CPUID` (`DV_CODE_UNSUPPORTED` naming the feature the
+// host lacks). Only before the vCPU first runs. Returns 0.
+//
+// # Safety
+// `spec` must be valid for `len` byte reads.
+int32_t dv_vcpu_set_cpu(uint32_t vm, uint32_t vcpu, const uint8_t *spec, size_t len);
+
+// Write the CPUID answer of vCPU `vcpu` for `leaf`/`subleaf` (EAX, EBX,
+// ECX, EDX) to `out`. Returns 1 when the table has the entry, 0 when not
+// (`out` zeroed).
+//
+// # Safety
+// `out` must be valid for four u32 writes.
+int32_t dv_vcpu_cpuid(uint32_t vm, uint32_t vcpu, uint32_t leaf, uint32_t subleaf, uint32_t *out);
+
+// Write vCPU `vcpu`'s [`CrashReport`] to `out` (not while it runs):
+// registers, mode, up to 15 instruction bytes at RIP read through the
+// guest's page tables (bounded by guest RAM), a hint for instructions
+// this host cannot emulate, and the last internal error's data words.
+// Returns 0.
+//
+// # Safety
+// `out` must be valid for one `DvCrashReport` write.
+int32_t dv_vcpu_crash_report(uint32_t vm, uint32_t vcpu, DvCrashReport *out);
 
 // Create a VM with one vCPU; writes its handle to `out`. Returns 0.
 //

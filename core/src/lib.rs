@@ -13,6 +13,9 @@
 //! - [`snapshot`]: machine state blobs, dirty logging, memory files;
 //! - [`ffi`]: the only `extern "C"` surface (see `include/denovmm.h`).
 
+pub mod cpuid;
+pub mod cpuid_features;
+pub mod crash;
 pub mod elf;
 pub mod error;
 pub mod events;

@@ -2,6 +2,8 @@
 //! and ExtINT injection. Run state sits behind a per-vCPU lock held only
 //! by the running thread; the kick state is shared with every thread.
 
+use crate::cpuid::{self, CpuSpec, Entry, Machine};
+use crate::crash::{self, CpuMode, InsnHint, InsnRead};
 use crate::error::{Code, Error, Result};
 use crate::exit::{decode, Counters, Decision, ExitRecord, PendingRead, Reason};
 use crate::kick::{Kick, POLL, STOP, TIMEOUT, WAKE};
@@ -12,6 +14,7 @@ use crate::vm::{kvm_err, IrqchipMode, Vm};
 use kvm_bindings::KVM_MAX_CPUID_ENTRIES;
 use kvm_ioctls::{Kvm, VcpuFd, VmFd};
 use std::sync::{Arc, Mutex, RwLock};
+use vm_memory::{Bytes, GuestAddress};
 
 pub(crate) struct VcpuInner {
     pub(crate) fd: VcpuFd,
@@ -26,6 +29,55 @@ pub(crate) struct VcpuInner {
     pub(crate) run_base: usize,
     /// Power-on state captured at creation, restored by [`Vm::reset`].
     initial: InitialState,
+    /// `KVM_GET_SUPPORTED_CPUID` at creation.
+    supported: Vec<Entry>,
+    /// What the CPUID table must agree with.
+    machine: Machine,
+    /// The CPUID table in effect.
+    cpuid: Vec<Entry>,
+    /// `kvm_run.internal` of the last internal-error exit.
+    last_internal: Option<InternalInfo>,
+}
+
+/// `kvm_run.internal` (suberror and data words) kept for the crash report.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct InternalInfo {
+    /// `KVM_INTERNAL_ERROR_*`.
+    pub suberror: u32,
+    /// Valid words in `data`.
+    pub ndata: u32,
+    /// Data words (meaning depends on the suberror).
+    pub data: [u64; 16],
+}
+
+/// The state of a vCPU that stopped on a failure, for a person to read.
+#[derive(Debug, Clone, Default)]
+pub struct CrashState {
+    /// General registers, RIP and RFLAGS.
+    pub regs: kvm_bindings::kvm_regs,
+    /// Segments, descriptor tables, control registers, EFER.
+    pub sregs: kvm_bindings::kvm_sregs,
+    /// Mode and the linear address of RIP.
+    pub mode: u32,
+    /// Linear address of RIP.
+    pub linear: u64,
+    /// Up to 15 instruction bytes at RIP, read through the guest's page tables.
+    pub insn: Vec<u8>,
+    /// Why fewer than 15 bytes were read ([`InsnRead`]).
+    pub insn_read: u32,
+    /// [`InsnHint`] for the bytes.
+    pub hint: u32,
+    /// The last internal error's data, when the run ended with one.
+    pub internal: Option<InternalInfo>,
+}
+
+fn apply_cpuid(fd: &VcpuFd, table: &[Entry]) -> Result<()> {
+    let entries: Vec<kvm_bindings::kvm_cpuid_entry2> = table.iter().map(Into::into).collect();
+    let c = kvm_bindings::CpuId::from_entries(&entries)
+        .map_err(|_| Error::invalid(format!("CPUID table of {} entries is too large", entries.len())))?;
+    fd.set_cpuid2(&c).map_err(|e| {
+        Error::os("KVM_SET_CPUID2 (CPUID can only change before the vCPU first runs)", e)
+    })
 }
 
 /// The architectural state KVM gives a fresh vCPU.
@@ -46,26 +98,16 @@ pub struct Vcpu {
 }
 
 impl Vcpu {
-    /// Create vCPU `index` with KVM's supported CPUID, its APIC ID in
-    /// leaves 0x1/0xB/0x1F, and TSC-deadline when KVM emulates it.
-    pub(crate) fn new(kvm: &Kvm, vm: &VmFd, index: u32, tsc_deadline: bool) -> Result<Vcpu> {
+    /// Create vCPU `index` of `vcpus` with the `host` CPU template (KVM's
+    /// supported CPUID made consistent with the machine: APIC ID and
+    /// topology, TSC-deadline when KVM emulates it, TSC frequency leaves).
+    pub(crate) fn new(kvm: &Kvm, vm: &VmFd, index: u32, vcpus: u32, tsc_deadline: bool) -> Result<Vcpu> {
         let mut fd = vm.create_vcpu(index as u64).map_err(kvm_err("KVM_CREATE_VCPU"))?;
-        let mut cpuid = kvm.get_supported_cpuid(KVM_MAX_CPUID_ENTRIES).map_err(kvm_err("KVM_GET_SUPPORTED_CPUID"))?;
-        for e in cpuid.as_mut_slice() {
-            match e.function {
-                1 => {
-                    // Initial APIC ID (CPUID.1:EBX[31:24]); TSC-deadline
-                    // (CPUID.1:ECX[24]) when KVM emulates it.
-                    e.ebx = (e.ebx & 0x00ff_ffff) | (index << 24);
-                    if tsc_deadline {
-                        e.ecx |= 1 << 24;
-                    }
-                }
-                0xb | 0x1f => e.edx = index,
-                _ => {}
-            }
-        }
-        fd.set_cpuid2(&cpuid).map_err(kvm_err("KVM_SET_CPUID2"))?;
+        let sup = kvm.get_supported_cpuid(KVM_MAX_CPUID_ENTRIES).map_err(kvm_err("KVM_GET_SUPPORTED_CPUID"))?;
+        let supported: Vec<Entry> = sup.as_slice().iter().map(Entry::from).collect();
+        let machine = Machine { vcpus, apic_id: index, tsc_khz: fd.get_tsc_khz().ok(), tsc_deadline };
+        let table = cpuid::build(&supported, &CpuSpec::default(), &machine)?;
+        apply_cpuid(&fd, &table)?;
         let initial = InitialState {
             regs: fd.get_regs().map_err(kvm_err("KVM_GET_REGS"))?,
             sregs: fd.get_sregs().map_err(kvm_err("KVM_GET_SREGS"))?,
@@ -88,6 +130,10 @@ impl Vcpu {
                 counters: Counters::default(),
                 run_base: run_base as usize,
                 initial,
+                supported,
+                machine,
+                cpuid: table,
+                last_internal: None,
             }),
             record_ptr,
         })
@@ -193,10 +239,82 @@ impl Vm {
             g.fd.get_kvm_run().request_interrupt_window = 0;
             g.want_window = false;
             g.pending = None;
+            g.last_internal = None;
             g.counters = Counters::default();
             kick.take(u32::MAX);
             kick.clear_immediate_exit();
             Ok(())
+        })
+    }
+
+    /// Set vCPU `index`'s CPUID from a spec (see [`CpuSpec::parse`]),
+    /// validated against `KVM_GET_SUPPORTED_CPUID`. Only before the vCPU
+    /// first runs (KVM refuses later changes).
+    pub fn set_cpu(&self, index: u32, spec: &str) -> Result<()> {
+        let spec = CpuSpec::parse(spec)?;
+        self.with_vcpu(index, |g| {
+            let table = cpuid::build(&g.supported, &spec, &g.machine)?;
+            apply_cpuid(&g.fd, &table)?;
+            g.cpuid = table;
+            Ok(())
+        })
+    }
+
+    /// The CPUID entry vCPU `index` answers for `leaf`/`subleaf` (the
+    /// subleaf only where it matters), or None when the table has none.
+    pub fn cpuid(&self, index: u32, leaf: u32, subleaf: u32) -> Result<Option<Entry>> {
+        self.with_vcpu(index, |g| {
+            Ok(g.cpuid
+                .iter()
+                .find(|e| {
+                    e.function == leaf && (e.flags & cpuid::FLAG_SIGNIFICANT_INDEX == 0 || e.index == subleaf)
+                })
+                .copied())
+        })
+    }
+
+    /// The state of vCPU `index` for a crash report: registers, mode, the
+    /// instruction bytes at RIP (through the guest's page tables, bounded
+    /// by guest RAM), a hint when the instruction is one the host cannot
+    /// emulate, and the last internal error's data words.
+    pub fn crash_state(&self, index: u32) -> Result<CrashState> {
+        self.with_vcpu(index, |g| {
+            let regs = g.fd.get_regs().map_err(kvm_err("KVM_GET_REGS"))?;
+            let sregs = g.fd.get_sregs().map_err(kvm_err("KVM_GET_SREGS"))?;
+            let cpu = crash::Cpu {
+                cr0: sregs.cr0,
+                cr3: sregs.cr3,
+                cr4: sregs.cr4,
+                efer: sregs.efer,
+                rflags: regs.rflags,
+                cs_l: sregs.cs.l != 0,
+                cs_db: sregs.cs.db != 0,
+                cs_base: sregs.cs.base,
+                rip: regs.rip,
+            };
+            let mem = &self.mem;
+            let read = |pa: u64, width: usize| -> Option<u64> {
+                if width == 4 {
+                    mem.read_obj::<u32>(GuestAddress(pa)).ok().map(u64::from)
+                } else {
+                    mem.read_obj::<u64>(GuestAddress(pa)).ok()
+                }
+            };
+            let read_bytes = |pa: u64, buf: &mut [u8]| mem.read_slice(buf, GuestAddress(pa)).is_ok();
+            let (insn, why) = cpu.read_insn(&read, &read_bytes);
+            let mode: CpuMode = cpu.mode();
+            let hint: InsnHint = crash::classify(&insn, mode);
+            let why: InsnRead = why;
+            Ok(CrashState {
+                regs,
+                sregs,
+                mode: mode as u32,
+                linear: cpu.rip_linear(),
+                insn,
+                insn_read: why as u32,
+                hint: hint as u32,
+                internal: g.last_internal,
+            })
         })
     }
 
@@ -349,9 +467,12 @@ fn run_loop(
                 if r == Reason::InternalError {
                     // SAFETY: for KVM_EXIT_INTERNAL_ERROR the `internal`
                     // member of the union is the active one.
-                    inner.record.arg =
-                        unsafe { (*(inner.run_base as *const kvm_bindings::kvm_run)).__bindgen_anon_1.internal.suberror }
-                            as u64;
+                    let internal = unsafe { (*(inner.run_base as *const kvm_bindings::kvm_run)).__bindgen_anon_1.internal };
+                    let ndata = internal.ndata.min(16);
+                    let mut data = [0u64; 16];
+                    data[..ndata as usize].copy_from_slice(&internal.data[..ndata as usize]);
+                    inner.last_internal = Some(InternalInfo { suberror: internal.suberror, ndata, data });
+                    inner.record.arg = internal.suberror as u64;
                 }
                 return Ok(r);
             }

@@ -151,7 +151,7 @@ impl Vm {
                 initial_irqchip.push(c);
             }
         }
-        let vcpu0 = Vcpu::new(kvm, &fd, 0, tsc_deadline)?;
+        let vcpu0 = Vcpu::new(kvm, &fd, 0, 1, tsc_deadline)?;
         let events =
             Events::new(vec![vcpu0.kick.clone()], config.irqchip == IrqchipMode::Split && config.quirk_level_resignal);
         Ok(Vm {

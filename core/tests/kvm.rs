@@ -253,3 +253,42 @@ fn a_thousand_racing_stops_are_never_lost() {
         assert_eq!(r, Reason::Stopped, "iteration {i}");
     }
 }
+
+#[test]
+fn cpu_model_applies_before_the_first_run_only() {
+    let Some(elf) = guest("hello") else { return };
+    let vm = vm(IrqchipMode::Kernel);
+    assert!(vm.cpuid(0, 1, 0).unwrap().unwrap().ecx & (1 << 21) != 0, "host offers x2APIC");
+    vm.set_cpu(0, "host\n-x2apic").unwrap();
+    assert_eq!(vm.cpuid(0, 1, 0).unwrap().unwrap().ecx & (1 << 21), 0);
+    let e = vm.set_cpu(0, "host,+smx").unwrap_err();
+    assert!(e.message.contains("\"smx\""), "{}", e.message);
+    assert_eq!(vm.cpuid(0, 1, 0).unwrap().unwrap().ecx & (1 << 21), 0, "a refused spec changes nothing");
+    vm.load_elf(&elf, [0; 4]).unwrap();
+    run_to_exit(&vm);
+    let e = vm.set_cpu(0, "baseline").unwrap_err();
+    assert!(e.message.contains("before the vCPU first runs"), "{}", e.message);
+}
+
+#[test]
+fn forbidden_instruction_crash_state() {
+    let Some(elf) = guest("forbidden") else { return };
+    let vm = vm(IrqchipMode::Kernel);
+    vm.load_elf(&elf, [0; 4]).unwrap();
+    vm.range_add(Space::Pio, 0x3f8, 8, Action::Ignore { read_value: 0x60 }).unwrap();
+    vm.alarm(denovmm_core::kick::TIMEOUT, 5_000_000_000).unwrap();
+    let r = vm.run(0).unwrap();
+    let s = vm.crash_state(0).unwrap();
+    assert_eq!(s.regs.r12, 0xdead_beef_cafe_f00d);
+    assert_eq!(s.linear, s.regs.rip);
+    match r {
+        Reason::InternalError => {
+            assert_eq!(s.insn[0], 0xcc);
+            assert_eq!(s.insn.len(), 15);
+            assert_eq!(s.hint, denovmm_core::crash::InsnHint::Int3 as u32);
+            assert_eq!(s.internal.unwrap().suberror, 1);
+        }
+        // A host that executes int3: no IDT, so a triple fault.
+        other => assert_eq!(other, Reason::Shutdown),
+    }
+}
