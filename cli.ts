@@ -152,6 +152,7 @@ export async function main(argv: string[]): Promise<CliOutcome> {
       case "exit":
         return { code: result.status! & 0xff };
       case "halt":
+      case "poweroff":
         return { code: 0 };
       case "timeout":
         return { code: 124, error: `guest timed out after ${values.timeout}` };

@@ -48,6 +48,8 @@ export interface ContextHost {
   exit(status: number): void;
   /** End the run with a `halt` result (unless an exit came first). */
   halt(): void;
+  /** End the run with a `sleep` or `poweroff` result (ACPI S-state). */
+  sleep(state: number): void;
   /** A tick source owned by the VM. */
   createTickSource(target: TickTarget): TickSource;
 }
@@ -98,6 +100,7 @@ export function createContext(
     },
     exit: (status: number) => host.exit(status),
     halt: () => host.halt(),
+    sleep: (state: number) => host.sleep(state),
     createTickSource: (target: TickTarget) => host.createTickSource(target),
     lapicEoi: () => {
       core.lapicEoi(0);

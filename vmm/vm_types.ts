@@ -61,6 +61,8 @@ export type RunReason =
   | "internal-error"
   | "fail-entry"
   | "system-event"
+  | "sleep"
+  | "poweroff"
   | "error";
 
 /** Result of {@link Vm.run}. */
@@ -71,6 +73,8 @@ export interface RunResult {
   readonly status?: number;
   /** Human-readable detail for failures. */
   readonly detail?: string;
+  /** ACPI sleep state for `sleep` (1–4) and `poweroff` (5). */
+  readonly state?: number;
 }
 
 /** A Multiboot module. */

@@ -174,6 +174,8 @@ export class FakeContext implements PluginContext {
   exitStatus: number | null = null;
   /** Number of `halt` calls. */
   halts = 0;
+  /** States passed to `sleep`, in order. */
+  readonly sleeps: number[] = [];
   /** Number of `lapicEoi` calls. */
   lapicEois = 0;
   /** Guest memory. */
@@ -234,6 +236,10 @@ export class FakeContext implements PluginContext {
   /** Count a halt. */
   halt(): void {
     this.halts++;
+  }
+  /** Record a sleep state. */
+  sleep(state: number): void {
+    this.sleeps.push(state);
   }
   /** Create a fake tick source. */
   createTickSource(target: TickTarget): TickSource {
