@@ -13,8 +13,8 @@
  * | 0xFF000000 (64 KiB) | pc-testdev iomem                |     |
  * | 0x510 / 0x511       | fw_cfg selector / data          |     |
  * | 0x20/0x21, 0xA0/0xA1, 0x4D0/0x4D1 | 8259A pair + ELCR (split only) | 0–15 |
- * | 0x40–0x43, 0x61     | 8254 PIT + port B (split; stub with `pic: "stub"`) | 0 |
- * | 0x70 / 0x71         | MC146818 RTC/CMOS (split only)  | 8   |
+ * | 0x40–0x43, 0x61     | 8254 PIT + port B (ours in split, stub with `pic: "stub"`; KVM's in kernel) | 0 |
+ * | 0x70 / 0x71         | MC146818 RTC/CMOS               | 8   |
  * | 0xB000–0xB00B       | ACPI PM1a event/control, PM timer (SCI) | 9 |
  * | 0xF0000             | ACPI RSDP, tables after it (BIOS area) |  |
  * | 0xFED00000          | HPET (legacy route: IRQ0 = GSI 0, IRQ8) | 0, 8, 20–23 |
@@ -113,8 +113,9 @@ export interface Machine extends Disposable {
 
 /**
  * The standard plugins for an irqchip mode (kernel: the in-kernel PIC, PIT
- * ports and IOAPIC stay KVM's; split: our IOAPIC, 8259A pair, 8254 PIT and
- * RTC, or with `pic: "stub"` the Hyperlight-style PIC/PIT stubs and the RTC).
+ * (KVM_CREATE_PIT2) and IOAPIC stay KVM's; split: our IOAPIC, 8259A pair
+ * and 8254 PIT, or with `pic: "stub"` the Hyperlight-style PIC/PIT stubs).
+ * Both: ACPI tables + PM block, HPET, RTC.
  *
  * @example
  * ```ts
@@ -169,13 +170,15 @@ export function standardPlugins(options: MachineOptions = {}): {
       overrides: [{ irq: 0, gsi: WIRING.hpet.irq0Gsi, flags: 0 }],
     }),
     hpetPlugin(WIRING.hpet),
+    // KVM has no RTC: ours in both modes (IRQ8 through KVM_IRQ_LINE or our
+    // IOAPIC and 8259A pair).
+    rtcPlugin({ ...WIRING.rtc, ramBelow4g: ramSize }),
   ];
   let ioapic: IoapicPlugin | null = null;
   let pic: PicPlugin | null = null;
   if (irqchip === "split") {
     ioapic = ioapicPlugin(WIRING.ioapic);
     plugins.push(ioapic);
-    plugins.push(rtcPlugin({ ...WIRING.rtc, ramBelow4g: ramSize }));
     if (options.pic === "stub") {
       plugins.push(legacyPlugin({ timerActive: () => pvTimer.active }));
     } else {
