@@ -267,6 +267,12 @@ export interface PluginContext {
    */
   lapicEoi(): void;
   /**
+   * True when `vector` is in service (ISR) or requested (IRR) in vCPU 0's
+   * in-kernel LAPIC. Used by the split-irqchip IOAPIC's Remote-IRR
+   * watchdog, which must never complete the EOI of a pending interrupt.
+   */
+  lapicHasVector(vector: number): boolean;
+  /**
    * Set (or with `null` remove) the MSI route of `gsi` in the core's GSI
    * routing table, so irqfds on that GSI (host timers, device threads)
    * deliver `msg` directly. Used by the split-irqchip IOAPIC and MSI-X.

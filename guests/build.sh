@@ -9,7 +9,7 @@ CC=${CC:-gcc}
 source lib/flags.sh
 CFLAGS=("${GUEST_CFLAGS[@]}")
 LDFLAGS=(-T lib/linker.ld "${GUEST_LDFLAGS[@]}")
-GUESTS=(hello ports spin selfipi exits timer lapic_timer ioapic virtio timer_garbage level_irq virtio_bench pic testdev pc_timers highmem hpet)
+GUESTS=(hello ports spin selfipi exits timer lapic_timer ioapic virtio timer_garbage level_irq virtio_bench pic testdev pc_timers highmem hpet level_sti)
 
 mkdir -p build
 for g in "${GUESTS[@]}"; do

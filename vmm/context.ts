@@ -105,6 +105,12 @@ export function createContext(
     lapicEoi: () => {
       core.lapicEoi(0);
     },
+    lapicHasVector: (vector: number): boolean => {
+      const word = 0x10 * ((vector & 0xff) >> 5);
+      const [isr, irr] = core.lapicRead(0, [0x100 + word, 0x200 + word]);
+      const bit = 1 << (vector & 31);
+      return ((isr | irr) & bit) !== 0;
+    },
     msiIrqfd: (): MsiIrqfd => {
       const gsi = core.routeAllocate();
       let id: number;

@@ -41,6 +41,7 @@ import {
 } from "../plugins/pv_timer/plugin.ts";
 import { type SerialPlugin, serialPlugin } from "../plugins/serial/plugin.ts";
 import { testdevPlugin } from "../plugins/testdev/plugin.ts";
+import { resolveQuirks } from "./quirks.ts";
 import { createVm, parseSize, type Vm, type VmOptions } from "./vm.ts";
 
 /** Guest-visible addresses and GSIs of the standard machine. */
@@ -177,7 +178,12 @@ export function standardPlugins(options: MachineOptions = {}): {
   let ioapic: IoapicPlugin | null = null;
   let pic: PicPlugin | null = null;
   if (irqchip === "split") {
-    ioapic = ioapicPlugin(WIRING.ioapic);
+    ioapic = ioapicPlugin({
+      ...WIRING.ioapic,
+      remoteIrrWatchdog: resolveQuirks(options.quirks).remoteIrrWatchdog
+        ? {}
+        : null,
+    });
     plugins.push(ioapic);
     if (options.pic === "stub") {
       plugins.push(legacyPlugin({ timerActive: () => pvTimer.active }));

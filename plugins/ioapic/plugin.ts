@@ -5,6 +5,7 @@
  * @module
  */
 import type { Access, Plugin, PluginContext, Region } from "../../bus/types.ts";
+import { RemoteIrrWatchdog } from "./remote_irr_watchdog.ts";
 import {
   Ioapic,
   IOAPIC_DEFAULT_BASE,
@@ -39,6 +40,11 @@ export interface IoapicPluginOptions {
   >;
   /** MMIO base; default 0xFEC00000. */
   readonly base?: number;
+  /**
+   * Host quirk `remoteIrrWatchdog`: complete lost level EOIs (see
+   * {@link RemoteIrrWatchdog}); null or absent for none.
+   */
+  readonly remoteIrrWatchdog?: { readonly periodNs?: number } | null;
 }
 
 function readLe(data: Uint8Array): number {
@@ -64,6 +70,8 @@ export interface IoapicPlugin extends Plugin {
   readonly lineController: Ioapic;
   /** Run deferred deliveries due at `now`; returns the next deadline. */
   service(now: number): number | null;
+  /** The Remote-IRR watchdog, when enabled (after setup). */
+  readonly watchdog: RemoteIrrWatchdog | null;
 }
 
 /**
@@ -95,12 +103,23 @@ export function ioapicPlugin(
     ...options.storm,
   });
   const base = options.base ?? IOAPIC_DEFAULT_BASE;
+  let watchdog: RemoteIrrWatchdog | null = null;
   return {
     name: "ioapic",
     ioapic,
     lineController: ioapic,
+    get watchdog() {
+      return watchdog;
+    },
     setup(context: PluginContext): readonly Region[] {
       ctx = context;
+      if (options.remoteIrrWatchdog) {
+        watchdog = new RemoteIrrWatchdog({
+          ioapic,
+          lapicHasVector: (v) => context.lapicHasVector(v),
+          periodNs: options.remoteIrrWatchdog.periodNs,
+        });
+      }
       return [{
         range: { space: "mmio", base, length: IOAPIC_MMIO_LENGTH },
         read(access: Access, data: Uint8Array): void {
@@ -122,10 +141,17 @@ export function ioapicPlugin(
     },
     reset(): void {
       ioapic.reset();
+      watchdog?.reset();
     },
     service(now: number): number | null {
       ioapic.service(now);
-      return ioapic.nextDeadline();
+      const next = ioapic.nextDeadline();
+      const check = watchdog ? watchdog.service(now) : null;
+      return next === null
+        ? check
+        : check === null
+        ? next
+        : Math.min(next, check);
     },
   };
 }

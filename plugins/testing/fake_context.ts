@@ -237,6 +237,12 @@ export class FakeContext implements PluginContext {
   halt(): void {
     this.halts++;
   }
+  /** Vectors `lapicHasVector` reports as in service or requested. */
+  readonly lapicVectors: Set<number> = new Set();
+  /** True when `vector` is in {@link FakeContext.lapicVectors}. */
+  lapicHasVector(vector: number): boolean {
+    return this.lapicVectors.has(vector);
+  }
   /** Record a sleep state. */
   sleep(state: number): void {
     this.sleeps.push(state);
