@@ -12,7 +12,7 @@
 export type ReadGuest = (gpa: number, length: number) => Uint8Array;
 
 /** A decoded Generic Address Structure. */
-export interface Gas {
+export interface AcpiGas {
   /** Address space ID (0 memory, 1 I/O). */
   space: number;
   /** Register width in bits. */
@@ -46,9 +46,9 @@ export interface ParsedAcpi {
     flags: number;
     xFacs: number;
     xDsdt: number;
-    xPm1aEvt: Gas;
-    xPm1aCnt: Gas;
-    xPmTmr: Gas;
+    xPm1aEvt: AcpiGas;
+    xPm1aCnt: AcpiGas;
+    xPmTmr: AcpiGas;
   };
   /** DSDT AML body (after the header). */
   dsdtAml: Uint8Array;
@@ -62,7 +62,9 @@ export interface ParsedAcpi {
     nmis: { uid: number; flags: number; lint: number }[];
   };
   /** HPET table, or null. */
-  hpet: { blockId: number; base: Gas; number: number; minTick: number } | null;
+  hpet:
+    | { blockId: number; base: AcpiGas; number: number; minTick: number }
+    | null;
 }
 
 function sum(b: Uint8Array): number {
@@ -143,7 +145,7 @@ export function parseAcpi(read: ReadGuest): ParsedAcpi {
     tableAt(a, sig);
     tables[sig] = a;
   }
-  const gas = (dv: DataView, o: number): Gas => ({
+  const gas = (dv: DataView, o: number): AcpiGas => ({
     space: dv.getUint8(o),
     width: dv.getUint8(o + 1),
     access: dv.getUint8(o + 3),

@@ -39,7 +39,7 @@ export interface AcpiPlugin extends Plugin {
 }
 
 /** Bytes of the PM I/O range (PM1a_EVT, PM1a_CNT, pad, PM_TMR). */
-export const PM_RANGE_LENGTH = PM_LAYOUT.tmr + 4;
+export const PM_RANGE_LENGTH: number = PM_LAYOUT.tmr + 4;
 
 const STATE_OF_TYP = new Map(
   Object.entries(SLP_TYP).map(([s, t]) => [t, Number(s)]),

@@ -46,10 +46,10 @@ export const HPET_REG = {
 } as const;
 
 /** General configuration bits. */
-export const CFG = { ENABLE: 1n << 0n, LEGACY: 1n << 1n } as const;
+export const HPET_CFG = { ENABLE: 1n << 0n, LEGACY: 1n << 1n } as const;
 
 /** Timer configuration bits. */
-export const TN = {
+export const HPET_TN = {
   LEVEL: 1n << 1n,
   ENABLE: 1n << 2n,
   PERIODIC: 1n << 3n,
@@ -63,9 +63,10 @@ export const TN = {
   FSB_CAP: 1n << 15n,
 } as const;
 
-const TN_WRITABLE = TN.LEVEL | TN.ENABLE | TN.PERIODIC | TN.VAL_SET |
-  TN.MODE32 | TN.ROUTE_MASK | TN.FSB_EN;
-const TN_RO = TN.PERIODIC_CAP | TN.SIZE_CAP | TN.FSB_CAP |
+const TN_WRITABLE = HPET_TN.LEVEL | HPET_TN.ENABLE | HPET_TN.PERIODIC |
+  HPET_TN.VAL_SET |
+  HPET_TN.MODE32 | HPET_TN.ROUTE_MASK | HPET_TN.FSB_EN;
+const TN_RO = HPET_TN.PERIODIC_CAP | HPET_TN.SIZE_CAP | HPET_TN.FSB_CAP |
   (BigInt(HPET_ROUTE_CAP) << 32n);
 const M64 = (1n << 64n) - 1n;
 const M32 = (1n << 32n) - 1n;
@@ -185,7 +186,7 @@ export class Hpet {
   }
 
   get #enabled(): boolean {
-    return (this.#config & CFG.ENABLE) !== 0n;
+    return (this.#config & HPET_CFG.ENABLE) !== 0n;
   }
 
   /** The unwrapped main counter at clock time `now`. */
@@ -234,7 +235,7 @@ export class Hpet {
       case HPET_REG.TN_CONFIG:
         return t.config | TN_RO;
       case HPET_REG.TN_COMPARATOR:
-        return (t.config & TN.MODE32) ? t.comparator & M32 : t.comparator;
+        return (t.config & HPET_TN.MODE32) ? t.comparator & M32 : t.comparator;
       case HPET_REG.TN_FSB:
         return t.fsb;
     }
@@ -291,9 +292,11 @@ export class Hpet {
       case HPET_REG.TN_CONFIG: {
         const old = t.config;
         t.config = merge(t.config | TN_RO) & TN_WRITABLE;
-        if ((old & TN.LEVEL) && !(t.config & TN.LEVEL)) this.#clearStatus(t);
-        if (!(t.config & TN.ENABLE)) this.#dropLine(t);
-        if ((t.config & TN.MODE32) && !(old & TN.MODE32)) {
+        if ((old & HPET_TN.LEVEL) && !(t.config & HPET_TN.LEVEL)) {
+          this.#clearStatus(t);
+        }
+        if (!(t.config & HPET_TN.ENABLE)) this.#dropLine(t);
+        if ((t.config & HPET_TN.MODE32) && !(old & HPET_TN.MODE32)) {
           t.comparator &= M32;
           t.period &= M32;
         }
@@ -301,12 +304,12 @@ export class Hpet {
         return;
       }
       case HPET_REG.TN_COMPARATOR: {
-        const width = (t.config & TN.MODE32) ? M32 : M64;
-        if (!(t.config & TN.PERIODIC) || (t.config & TN.VAL_SET)) {
+        const width = (t.config & HPET_TN.MODE32) ? M32 : M64;
+        if (!(t.config & HPET_TN.PERIODIC) || (t.config & HPET_TN.VAL_SET)) {
           t.comparator = merge(t.comparator) & width;
         }
-        if (t.config & TN.PERIODIC) t.period = merge(t.period) & width;
-        t.config &= ~TN.VAL_SET;
+        if (t.config & HPET_TN.PERIODIC) t.period = merge(t.period) & width;
+        t.config &= ~HPET_TN.VAL_SET;
         this.#arm(t, now);
         return;
       }
@@ -319,12 +322,12 @@ export class Hpet {
 
   #writeConfig(v: bigint, now: number): void {
     const was = this.#config;
-    if ((v & CFG.ENABLE) && !(was & CFG.ENABLE)) {
+    if ((v & HPET_CFG.ENABLE) && !(was & HPET_CFG.ENABLE)) {
       this.#t0 = now;
-    } else if (!(v & CFG.ENABLE) && (was & CFG.ENABLE)) {
+    } else if (!(v & HPET_CFG.ENABLE) && (was & HPET_CFG.ENABLE)) {
       this.#base = this.#counterAt(now);
     }
-    if ((v ^ was) & CFG.LEGACY) {
+    if ((v ^ was) & HPET_CFG.LEGACY) {
       for (const t of this.#timers) this.#dropLine(t);
     }
     this.#config = v;
@@ -334,12 +337,12 @@ export class Hpet {
   /** Compute a timer's next match from the comparator and counter now. */
   #arm(t: Timer, now: number): void {
     this.#dirty = true;
-    if (!this.#enabled || !(t.config & TN.ENABLE)) {
+    if (!this.#enabled || !(t.config & HPET_TN.ENABLE)) {
       t.fireAt = null;
       return;
     }
     const cur = this.#counterAt(now);
-    if (t.config & TN.MODE32) {
+    if (t.config & HPET_TN.MODE32) {
       const diff = (t.comparator - cur) & M32;
       t.fireAt = cur + diff;
     } else {
@@ -351,9 +354,9 @@ export class Hpet {
   /** The GSI a timer's interrupt goes to, or null for FSB. */
   #gsiOf(i: number): number | null {
     const t = this.#timers[i];
-    if ((this.#config & CFG.LEGACY) && i < 2) return this.#legacy[i];
-    if (t.config & TN.FSB_EN) return null;
-    return Number((t.config & TN.ROUTE_MASK) >> TN.ROUTE_SHIFT);
+    if ((this.#config & HPET_CFG.LEGACY) && i < 2) return this.#legacy[i];
+    if (t.config & HPET_TN.FSB_EN) return null;
+    return Number((t.config & HPET_TN.ROUTE_MASK) >> HPET_TN.ROUTE_SHIFT);
   }
 
   #fire(i: number): void {
@@ -367,7 +370,7 @@ export class Hpet {
       });
       return;
     }
-    if (t.config & TN.LEVEL) {
+    if (t.config & HPET_TN.LEVEL) {
       this.#status |= 1n << BigInt(i);
       if (t.line !== gsi) {
         this.#dropLine(t);
@@ -415,14 +418,14 @@ export class Hpet {
       const t = this.#timers[i];
       if (t.fireAt !== null && t.fireAt <= cur) {
         this.#fire(i);
-        const width = (t.config & TN.MODE32) ? M32 : M64;
-        if ((t.config & TN.PERIODIC) && t.period > 0n) {
+        const width = (t.config & HPET_TN.MODE32) ? M32 : M64;
+        if ((t.config & HPET_TN.PERIODIC) && t.period > 0n) {
           const late = (cur - t.fireAt) / t.period;
           this.stats.missedPeriods += Number(late);
           const steps = late + 1n;
           t.fireAt += steps * t.period;
           t.comparator = (t.comparator + steps * t.period) & width;
-        } else if (t.config & TN.MODE32) {
+        } else if (t.config & HPET_TN.MODE32) {
           t.fireAt += 1n << 32n; // the comparator matches again after a wrap
         } else {
           t.fireAt = null;

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import type { MsiMessage } from "../../bus/types.ts";
 import { FakeClock } from "../testing/fake_context.ts";
-import { CFG, Hpet, HPET_REG, TN } from "./hpet.ts";
+import { Hpet, HPET_CFG, HPET_REG, HPET_TN } from "./hpet.ts";
 
 const T0 = HPET_REG.TIMER;
 const tn = (n: number, r: number) => HPET_REG.TIMER + 0x20 * n + r;
@@ -38,7 +38,7 @@ Deno.test("hpet: capabilities and the main counter from the clock", () => {
   assert.equal(hpet.read(HPET_REG.CAP + 4, 4), 10_000_000n, "high half");
   clock.advance(1000);
   assert.equal(hpet.read(HPET_REG.COUNTER, 8), 0n, "halted");
-  hpet.write(HPET_REG.CONFIG, 4, CFG.ENABLE);
+  hpet.write(HPET_REG.CONFIG, 4, HPET_CFG.ENABLE);
   clock.advance(1005);
   assert.equal(hpet.read(HPET_REG.COUNTER, 8), 100n);
   hpet.write(HPET_REG.CONFIG, 4, 0n);
@@ -59,17 +59,19 @@ Deno.test("hpet: timer config caps are read-only, route cap 20-23", () => {
   hpet.write(T0, 8, (1n << 64n) - 1n);
   const c = hpet.read(T0, 8);
   assert.equal(c >> 32n, 0x00f00000n);
-  assert.ok(c & TN.PERIODIC_CAP && c & TN.SIZE_CAP && c & TN.FSB_CAP);
-  assert.equal(c & TN.VAL_SET, TN.VAL_SET);
+  assert.ok(
+    c & HPET_TN.PERIODIC_CAP && c & HPET_TN.SIZE_CAP && c & HPET_TN.FSB_CAP,
+  );
+  assert.equal(c & HPET_TN.VAL_SET, HPET_TN.VAL_SET);
   assert.equal(c & 1n, 0n, "reserved bit 0 stays 0");
 });
 
 Deno.test("hpet: one-shot edge on an IOAPIC route fires once at the match", () => {
   const { hpet, lines, at } = device();
-  hpet.write(T0, 4, TN.ENABLE | (21n << TN.ROUTE_SHIFT));
+  hpet.write(T0, 4, HPET_TN.ENABLE | (21n << HPET_TN.ROUTE_SHIFT));
   hpet.write(T0 + 8, 8, 1000n); // 10 µs
   assert.equal(at(0), null, "halted: nothing scheduled");
-  hpet.write(HPET_REG.CONFIG, 4, CFG.ENABLE);
+  hpet.write(HPET_REG.CONFIG, 4, HPET_CFG.ENABLE);
   assert.equal(at(0), 10_000);
   assert.equal(at(9_999), 10_000, "not early");
   assert.deepEqual(lines, []);
@@ -90,16 +92,17 @@ Deno.test("hpet: one-shot edge on an IOAPIC route fires once at the match", () =
 
 Deno.test("hpet: periodic with the set-accumulator rule", () => {
   const { hpet, lines, at } = device();
-  hpet.write(HPET_REG.CONFIG, 4, CFG.ENABLE);
+  hpet.write(HPET_REG.CONFIG, 4, HPET_CFG.ENABLE);
   // Linux's sequence: PERIODIC|VAL_SET|32-bit, comparator = now + delta,
   // then the period, both as 4-byte writes.
   hpet.write(
     T0,
     4,
-    TN.ENABLE | TN.PERIODIC | TN.VAL_SET | TN.MODE32 | (20n << TN.ROUTE_SHIFT),
+    HPET_TN.ENABLE | HPET_TN.PERIODIC | HPET_TN.VAL_SET | HPET_TN.MODE32 |
+      (20n << HPET_TN.ROUTE_SHIFT),
   );
   hpet.write(T0 + 8, 4, 500n); // sets comparator and period (VAL_SET)
-  assert.equal(hpet.read(T0, 4) & TN.VAL_SET, 0n, "VAL_SET clears");
+  assert.equal(hpet.read(T0, 4) & HPET_TN.VAL_SET, 0n, "VAL_SET clears");
   hpet.write(T0 + 8, 4, 1000n); // without VAL_SET: only the period
   assert.equal(hpet.read(T0 + 8, 8), 500n);
   assert.equal(at(0), 5_000);
@@ -129,10 +132,14 @@ Deno.test("hpet: periodic with the set-accumulator rule", () => {
 Deno.test("hpet: 32-bit mode compares the low half and wraps", () => {
   const { hpet, lines, at } = device();
   hpet.write(HPET_REG.COUNTER, 8, 0xffff_fff0n);
-  hpet.write(T0, 4, TN.ENABLE | TN.MODE32 | (22n << TN.ROUTE_SHIFT));
+  hpet.write(
+    T0,
+    4,
+    HPET_TN.ENABLE | HPET_TN.MODE32 | (22n << HPET_TN.ROUTE_SHIFT),
+  );
   hpet.write(T0 + 8, 8, 0x1_0000_0010n); // upper half dropped: 0x10
   assert.equal(hpet.read(T0 + 8, 8), 0x10n);
-  hpet.write(HPET_REG.CONFIG, 4, CFG.ENABLE);
+  hpet.write(HPET_REG.CONFIG, 4, HPET_CFG.ENABLE);
   assert.equal(at(0), 0x20 * 10, "matches after the 32-bit wrap");
   at(0x20 * 10);
   assert.deepEqual(lines, ["22+", "22-"]);
@@ -142,8 +149,12 @@ Deno.test("hpet: 32-bit mode compares the low half and wraps", () => {
 
 Deno.test("hpet: level mode holds the line until GINTR_STA is cleared", () => {
   const { hpet, lines, at } = device();
-  hpet.write(HPET_REG.CONFIG, 4, CFG.ENABLE);
-  hpet.write(T0 + 0x20, 4, TN.ENABLE | TN.LEVEL | (23n << TN.ROUTE_SHIFT));
+  hpet.write(HPET_REG.CONFIG, 4, HPET_CFG.ENABLE);
+  hpet.write(
+    T0 + 0x20,
+    4,
+    HPET_TN.ENABLE | HPET_TN.LEVEL | (23n << HPET_TN.ROUTE_SHIFT),
+  );
   hpet.write(T0 + 0x28, 8, 100n);
   at(1000);
   assert.deepEqual(lines, ["23+"]);
@@ -157,29 +168,33 @@ Deno.test("hpet: level mode holds the line until GINTR_STA is cleared", () => {
   hpet.write(T0 + 0x28, 8, hpet.read(HPET_REG.COUNTER, 8) + 1n);
   at(2000);
   assert.deepEqual(lines.slice(2), ["23+"]);
-  hpet.write(T0 + 0x20, 4, TN.LEVEL);
+  hpet.write(T0 + 0x20, 4, HPET_TN.LEVEL);
   assert.deepEqual(lines.slice(3), ["23-"]);
 });
 
 Deno.test("hpet: legacy replacement routes timers 0 and 1 to IRQ0 and IRQ8", () => {
   const { hpet, lines, at } = device();
-  hpet.write(T0, 4, TN.ENABLE | (20n << TN.ROUTE_SHIFT));
+  hpet.write(T0, 4, HPET_TN.ENABLE | (20n << HPET_TN.ROUTE_SHIFT));
   hpet.write(T0 + 8, 8, 100n);
-  hpet.write(tn(1, 0), 4, TN.ENABLE | (21n << TN.ROUTE_SHIFT));
+  hpet.write(tn(1, 0), 4, HPET_TN.ENABLE | (21n << HPET_TN.ROUTE_SHIFT));
   hpet.write(tn(1, 8), 8, 200n);
-  hpet.write(tn(2, 0), 4, TN.ENABLE | (22n << TN.ROUTE_SHIFT));
+  hpet.write(tn(2, 0), 4, HPET_TN.ENABLE | (22n << HPET_TN.ROUTE_SHIFT));
   hpet.write(tn(2, 8), 8, 300n);
-  hpet.write(HPET_REG.CONFIG, 4, CFG.ENABLE | CFG.LEGACY);
+  hpet.write(HPET_REG.CONFIG, 4, HPET_CFG.ENABLE | HPET_CFG.LEGACY);
   at(3000);
   assert.deepEqual(lines, ["2+", "2-", "8+", "8-", "22+", "22-"]);
 });
 
 Deno.test("hpet: FSB delivery sends the programmed MSI", () => {
   const { hpet, lines, msis, at } = device();
-  hpet.write(tn(2, 0), 4, TN.ENABLE | TN.FSB_EN | TN.PERIODIC | TN.VAL_SET);
+  hpet.write(
+    tn(2, 0),
+    4,
+    HPET_TN.ENABLE | HPET_TN.FSB_EN | HPET_TN.PERIODIC | HPET_TN.VAL_SET,
+  );
   hpet.write(tn(2, 8), 8, 1000n);
   hpet.write(tn(2, 0x10), 8, (0xfee00000n << 32n) | 0x41n);
-  hpet.write(HPET_REG.CONFIG, 4, CFG.ENABLE);
+  hpet.write(HPET_REG.CONFIG, 4, HPET_CFG.ENABLE);
   at(10_000);
   at(20_000);
   assert.deepEqual(msis, [
@@ -191,8 +206,12 @@ Deno.test("hpet: FSB delivery sends the programmed MSI", () => {
 
 Deno.test("hpet: reset drops asserted lines and halts", () => {
   const { hpet, lines, at } = device();
-  hpet.write(HPET_REG.CONFIG, 4, CFG.ENABLE);
-  hpet.write(T0, 4, TN.ENABLE | TN.LEVEL | (20n << TN.ROUTE_SHIFT));
+  hpet.write(HPET_REG.CONFIG, 4, HPET_CFG.ENABLE);
+  hpet.write(
+    T0,
+    4,
+    HPET_TN.ENABLE | HPET_TN.LEVEL | (20n << HPET_TN.ROUTE_SHIFT),
+  );
   hpet.write(T0 + 8, 8, 10n);
   at(100);
   hpet.reset();
