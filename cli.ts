@@ -278,7 +278,10 @@ function describe(
   switch (r.reason) {
     case "exit":
     case "halt":
+    case "poweroff":
       return undefined;
+    case "sleep":
+      return `guest entered ACPI sleep state S${r.state} (not resumed)`;
     case "timeout":
       return `guest timed out after ${config.timeoutMs} ms (--timeout)`;
     case "stopped":

@@ -40,6 +40,7 @@ export type {
   TickTarget,
   TriggerMode,
 } from "./bus/types.ts";
+export { readLe, writeLe } from "./bus/le.ts";
 
 // The VM.
 export {
@@ -77,9 +78,7 @@ export {
   createMachine,
   type Machine,
   type MachineOptions,
-  standardPlugins,
   type TimerDelivery,
-  WIRING,
 } from "./vmm/machine.ts";
 export {
   type RemoteVm,

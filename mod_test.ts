@@ -54,17 +54,17 @@ const PINNED = [
   "VmOptions",
   "VmSnapshot",
   "VmStats",
-  "WIRING",
   "WorkerOutcome",
   "WorkerSetup",
   "createMachine",
   "createVm",
   "interruptVm",
+  "readLe",
   "restoreVm",
   "runAsync",
   "spawnVm",
-  "standardPlugins",
   "stopVm",
+  "writeLe",
 ];
 
 /** Names in the `export { ... }` / `export type { ... }` lists of `src`. */

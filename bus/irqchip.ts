@@ -44,6 +44,12 @@ export interface IrqChipContext extends DeviceContext {
    */
   lapicEoi(): void;
   /**
+   * True when `vector` is in service (ISR) or requested (IRR) in vCPU 0's
+   * in-kernel LAPIC. Used by the split-irqchip IOAPIC's Remote-IRR
+   * watchdog, which must never complete the EOI of a pending interrupt.
+   */
+  lapicHasVector(vector: number): boolean;
+  /**
    * An irqfd on a freshly allocated GSI with an MSI route, for a vector a
    * host thread may fire without TypeScript (MSI-X with irqfds).
    */

@@ -353,6 +353,13 @@ export interface DeviceContext {
   exit(status: number): void;
   /** End the run: the guest said it is done (PV halt port). */
   halt(): void;
+  /**
+   * End the run: the guest entered ACPI sleep state S`state` (1–5, 5 being
+   * soft off). The run returns `{ reason: "sleep", state }`, or
+   * `{ reason: "poweroff", state: 5 }`; a later `run()` resumes the guest
+   * after the write that slept.
+   */
+  sleep(state: number): void;
   /** A host periodic tick source delivering to `target`. */
   createTickSource(target: TickTarget): TickSource;
 }

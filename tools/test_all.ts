@@ -103,6 +103,17 @@ if (import.meta.main) {
   ]);
   const dtest = await step("deno test", [deno, "test", "-A", "--doc"], root);
   const t = tally(cargo.out + dtest.out);
+  // A runner that failed without a failing test (a type error, a crash)
+  // counts as one failure, so the summary never reads clean when it is not.
+  for (
+    const [name, r] of [["cargo test", cargo], ["deno test", dtest]] as const
+  ) {
+    const counted = tally(r.out).failed;
+    if (!r.ok && counted === 0) {
+      console.log(`\n*** ${name} failed outside any test (see above) ***`);
+      t.failed++;
+    }
+  }
   const ok = cargo.ok && dtest.ok && t.failed === 0 && t.passed > 0;
   console.log(`\n${t.passed} passed, ${t.failed} failed`);
   Deno.exit(ok ? 0 : 1);

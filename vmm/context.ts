@@ -64,6 +64,8 @@ export interface ContextHost {
   exit(status: number): void;
   /** End the run with a `halt` result (unless an exit came first). */
   halt(): void;
+  /** End the run with a `sleep` or `poweroff` result (ACPI S-state). */
+  sleep(state: number): void;
   /** A tick source owned by the VM. */
   createTickSource(target: TickTarget): TickSource;
   /** Call `listener` with the vector of every end of interrupt. */
@@ -173,6 +175,7 @@ export class PluginContexts {
       },
       exit: (status: number) => host.exit(status),
       halt: () => host.halt(),
+      sleep: (state: number) => host.sleep(state),
       createTickSource: (target: TickTarget) => host.createTickSource(target),
     };
   }
@@ -199,6 +202,12 @@ export class PluginContexts {
       },
       lapicEoi: () => {
         core.lapicEoi(0);
+      },
+      lapicHasVector: (vector: number): boolean => {
+        const word = 0x10 * ((vector & 0xff) >> 5);
+        const [isr, irr] = core.lapicRead(0, [0x100 + word, 0x200 + word]);
+        const bit = 1 << (vector & 31);
+        return ((isr | irr) & bit) !== 0;
       },
       msiIrqfd: (): MsiIrqfd => {
         const gsi = core.routeAllocate();

@@ -1,12 +1,13 @@
 /**
  * The CLI's exit codes. A guest's isa-debug-exit status is `(v << 1) | 1`,
  * always odd; the VMM's own codes are all even, so they never collide
- * with a guest's. The guest's success (`v = 0`, status 1) and a PV halt
- * both map to 0.
+ * with a guest's. The guest's success (`v = 0`, status 1), a PV halt and
+ * an ACPI power-off (or sleep, which this VMM does not resume from) map
+ * to 0.
  *
  * | code          | meaning                                                   |
  * | ------------- | --------------------------------------------------------- |
- * | 0             | guest success: debug-exit with v = 0, or PV halt          |
+ * | 0             | guest success: debug-exit v = 0, PV halt, ACPI S5/sleep   |
  * | odd 1–255     | guest debug-exit status `((v << 1) \| 1) & 0xff`, v ≠ 0    |
  * | 2             | usage error (bad option, bad `--config` content)          |
  * | 66            | host file error (missing, permission, directory, too big, not a bootable image) |
@@ -21,7 +22,7 @@ import type { RunResult } from "./vm_types.ts";
 
 /** Named exit codes (see the module table). */
 export const ExitCode = {
-  /** Guest success (debug-exit v = 0, or PV halt). */
+  /** Guest success (debug-exit v = 0, PV halt, ACPI power-off or sleep). */
   Ok: 0,
   /** Bad command line or configuration. */
   Usage: 2,
@@ -59,6 +60,8 @@ export function exitCodeOf(result: RunResult): number {
       return (s & 0xff) | 1;
     }
     case "halt":
+    case "poweroff":
+    case "sleep":
       return ExitCode.Ok;
     case "timeout":
       return ExitCode.Timeout;

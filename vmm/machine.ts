@@ -13,15 +13,21 @@
  * | 0xFF000000 (64 KiB) | pc-testdev iomem                |     |
  * | 0x510 / 0x511       | fw_cfg selector / data          |     |
  * | 0x20/0x21, 0xA0/0xA1, 0x4D0/0x4D1 | 8259A pair + ELCR (split only) | 0–15 |
- * | 0x40–0x43, 0x61     | 8254 PIT + port B (split; stub with `pic: "stub"`) | 0 |
- * | 0x70 / 0x71         | MC146818 RTC/CMOS (split only)  | 8   |
+ * | 0x40–0x43, 0x61     | 8254 PIT + port B (ours in split, stub with `pic: "stub"`; KVM's in kernel) | 0 |
+ * | 0x70 / 0x71         | MC146818 RTC/CMOS               | 8   |
+ * | 0xB000–0xB00B       | ACPI PM1a event/control, PM timer (SCI) | 9 |
+ * | 0xF0000             | ACPI RSDP, tables after it (BIOS area) |  |
+ * | 0xFED00000          | HPET (legacy route: IRQ0 = GSI 0, IRQ8) | 0, 8, 20–23 |
  * | 0x80                | POST port, Rust fast path       |     |
  * | 0xFEC00000          | IOAPIC (split only)             |     |
  *
  * @module
  */
 import type { Plugin, TickTarget } from "../bus/types.ts";
+import { acpiPlugin } from "../plugins/acpi/plugin.ts";
 import { debugExitPlugin } from "../plugins/debug_exit/plugin.ts";
+import { hpetPlugin } from "../plugins/hpet/plugin.ts";
+import { Hpet } from "../plugins/hpet/hpet.ts";
 import { fwCfgPlugin } from "../plugins/fw_cfg/plugin.ts";
 import { type IoapicPlugin, ioapicPlugin } from "../plugins/ioapic/plugin.ts";
 import { legacyPlugin } from "../plugins/legacy/plugin.ts";
@@ -34,6 +40,7 @@ import {
 } from "../plugins/pv_timer/plugin.ts";
 import { type SerialPlugin, serialPlugin } from "../plugins/serial/plugin.ts";
 import { testdevPlugin } from "../plugins/testdev/plugin.ts";
+import { resolveQuirks } from "./quirks.ts";
 import { createVm, parseSize, type Vm, type VmOptions } from "./vm.ts";
 
 /** Guest-visible addresses and GSIs of the standard machine. */
@@ -45,9 +52,26 @@ export const WIRING = {
   pit: { base: 0x40, portB: 0x61, irq: 0 },
   rtc: { base: 0x70, irq: 8 },
   ioapic: { base: 0xfec00000 },
+  /**
+   * ACPI tables (RSDP here, the rest after it in the BIOS area) and the PM
+   * block; the SCI is ISA IRQ 9, level, active high.
+   */
+  acpi: { rsdp: 0xf0000, pmBase: 0xb000, sciIrq: 9 },
+  /**
+   * HPET. ISA IRQ0 is GSI 0 on this machine (the PIT, in-kernel or ours,
+   * and the PV timer drive IOAPIC pin 0), so the MADT's IRQ0 override and
+   * the HPET's legacy route say GSI 0, not QEMU's GSI 2.
+   */
+  hpet: { base: 0xfed00000, irq0Gsi: 0, irq8Gsi: 8 },
+  lapic: { base: 0xfee00000 },
   /** PV timer ticks: GSI 0 (IRQ0) or a direct MSI to vector 0x20. */
   timer: { gsi: 0, vector: 0x20, destination: 0 },
 } as const;
+
+/** The HPET table's event timer block ID: the low half of GCAP_ID. */
+function hpetBlockId(): number {
+  return Number(Hpet.capabilities & 0xffffffffn);
+}
 
 /** Where PV timer ticks go. */
 export type TimerDelivery = "msi" | "gsi";
@@ -89,8 +113,9 @@ export interface Machine extends Disposable {
 
 /**
  * The standard plugins for an irqchip mode (kernel: the in-kernel PIC, PIT
- * ports and IOAPIC stay KVM's; split: our IOAPIC, 8259A pair, 8254 PIT and
- * RTC, or with `pic: "stub"` the Hyperlight-style PIC/PIT stubs and the RTC).
+ * (KVM_CREATE_PIT2) and IOAPIC stay KVM's; split: our IOAPIC, 8259A pair
+ * and 8254 PIT, or with `pic: "stub"` the Hyperlight-style PIC/PIT stubs).
+ * Both: ACPI tables + PM block, HPET, RTC.
  *
  * @example
  * ```ts
@@ -134,13 +159,31 @@ export function standardPlugins(options: MachineOptions = {}): {
       cpus: 1,
       cmdline: options.cmdline,
     }),
+    acpiPlugin({
+      base: WIRING.acpi.rsdp,
+      cpus: 1,
+      ioapic: { id: 0, address: WIRING.ioapic.base, gsiBase: 0 },
+      lapicAddress: WIRING.lapic.base,
+      sciIrq: WIRING.acpi.sciIrq,
+      pmBase: WIRING.acpi.pmBase,
+      hpet: { address: WIRING.hpet.base, blockId: hpetBlockId() },
+      overrides: [{ irq: 0, gsi: WIRING.hpet.irq0Gsi, flags: 0 }],
+    }),
+    hpetPlugin(WIRING.hpet),
+    // KVM has no RTC: ours in both modes (IRQ8 through KVM_IRQ_LINE or our
+    // IOAPIC and 8259A pair).
+    rtcPlugin({ ...WIRING.rtc, ramBelow4g: ramSize }),
   ];
   let ioapic: IoapicPlugin | null = null;
   let pic: PicPlugin | null = null;
   if (irqchip === "split") {
-    ioapic = ioapicPlugin(WIRING.ioapic);
+    ioapic = ioapicPlugin({
+      ...WIRING.ioapic,
+      remoteIrrWatchdog: resolveQuirks(options.quirks).remoteIrrWatchdog
+        ? {}
+        : null,
+    });
     plugins.push(ioapic);
-    plugins.push(rtcPlugin({ ...WIRING.rtc, ramBelow4g: ramSize }));
     if (options.pic === "stub") {
       plugins.push(legacyPlugin({ timerActive: () => pvTimer.active }));
     } else {

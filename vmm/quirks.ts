@@ -15,10 +15,20 @@ export interface HostQuirks {
    * the LAPIC shows it neither requested nor in service.
    */
   readonly levelResignal: boolean;
+  /**
+   * Split irqchip: the EOI exit of a level interrupt taken after `sti; hlt`
+   * can be lost, leaving Remote IRR set forever; a watchdog in our IOAPIC
+   * completes the EOI of a level pin whose vector the LAPIC shows neither
+   * in service nor requested at two checks 100 ms apart.
+   */
+  readonly remoteIrrWatchdog: boolean;
 }
 
 /** Every quirk off: a healthy KVM. */
-export const NO_QUIRKS: HostQuirks = { levelResignal: false };
+export const NO_QUIRKS: HostQuirks = {
+  levelResignal: false,
+  remoteIrrWatchdog: false,
+};
 
 let detected: HostQuirks | undefined;
 
@@ -43,7 +53,7 @@ export function detectHostQuirks(): HostQuirks {
   } catch {
     nested = false;
   }
-  detected = { levelResignal: nested };
+  detected = { levelResignal: nested, remoteIrrWatchdog: nested };
   return detected;
 }
 

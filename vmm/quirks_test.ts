@@ -6,6 +6,11 @@ Deno.test("quirks: detected from the host's CPU flags, overridable", () => {
     Deno.readTextFileSync("/proc/cpuinfo"),
   );
   assert.equal(detectHostQuirks().levelResignal, nested);
+  assert.equal(detectHostQuirks().remoteIrrWatchdog, nested);
+  assert.equal(
+    resolveQuirks({ remoteIrrWatchdog: false }).remoteIrrWatchdog,
+    false,
+  );
   assert.deepEqual(resolveQuirks("auto"), detectHostQuirks());
   assert.equal(resolveQuirks({ levelResignal: false }).levelResignal, false);
   assert.equal(resolveQuirks({ levelResignal: true }).levelResignal, true);

@@ -340,6 +340,9 @@ export class Vm implements Disposable {
       halt: () => {
         this.#end ??= { reason: "halt" };
       },
+      sleep: (state: number) => {
+        this.#end ??= { reason: state === 5 ? "poweroff" : "sleep", state };
+      },
       createTickSource: (target: TickTarget) => {
         const t = new CoreTickSource(
           this.#core,

@@ -84,6 +84,8 @@ export type RunReason =
   | "internal-error"
   | "fail-entry"
   | "system-event"
+  | "sleep"
+  | "poweroff"
   | "error";
 
 /** Result of {@link Vm.run}. */
@@ -100,6 +102,8 @@ export interface RunResult {
    * instruction at RIP, KVM's error data. See `formatCrashReport`.
    */
   readonly crash?: CrashReport;
+  /** ACPI sleep state for `sleep` (1–4) and `poweroff` (5). */
+  readonly state?: number;
 }
 
 /** A Multiboot module. */

@@ -74,6 +74,8 @@ pub struct Vm {
     pub(crate) halt_poll_disabled: Mutex<bool>,
     /// In-kernel irqchip state at creation (PIC master, slave, IOAPIC).
     initial_irqchip: Vec<kvm_bindings::kvm_irqchip>,
+    /// In-kernel PIT state at creation (kernel irqchip only).
+    initial_pit: Option<kvm_bindings::kvm_pit_state2>,
     tsc_deadline: bool,
     alive: AtomicBool,
     /// Guest RAM is a private (copy-on-write) mapping of a snapshot's
@@ -129,6 +131,15 @@ impl Vm {
         let routing = match config.irqchip {
             IrqchipMode::Kernel => {
                 fd.create_irq_chip().map_err(kvm_err("KVM_CREATE_IRQCHIP"))?;
+                // KVM's i8254 (ports 0x40-0x43, and port 0x61 through the
+                // dummy speaker: counter 2's gate and OUT2), counter 0 on
+                // GSI 0. Reinjection stays KVM's default (on), as QEMU's
+                // `lost_tick_policy=delay`: ticks the vCPU could not take are
+                // delivered late rather than dropped, so a guest counting
+                // IRQ0 keeps wall-clock time (after a host stall it sees a
+                // burst). Must follow KVM_CREATE_IRQCHIP.
+                let pit = kvm_bindings::kvm_pit_config { flags: kvm_bindings::KVM_PIT_SPEAKER_DUMMY, ..Default::default() };
+                fd.create_pit2(pit).map_err(kvm_err("KVM_CREATE_PIT2"))?;
                 RoutingTable::kernel_default()
             }
             IrqchipMode::Split => {
@@ -144,7 +155,9 @@ impl Vm {
         let (ram, mem) = map_ram(kvm, &fd, &layout)?;
         let tsc_deadline = kvm.check_extension(Cap::TscDeadlineTimer);
         let mut initial_irqchip = Vec::new();
+        let mut initial_pit = None;
         if config.irqchip == IrqchipMode::Kernel {
+            initial_pit = Some(fd.get_pit2().map_err(kvm_err("KVM_GET_PIT2"))?);
             for chip in [kvm_bindings::KVM_IRQCHIP_PIC_MASTER, kvm_bindings::KVM_IRQCHIP_PIC_SLAVE, kvm_bindings::KVM_IRQCHIP_IOAPIC] {
                 let mut c = kvm_bindings::kvm_irqchip { chip_id: chip, ..Default::default() };
                 fd.get_irqchip(&mut c).map_err(kvm_err("KVM_GET_IRQCHIP"))?;
@@ -164,6 +177,7 @@ impl Vm {
             events,
             halt_poll_disabled: Mutex::new(false),
             initial_irqchip,
+            initial_pit,
             tsc_deadline,
             alive: AtomicBool::new(true),
             file_backed: AtomicBool::new(false),
@@ -291,6 +305,9 @@ impl Vm {
         }
         for c in &self.initial_irqchip {
             self.fd.set_irqchip(c).map_err(kvm_err("KVM_SET_IRQCHIP"))?;
+        }
+        if let Some(p) = &self.initial_pit {
+            self.fd.set_pit2(p).map_err(kvm_err("KVM_SET_PIT2"))?;
         }
         self.events.disarm_all();
         self.events.alarm(crate::kick::TIMEOUT, 0)?;

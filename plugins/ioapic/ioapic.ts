@@ -694,6 +694,18 @@ export class Ioapic {
     return isValidPin(pin) ? this.#routes[pin] : null;
   }
 
+  /** Bit n set when pin n is level-triggered with Remote IRR set. */
+  remoteIrrPins(): number {
+    let bits = 0;
+    for (let pin = 0; pin < IOAPIC_PINS; pin++) {
+      const lo = this.#lo[pin];
+      if ((lo & REDIR_TRIGGER_LEVEL) && (lo & REDIR_REMOTE_IRR)) {
+        bits |= 1 << pin;
+      }
+    }
+    return bits;
+  }
+
   /** Trigger mode register: bit n set when pin n is level-triggered. */
   tmr(): number {
     let bits = 0;

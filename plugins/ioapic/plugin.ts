@@ -13,6 +13,7 @@ import {
   type IrqChipContext,
   irqChipPlugin,
 } from "../../bus/irqchip.ts";
+import { RemoteIrrWatchdog } from "./remote_irr_watchdog.ts";
 import {
   Ioapic,
   IOAPIC_DEFAULT_BASE,
@@ -48,6 +49,11 @@ export interface IoapicPluginOptions {
   >;
   /** MMIO base; default 0xFEC00000. */
   readonly base?: number;
+  /**
+   * Host quirk `remoteIrrWatchdog`: complete lost level EOIs (see
+   * {@link RemoteIrrWatchdog}); null or absent for none.
+   */
+  readonly remoteIrrWatchdog?: { readonly periodNs?: number } | null;
 }
 
 /**
@@ -69,6 +75,8 @@ export interface IoapicPlugin extends Plugin {
   snapshot(): IoapicState;
   /** Load a device state (TypeError and no change when malformed). */
   restore(state: IoapicState): void;
+  /** The Remote-IRR watchdog, when enabled (after setup). */
+  readonly watchdog: RemoteIrrWatchdog | null;
 }
 
 /**
@@ -100,13 +108,25 @@ export function ioapicPlugin(
     ...options.storm,
   });
   const base = options.base ?? IOAPIC_DEFAULT_BASE;
+  let watchdog: RemoteIrrWatchdog | null = null;
   return irqChipPlugin({
     name: "ioapic",
     ioapic,
+    get watchdog() {
+      return watchdog;
+    },
     setup(context: DeviceContext): readonly Region[] {
-      ctx = asIrqChipContext(context, "ioapic");
-      ctx.addLineController(ioapic);
-      ctx.onEoi((vector) => ioapic.eoi(vector));
+      const chip = asIrqChipContext(context, "ioapic");
+      ctx = chip;
+      chip.addLineController(ioapic);
+      chip.onEoi((vector) => ioapic.eoi(vector));
+      if (options.remoteIrrWatchdog) {
+        watchdog = new RemoteIrrWatchdog({
+          ioapic,
+          lapicHasVector: (v) => chip.lapicHasVector(v),
+          periodNs: options.remoteIrrWatchdog.periodNs,
+        });
+      }
       return [{
         range: { space: "mmio", base, length: IOAPIC_MMIO_LENGTH },
         read(access: Access, data: Uint8Array): void {
@@ -125,10 +145,17 @@ export function ioapicPlugin(
     },
     reset(): void {
       ioapic.reset();
+      watchdog?.reset();
     },
     service(now: number): number | null {
       ioapic.service(now);
-      return ioapic.nextDeadline();
+      const next = ioapic.nextDeadline();
+      const check = watchdog ? watchdog.service(now) : null;
+      return next === null
+        ? check
+        : check === null
+        ? next
+        : Math.min(next, check);
     },
     snapshot: () => ioapic.snapshot(),
     restore: (state: IoapicState) => ioapic.restore(state),

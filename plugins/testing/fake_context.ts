@@ -183,6 +183,8 @@ export class FakeContext implements DeviceContext {
   exitStatus: number | null = null;
   /** Number of `halt` calls. */
   halts = 0;
+  /** States passed to `sleep`, in order. */
+  readonly sleeps: number[] = [];
   /** Guest memory. */
   readonly memory: FakeMemory;
   /** Clock. */
@@ -278,6 +280,10 @@ export class FakeContext implements DeviceContext {
   /** Count a halt. */
   halt(): void {
     this.halts++;
+  }
+  /** Record a sleep state. */
+  sleep(state: number): void {
+    this.sleeps.push(state);
   }
   /** Create a fake tick source. */
   createTickSource(target: TickTarget): TickSource {

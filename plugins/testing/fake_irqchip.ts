@@ -30,6 +30,12 @@ import { FakeContext } from "./fake_context.ts";
 export class FakeIrqChipContext extends FakeContext implements IrqChipContext {
   /** Number of `lapicEoi` calls. */
   lapicEois = 0;
+  /** Vectors `lapicHasVector` reports as in service or requested. */
+  readonly lapicVectors: Set<number> = new Set();
+  /** True when `vector` is in {@link FakeIrqChipContext.lapicVectors}. */
+  lapicHasVector(vector: number): boolean {
+    return this.lapicVectors.has(vector);
+  }
   /** Current MSI routes set through `routeMsi`. */
   readonly routes: Map<number, MsiMessage> = new Map();
   /** Irqfds created through `msiIrqfd`. */
