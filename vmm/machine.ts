@@ -3,23 +3,9 @@
  * bases and GSIs of a denovmm machine, and which plugins each irqchip mode
  * gets. Plugins themselves take their addresses from here as options.
  *
- * | port / address      | device                          | GSI |
- * |---------------------|---------------------------------|-----|
- * | 0x3F8–0x3FF         | 16550 UART COM1                 | 4   |
- * | 0xF4 (4 ports)      | isa-debug-exit                  |     |
- * | 107 / 108           | PV timer period / halt          |     |
- * | 0x2000 + n          | pc-testdev IRQ line n           | n   |
- * | 0xE0 / 0xE4 / 0xE8  | pc-testdev scratch / flush / scratch bytes |  |
- * | 0xFF000000 (64 KiB) | pc-testdev iomem                |     |
- * | 0x510 / 0x511       | fw_cfg selector / data          |     |
- * | 0x20/0x21, 0xA0/0xA1, 0x4D0/0x4D1 | 8259A pair + ELCR (split only) | 0–15 |
- * | 0x40–0x43, 0x61     | 8254 PIT + port B (ours in split, stub with `pic: "stub"`; KVM's in kernel) | 0 |
- * | 0x70 / 0x71         | MC146818 RTC/CMOS               | 8   |
- * | 0xB000–0xB00B       | ACPI PM1a event/control, PM timer (SCI) | 9 |
- * | 0xF0000             | ACPI RSDP, tables after it (BIOS area) |  |
- * | 0xFED00000          | HPET (legacy route: IRQ0 = GSI 0, IRQ8) | 0, 8, 20–23 |
- * | 0x80                | POST port, Rust fast path       |     |
- * | 0xFEC00000          | IOAPIC (split only)             |     |
+ * `WIRING` below is the one port and address map: the README's Guest ABI
+ * table, the guests' header (`guests/lib/rt.h`) and the plugins' default
+ * constants are checked against it (`tests/port_map_test.ts`).
  *
  * @module
  */
@@ -66,6 +52,14 @@ export const WIRING = {
   lapic: { base: 0xfee00000 },
   /** PV timer ticks: GSI 0 (IRQ0) or a direct MSI to vector 0x20. */
   timer: { gsi: 0, vector: 0x20, destination: 0 },
+  /** PV timer ports (Hyperlight's ABI): period in µs, halt. */
+  pvTimer: { periodPort: 107, haltPort: 108 },
+  /** fw_cfg selector (the data port follows). */
+  fwCfg: { base: 0x510 },
+  /** 8259A pair command ports and the ELCR pair. */
+  pic: { master: 0x20, slave: 0xa0, elcr: 0x4d0 },
+  /** PCI configuration mechanism #1 and the ECAM window (below the RAM hole's BARs). */
+  pci: { configAddress: 0xcf8, configData: 0xcfc, ecam: 0xb0000000 },
 } as const;
 
 /** The HPET table's event timer block ID: the low half of GCAP_ID. */
