@@ -157,6 +157,31 @@ Deno.test("cli: options and host files (no VM)", async (t) => {
       assert.match(r.err, /--config "\/nonexistent\/vm.json": no such file/);
     },
   );
+  await t.step(
+    "devices and FIFOs are refused as modules, never read",
+    async () => {
+      const mb = decodeURIComponent(
+        new URL("../guests/build/multiboot_aout.bin", import.meta.url)
+          .pathname,
+      );
+      const fifo = `${Deno.makeTempDirSync()}/fifo`;
+      const mk = await new Deno.Command("mkfifo", { args: [fifo] }).output();
+      assert.ok(mk.success);
+      for (const bad of ["/dev/zero", fifo]) {
+        const r = await cli([mb, "--module", bad]);
+        assert.equal(r.code, ExitCode.HostFile, r.err);
+        assert.match(r.err, /--module ".*": is not a regular file/);
+      }
+      Deno.removeSync(fifo);
+      // A module with an ELF64 guest (which cannot take one) is a usage error.
+      const hello = decodeURIComponent(
+        new URL("../guests/build/hello.elf", import.meta.url).pathname,
+      );
+      const r = await cli([hello, "--module", CLI]);
+      assert.equal(r.code, ExitCode.Usage, r.err);
+      assert.match(r.err, /--module: modules need a Multiboot kernel/);
+    },
+  );
   await t.step("--config content errors exit 2 naming the field", async () => {
     const path = Deno.makeTempFileSync({ suffix: ".json" });
     try {

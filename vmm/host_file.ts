@@ -129,7 +129,8 @@ function checkInfo(
 
 /**
  * Read a whole host file, checking it is a regular file within
- * `maxBytes` first (on the open descriptor, so no race with a rename).
+ * `maxBytes` first: on the path (so a FIFO or device is never opened) and
+ * again on the open descriptor (so a rename in between is caught).
  *
  * @example
  * ```ts ignore
@@ -145,6 +146,9 @@ export function readHostFile(
   const maxBytes = options.maxBytes ?? DEFAULT_MAX;
   let file: Deno.FsFile | undefined;
   try {
+    // Stat the path before opening it: opening a FIFO would block until a
+    // writer comes, and a device would be read forever.
+    checkInfo(Deno.statSync(path), what, path, maxBytes);
     file = Deno.openSync(path, { read: true });
     const info = file.statSync();
     checkInfo(info, what, path, maxBytes);
@@ -180,11 +184,13 @@ export function checkHostFile(
   options: HostFileOptions = {},
 ): Deno.FileInfo {
   const what = options.what ?? "file";
+  const maxBytes = options.maxBytes ?? Number.MAX_SAFE_INTEGER;
   let file: Deno.FsFile | undefined;
   try {
+    checkInfo(Deno.statSync(path), what, path, maxBytes); // never open a FIFO
     file = Deno.openSync(path, { read: true, write: options.write ?? false });
     const info = file.statSync();
-    checkInfo(info, what, path, options.maxBytes ?? Number.MAX_SAFE_INTEGER);
+    checkInfo(info, what, path, maxBytes);
     return info;
   } catch (e) {
     throw hostFileError(e, what, path, options.write);

@@ -1,7 +1,8 @@
 /**
  * The wiring file: the one place that knows the guest-visible ports, MMIO
  * bases and GSIs of a denovmm machine, and which plugins each irqchip mode
- * gets. Plugins themselves take their addresses from here as options.
+ * gets. Plugins that take an address as an option get it from here; the
+ * others default to constants checked against it.
  *
  * `WIRING` below is the one port and address map: the README's Guest ABI
  * table, the guests' header (`guests/lib/rt.h`) and the plugins' default

@@ -26,9 +26,12 @@ import {
   isIrqChipPlugin,
   type LineController,
 } from "../bus/irqchip.ts";
-import { AbiConst, ExitReason } from "../ffi/abi.ts";
 import { CoreVm } from "../ffi/core_vm.ts";
-import { ExitRecordView, RECORD_LEN } from "../ffi/exit_record.ts";
+import { CoreViews } from "./vm_views.ts";
+import { lapicInService } from "./extint.ts";
+import { RunLoop } from "./run_loop.ts";
+import { InterruptDelivery } from "./interrupt_delivery.ts";
+import { loadElf, loadMultibootKernel } from "./guest_load.ts";
 import { PluginContexts } from "./context.ts";
 import { restorePlugins, snapshotPlugins } from "./plugin_state.ts";
 import {
@@ -37,12 +40,9 @@ import {
   DEFAULT_TIMER_BACKLOG_CAP_MS,
   type LevelSource,
 } from "./core_sources.ts";
-import { RamView } from "./guest_memory.ts";
-import { readHostFile } from "./host_file.ts";
+import type { RamView } from "./guest_memory.ts";
 import { limitLogger } from "./log_limiter.ts";
 import { type HostQuirks, resolveQuirks } from "./quirks.ts";
-import { encodeMultibootExtras } from "./multiboot_extras.ts";
-import { endOfRun } from "./run_result.ts";
 import {
   type RestoreOptions,
   type SnapshotOptions,
@@ -76,34 +76,8 @@ export type {
 } from "./vm_types.ts";
 export { parseSize } from "./vm_types.ts";
 
-/** A guest argument as a u64: whole numbers only, never silently cut. */
-function guestArg(v: number | bigint, i: number): bigint {
-  if (typeof v === "number" && !Number.isSafeInteger(v)) {
-    throw new RangeError(
-      `guest argument ${i}: ${v} is not a whole number below 2^53 (pass a bigint)`,
-    );
-  }
-  const b = BigInt(v);
-  if (b < -(2n ** 63n) || b >= 2n ** 64n) {
-    throw new RangeError(`guest argument ${i}: ${b} does not fit 64 bits`);
-  }
-  return BigInt.asUintN(64, b);
-}
 export { interruptVm, stopVm } from "./remote.ts";
 export type { LevelSource, LevelSourceStats } from "./core_sources.ts";
-
-/** LAPIC spurious-vector register: suppress EOI broadcast (SDM 11.8.5). */
-const LAPIC_SVR_SUPPRESS_EOI_BROADCAST = 1 << 12;
-/** LAPIC register offsets (SDM table 11-1). */
-const LAPIC_SVR = 0xf0;
-const LAPIC_ISR = 0x100;
-/**
- * Exits handled per call of the run slice: `run()` calls the slice many
- * times, so V8 optimizes the slice (with its FFI fast call) through
- * ordinary invocation counting instead of leaving the hot loop in the
- * mid-tier code that on-stack replacement of one long loop ends up in.
- */
-const SLICE_EXITS = 64;
 
 const defaultLogger: Logger = (level, source, msg) => {
   if (level === "warn" || level === "error") {
@@ -112,39 +86,6 @@ const defaultLogger: Logger = (level, source, msg) => {
 };
 
 const realClock: Clock = { now: () => Math.round(performance.now() * 1e6) };
-
-/** What the finalizer needs to release a VM nobody closed. */
-interface Holder {
-  core: CoreVm;
-  /** Buffers (RAM, exit record) still reachable. */
-  remaining: number;
-  /** Where the VM was created. */
-  created: string;
-}
-
-let leakWarned = false;
-const finalizer = new FinalizationRegistry<Holder>((h) => {
-  if (--h.remaining > 0) return;
-  if (!leakWarned) {
-    leakWarned = true;
-    console.error(
-      `[denovmm vm] warn: a VM was garbage-collected without close(); ` +
-        `close it (or use \`using\`) to release its fds and memory at once. ` +
-        `It was created:\n${h.created}`,
-    );
-  }
-  try {
-    h.core.destroy();
-  } catch {
-    // already gone
-  }
-});
-
-function buffer(address: bigint, length: number): ArrayBuffer {
-  const ptr = Deno.UnsafePointer.create(address);
-  if (ptr === null) throw new Error("core returned a null pointer");
-  return Deno.UnsafePointerView.getArrayBuffer(ptr, length);
-}
 
 /**
  * A virtual machine with one vCPU. Create with {@link createVm}.
@@ -159,27 +100,20 @@ function buffer(address: bigint, length: number): ArrayBuffer {
  */
 export class Vm implements Disposable {
   readonly #core: CoreVm;
-  readonly #rec: ExitRecordView;
   readonly #bus: Bus;
   readonly #ram: RamView;
-  readonly #buffers: ArrayBuffer[];
-  readonly #holder: Holder;
+  readonly #views: CoreViews;
+  readonly #loop: RunLoop;
+  readonly #irq: InterruptDelivery;
   readonly #plugins: Plugin[] = [];
-  readonly #eoiListeners: ((vector: number) => void)[] = [];
   readonly #contexts: PluginContexts;
-  readonly #servicePlugins: Plugin[] = [];
   readonly #tickSources: CoreTickSource[] = [];
   readonly #log: Logger;
   readonly #clock: Clock;
   readonly #pacing: "absolute" | "relative-sleep";
   readonly #timerPolicy: "coalesce" | "catchup";
   readonly #timerCapMs: number;
-  readonly #lineControllers: LineController[] = [];
-  #extint: ExtIntSource | undefined;
-  #windowRequested = false;
-  #end: RunResult | undefined;
   #closed = false;
-  #wakeAt: number | null = null;
   #snap: SnapshotTracker | undefined;
   /** Irqchip arrangement. */
   readonly irqchip: IrqchipMode;
@@ -225,23 +159,18 @@ export class Vm implements Disposable {
       quirkLevelResignal: this.quirks.levelResignal,
       libraryPath: options.libraryPath,
     });
-    const recBuf = buffer(this.#core.recordAddress(0), RECORD_LEN);
-    const mem = this.#core.memory();
-    const ramBuf = buffer(mem.address, mem.size);
-    this.#buffers = [recBuf, ramBuf];
-    this.#rec = new ExitRecordView(recBuf);
-    this.#ram = new RamView(new Uint8Array(ramBuf), {
-      lowSize: Math.min(mem.size, AbiConst.DV_RAM_HOLE_START),
-      highBase: AbiConst.DV_RAM_HIGH_BASE,
-    });
-    this.#holder = {
-      core: this.#core,
-      remaining: 2,
-      created: new Error().stack?.split("\n").slice(2).join("\n") ?? "",
-    };
-    for (const b of this.#buffers) {
-      finalizer.register(b, this.#holder, this.#holder);
-    }
+    this.#views = new CoreViews(
+      this.#core,
+      new Error().stack?.split("\n").slice(2).join("\n") ?? "",
+    );
+    this.#ram = this.#views.ram;
+    this.#irq = new InterruptDelivery(
+      this.#core,
+      this.irqchip,
+      this.stats,
+      this.#log,
+      () => this.#closed,
+    );
     const core = this.#core;
     this.#contexts = new PluginContexts(this.#host);
     this.#bus = new Bus({
@@ -250,6 +179,16 @@ export class Vm implements Disposable {
         added: (r, tag) => core.forwardRange(r.space, r.base, r.length, tag),
         removed: (r) => core.removeRange(r.space, r.base),
       },
+    });
+    this.#loop = new RunLoop({
+      core,
+      record: this.#views.record,
+      bus: this.#bus,
+      clock: this.#clock,
+      stats: this.stats,
+      log: this.#log,
+      tickSources: this.#tickSources,
+      closed: () => this.#closed,
     });
     try {
       if (options.cpu !== undefined) core.setCpu(0, cpuSpecText(options.cpu));
@@ -309,7 +248,7 @@ export class Vm implements Disposable {
       throw e;
     }
     this.#plugins.push(plugin);
-    if (plugin.service) this.#servicePlugins.push(plugin);
+    if (plugin.service) this.#loop.servicePlugins.push(plugin);
     return this;
   }
 
@@ -323,26 +262,17 @@ export class Vm implements Disposable {
       log: this.#log,
       addRegion: (r: Region, owner: string) => this.#bus.add(r, owner),
       removeRegion: (r: Region) => void this.#bus.remove(r),
-      setLine: (gsi: number, level: boolean) => this.#setLine(gsi, level),
-      signalMsi: (msg: MsiMessage) => this.#deliver(msg),
-      routeMsi: (gsi: number, msg: MsiMessage | null) => {
-        try {
-          if (msg === null) this.#core.routeClear(gsi);
-          else this.#core.routeSetMsi(gsi, msg.address, msg.data);
-        } catch (e) {
-          this.#drop(`route of GSI ${gsi}`, e);
-        }
-      },
+      setLine: (gsi: number, level: boolean) => this.#irq.setLine(gsi, level),
+      signalMsi: (msg: MsiMessage) => this.#irq.deliver(msg),
+      routeMsi: (gsi: number, msg: MsiMessage | null) =>
+        this.#irq.routeMsi(gsi, msg),
       exit: (status: number) => {
         this.exitStatus = status;
-        this.#end = { reason: "exit", status };
+        this.#loop.end({ reason: "exit", status });
       },
-      halt: () => {
-        this.#end ??= { reason: "halt" };
-      },
-      sleep: (state: number) => {
-        this.#end ??= { reason: state === 5 ? "poweroff" : "sleep", state };
-      },
+      halt: () => this.#loop.end({ reason: "halt" }),
+      sleep: (state: number) =>
+        this.#loop.end({ reason: state === 5 ? "poweroff" : "sleep", state }),
       createTickSource: (target: TickTarget) => {
         const t = new CoreTickSource(
           this.#core,
@@ -355,56 +285,16 @@ export class Vm implements Disposable {
         return t;
       },
       addEoiListener: (fn: (vector: number) => void) =>
-        void this.#eoiListeners.push(fn),
+        void this.#loop.eoiListeners.push(fn),
       addLineController: (c: LineController) =>
-        void this.#lineControllers.push(c),
+        void this.#irq.lineControllers.push(c),
       setExtint: (src: ExtIntSource) => {
-        if (this.#extint) {
+        if (this.#loop.extint) {
           throw new Error("the VM already has an ExtINT source");
         }
-        this.#extint = src;
+        this.#loop.extint = src;
       },
     };
-  }
-
-  #setLine(gsi: number, level: boolean): void {
-    if (this.irqchip === "kernel") {
-      this.#core.irqLine(gsi, level);
-    } else if (this.#lineControllers.length > 0) {
-      for (const c of this.#lineControllers) c.setLevel(gsi, level);
-    } else {
-      this.#log(
-        "warn",
-        "vm",
-        `GSI ${gsi} raised but no IOAPIC plugin is attached`,
-      );
-    }
-  }
-
-  /**
-   * A device's MSI: the message comes from guest-programmed state (an
-   * IOAPIC entry, an MSI-X table), so a message KVM refuses (for example
-   * lowest-priority delivery to physical destination 0xFF) is a counted,
-   * rate-limited drop, never a failed run.
-   */
-  #deliver(msg: MsiMessage): boolean {
-    if (this.#closed) return false;
-    const rc = this.#core.signalMsi(msg.address, msg.data);
-    if (rc >= 0) return rc > 0;
-    try {
-      this.#core.check(rc, "signal MSI");
-    } catch (e) {
-      this.#drop(
-        `MSI 0x${msg.address.toString(16)}/0x${msg.data.toString(16)}`,
-        e,
-      );
-    }
-    return false;
-  }
-
-  #drop(what: string, e: unknown): void {
-    this.stats.droppedInterrupts++;
-    this.#log("warn", "vm", `${what} dropped: ${(e as Error).message}`);
   }
 
   /**
@@ -438,7 +328,7 @@ export class Vm implements Disposable {
   /** Drive a GSI line from the host (KVM_IRQ_LINE or our IOAPIC). */
   setIrqLine(gsi: number, level: boolean): void {
     this.#alive();
-    this.#setLine(gsi, level);
+    this.#irq.setLine(gsi, level);
   }
 
   /**
@@ -450,13 +340,7 @@ export class Vm implements Disposable {
     args: readonly (number | bigint)[] = [],
   ): void {
     this.#alive();
-    const bytes = typeof image === "string"
-      ? readHostFile(image, { what: "guest image" })
-      : image;
-    if (args.length > 4) throw new RangeError("at most 4 guest arguments");
-    const a = new BigUint64Array(4);
-    args.forEach((v, i) => a[i] = guestArg(v, i));
-    this.#core.loadElf(bytes, a);
+    loadElf(this.#core, image, args);
     this.#snap?.hostWroteAll();
   }
 
@@ -472,13 +356,7 @@ export class Vm implements Disposable {
     options: MultibootOptions = {},
   ): void {
     this.#alive();
-    const bytes = typeof image === "string"
-      ? readHostFile(image, { what: "multiboot kernel" })
-      : image;
-    this.#core.loadMultiboot(
-      bytes,
-      encodeMultibootExtras(options, typeof image === "string" ? image : ""),
-    );
+    loadMultibootKernel(this.#core, image, options);
     this.#snap?.hostWroteAll();
   }
 
@@ -498,140 +376,8 @@ export class Vm implements Disposable {
    */
   run(options: RunOptions = {}): RunResult {
     this.#alive();
-    this.#end = undefined;
     this.exitStatus = null;
-    const core = this.#core;
-    const timed = options.timeoutMs !== undefined;
-    if (timed) {
-      const ms = options.timeoutMs!;
-      if (!(ms > 0) || !Number.isFinite(ms)) {
-        throw new RangeError(`timeoutMs must be a positive number, not ${ms}`);
-      }
-      core.setTimeout(Math.max(1, Math.round(ms * 1e6)));
-    }
-    try {
-      for (const t of this.#tickSources) t.resume();
-      for (;;) {
-        const end = this.#slice();
-        if (end !== undefined) return end;
-      }
-    } catch (e) {
-      return { reason: "error", detail: (e as Error).message };
-    } finally {
-      if (!this.#closed) {
-        if (timed) core.setTimeout(0);
-        for (const t of this.#tickSources) t.suspend();
-      }
-    }
-  }
-
-  /** Up to {@link SLICE_EXITS} exits; the run's result when it ends. */
-  #slice(): RunResult | undefined {
-    const core = this.#core;
-    const rec = this.#rec;
-    for (let i = 0; i < SLICE_EXITS; i++) {
-      const r = core.run(0);
-      if (r === ExitReason.Io || r === ExitReason.Mmio) {
-        this.#dispatch(r === ExitReason.Io ? "pio" : "mmio", rec);
-      } else if (r < 0) {
-        core.check(r, "run");
-      } else {
-        const end = this.#other(r, rec);
-        if (end !== undefined) return end;
-      }
-      if (this.#servicePlugins.length > 0) this.#service();
-      if (this.#extint !== undefined) {
-        this.#pollExtint(r === ExitReason.IrqWindow);
-      }
-      if (this.#end !== undefined) return this.#end;
-    }
-    return undefined;
-  }
-
-  #dispatch(space: "pio" | "mmio", rec: ExitRecordView): void {
-    const size = rec.size;
-    const count = rec.count;
-    const address = rec.address;
-    const isWrite = rec.isWrite;
-    const vcpu = rec.vcpu;
-    const tag = rec.region;
-    for (let i = 0; i < count; i++) {
-      this.#bus.dispatchTagged(
-        tag,
-        space,
-        address,
-        size,
-        isWrite,
-        rec.data(size, i),
-        vcpu,
-      );
-    }
-  }
-
-  #other(r: number, rec: ExitRecordView): RunResult | undefined {
-    switch (r) {
-      case ExitReason.IoapicEoi:
-        // SDM 11.8.5: with "suppress EOI broadcast" (SVR bit 12, offered by
-        // KVM's LAPIC in split mode) a LAPIC EOI is not broadcast to the
-        // IOAPICs; the guest EOIs through the IOAPIC's EOI register. KVM
-        // still reports the exit, so the filter is ours.
-        if (this.#eoiBroadcastSuppressed()) {
-          this.stats.suppressedEoiBroadcasts++;
-          return undefined;
-        }
-        for (const fn of this.#eoiListeners) fn(rec.arg);
-        return undefined;
-      case ExitReason.Wake:
-        this.#wakeAt = null;
-        return undefined;
-      case ExitReason.IrqWindow:
-        return undefined;
-      default:
-        return endOfRun(r, rec, this.#core);
-    }
-  }
-
-  /**
-   * Split irqchip ExtINT (SDM 10.5.1, KVM api.rst KVM_INTERRUPT): while the
-   * PIC's INT output is high, inject at once if KVM said at this exit that
-   * the vCPU can take it (run INTA, KVM_INTERRUPT), else keep an interrupt
-   * window requested and inject at the window exit.
-   */
-  #pollExtint(windowOpen: boolean): void {
-    const src = this.#extint!;
-    const core = this.#core;
-    if (
-      src.interruptPending && (windowOpen || core.readyForInjection(0))
-    ) {
-      const vector = src.acknowledge() & 0xff;
-      if (core.injectExtint(0, vector)) {
-        this.stats.extintInjected++;
-      } else {
-        this.#log(
-          "warn",
-          "vm",
-          `ExtINT vector ${vector} could not be injected at the window`,
-        );
-      }
-    }
-    const want = src.interruptPending;
-    if (want !== this.#windowRequested) {
-      core.setIrqWindow(0, want);
-      this.#windowRequested = want;
-    }
-  }
-
-  #service(): void {
-    const now = this.#clock.now();
-    let next: number | null = null;
-    for (const p of this.#servicePlugins) {
-      const d = p.service!(now);
-      if (d !== null && (next === null || d < next)) next = d;
-    }
-    if (next !== null && next !== this.#wakeAt) {
-      this.#wakeAt = next;
-      this.#core.setWake(Math.max(1, Math.round(next - now)));
-    }
+    return this.#loop.run(options);
   }
 
   /**
@@ -648,10 +394,8 @@ export class Vm implements Disposable {
     for (const t of this.#tickSources) t.forget();
     this.#contexts.reset();
     for (const p of this.#plugins) p.reset?.();
-    this.#end = undefined;
     this.exitStatus = null;
-    this.#wakeAt = null;
-    this.#windowRequested = false;
+    this.#loop.reset();
   }
 
   /**
@@ -712,10 +456,8 @@ export class Vm implements Disposable {
       plugins: this.#plugins,
       tickSources: this.#tickSources,
       resetRunState: () => {
-        this.#end = undefined;
         this.exitStatus = null;
-        this.#wakeAt = null;
-        this.#windowRequested = false;
+        this.#loop.reset();
       },
     });
   }
@@ -756,16 +498,10 @@ export class Vm implements Disposable {
     };
   }
 
-  #eoiBroadcastSuppressed(): boolean {
-    const [svr] = this.#core.lapicRead(0, [LAPIC_SVR]);
-    return (svr & LAPIC_SVR_SUPPRESS_EOI_BROADCAST) !== 0;
-  }
-
   /** True when `vector` is in service in vCPU 0's in-kernel LAPIC. */
   lapicInService(vector: number): boolean {
     this.#alive();
-    const [w] = this.#core.lapicRead(0, [LAPIC_ISR + 0x10 * (vector >> 5)]);
-    return ((w >>> (vector & 31)) & 1) === 1;
+    return lapicInService(this.#core, vector);
   }
 
   /** TSC frequency of vCPU 0 in kHz. */
@@ -800,8 +536,7 @@ export class Vm implements Disposable {
       }
     }
     this.#closed = true;
-    finalizer.unregister(this.#holder);
-    for (const b of this.#buffers) b.transfer(0);
+    this.#views.detach();
     this.#core.destroy();
   }
 

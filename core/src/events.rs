@@ -433,6 +433,20 @@ impl Events {
         }
     }
 
+    /// The irqchip state was replaced (snapshot restore): no tick is
+    /// outstanding on it any more, and none must wait for an EOI that the
+    /// restored irqchip will never produce. Periods and backlogs stay.
+    pub fn forget_outstanding(&self) {
+        if let Some(s) = self.existing() {
+            for t in lock(&s.state).timers.values_mut() {
+                t.catchup.outstanding = false;
+                if t.effective == TickPolicy::Catchup {
+                    t.stats.publish(&t.catchup);
+                }
+            }
+        }
+    }
+
     /// Add a level source; returns its id.
     pub fn level_add(&self, src: LevelSource) -> Result<u32> {
         let s = self.shared()?;

@@ -402,6 +402,9 @@ impl Vm {
         for c in &chips {
             self.fd.set_irqchip(c).map_err(kvm_err("KVM_SET_IRQCHIP"))?;
         }
+        // Ticks the old irqchip held are gone with it (split mode: our
+        // IOAPIC's state is restored from its device state the same way).
+        self.events.forget_outstanding();
         for (i, c) in cpus.iter().enumerate() {
             let kick = self.vcpus[i].kick.clone();
             self.with_vcpu(i as u32, |g| {

@@ -1,0 +1,203 @@
+/**
+ * The vCPU run loop of a {@link ./vm.ts Vm}: `KVM_RUN` through the core,
+ * exits dispatched to the bus by region tag, EOI exits to the interrupt
+ * controllers, plugin service deadlines turned into the core's wake alarm,
+ * ExtINT pumped in split mode, and the run's end (a device's exit/halt/
+ * sleep, a timeout, a stop, a failure).
+ *
+ * @module
+ */
+import type { Bus } from "../bus/bus.ts";
+import type { ExtIntSource } from "../bus/irqchip.ts";
+import type { Clock, Plugin } from "../bus/types.ts";
+import { ExitReason } from "../ffi/abi.ts";
+import type { CoreVm } from "../ffi/core_vm.ts";
+import type { ExitRecordView } from "../ffi/exit_record.ts";
+import type { CoreTickSource } from "./core_sources.ts";
+import { eoiBroadcastSuppressed, ExtIntPump } from "./extint.ts";
+import { endOfRun } from "./run_result.ts";
+import type { Logger, RunOptions, RunResult, VmStats } from "./vm_types.ts";
+
+/**
+ * Exits handled per call of the run slice: `run()` calls the slice many
+ * times, so V8 optimizes the slice (with its FFI fast call) through
+ * ordinary invocation counting instead of leaving the hot loop in the
+ * mid-tier code that on-stack replacement of one long loop ends up in.
+ */
+const SLICE_EXITS = 64;
+
+/** What the run loop works on. */
+export interface RunLoopParts {
+  /** The core VM. */
+  readonly core: CoreVm;
+  /** vCPU 0's exit record. */
+  readonly record: ExitRecordView;
+  /** The bus the exits go to. */
+  readonly bus: Bus;
+  /** The VM's clock (plugin service deadlines). */
+  readonly clock: Clock;
+  /** The VM's counters. */
+  readonly stats: VmStats;
+  /** The VM's (rate-limited) logger. */
+  readonly log: Logger;
+  /** Host tick sources: resumed for a run, suspended after it. */
+  readonly tickSources: readonly CoreTickSource[];
+  /** True once the VM is closed. */
+  readonly closed: () => boolean;
+}
+
+/** A VM's run loop (one vCPU). */
+export class RunLoop {
+  readonly #core: CoreVm;
+  readonly #rec: ExitRecordView;
+  readonly #bus: Bus;
+  readonly #clock: Clock;
+  readonly #stats: VmStats;
+  readonly #tickSources: readonly CoreTickSource[];
+  readonly #closed: () => boolean;
+  readonly #pump: ExtIntPump;
+  /** Plugins with a `service` deadline. */
+  readonly servicePlugins: Plugin[] = [];
+  /** Who hears EOI exits (the split-mode interrupt controllers). */
+  readonly eoiListeners: ((vector: number) => void)[] = [];
+  /** The split-mode PIC's ExtINT output, once one is attached. */
+  extint: ExtIntSource | undefined;
+  #end: RunResult | undefined;
+  #wakeAt: number | null = null;
+
+  /** A loop over `parts`. */
+  constructor(parts: RunLoopParts) {
+    this.#core = parts.core;
+    this.#rec = parts.record;
+    this.#bus = parts.bus;
+    this.#clock = parts.clock;
+    this.#stats = parts.stats;
+    this.#tickSources = parts.tickSources;
+    this.#closed = parts.closed;
+    this.#pump = new ExtIntPump(parts.core, parts.stats, parts.log);
+  }
+
+  /**
+   * End the current run with `result` after the exit being handled: a
+   * guest exit replaces an earlier end of the same exit, a halt or sleep
+   * does not.
+   */
+  end(result: RunResult): void {
+    if (result.reason === "exit") this.#end = result;
+    else this.#end ??= result;
+  }
+
+  /** Forget run-local state (the vCPU was reset or restored). */
+  reset(): void {
+    this.#end = undefined;
+    this.#wakeAt = null;
+    this.#pump.reset();
+  }
+
+  /** Run until the run ends (see `Vm.run`). */
+  run(options: RunOptions): RunResult {
+    this.#end = undefined;
+    const core = this.#core;
+    const timed = options.timeoutMs !== undefined;
+    if (timed) {
+      const ms = options.timeoutMs!;
+      if (!(ms > 0) || !Number.isFinite(ms)) {
+        throw new RangeError(`timeoutMs must be a positive number, not ${ms}`);
+      }
+      core.setTimeout(Math.max(1, Math.round(ms * 1e6)));
+    }
+    try {
+      for (const t of this.#tickSources) t.resume();
+      for (;;) {
+        const end = this.#slice();
+        if (end !== undefined) return end;
+      }
+    } catch (e) {
+      return { reason: "error", detail: (e as Error).message };
+    } finally {
+      if (!this.#closed()) {
+        if (timed) core.setTimeout(0);
+        for (const t of this.#tickSources) t.suspend();
+      }
+    }
+  }
+
+  /** Up to {@link SLICE_EXITS} exits; the run's result when it ends. */
+  #slice(): RunResult | undefined {
+    const core = this.#core;
+    const rec = this.#rec;
+    for (let i = 0; i < SLICE_EXITS; i++) {
+      const r = core.run(0);
+      if (r === ExitReason.Io || r === ExitReason.Mmio) {
+        this.#dispatch(r === ExitReason.Io ? "pio" : "mmio", rec);
+      } else if (r < 0) {
+        core.check(r, "run");
+      } else {
+        const end = this.#other(r, rec);
+        if (end !== undefined) return end;
+      }
+      if (this.servicePlugins.length > 0) this.#service();
+      if (this.extint !== undefined) {
+        this.#pump.poll(this.extint, r === ExitReason.IrqWindow);
+      }
+      if (this.#end !== undefined) return this.#end;
+    }
+    return undefined;
+  }
+
+  #dispatch(space: "pio" | "mmio", rec: ExitRecordView): void {
+    const size = rec.size;
+    const count = rec.count;
+    const address = rec.address;
+    const isWrite = rec.isWrite;
+    const vcpu = rec.vcpu;
+    const tag = rec.region;
+    for (let i = 0; i < count; i++) {
+      this.#bus.dispatchTagged(
+        tag,
+        space,
+        address,
+        size,
+        isWrite,
+        rec.data(size, i),
+        vcpu,
+      );
+    }
+  }
+
+  #other(r: number, rec: ExitRecordView): RunResult | undefined {
+    switch (r) {
+      case ExitReason.IoapicEoi:
+        // SDM 11.8.5: with "suppress EOI broadcast" (SVR bit 12, offered by
+        // KVM's LAPIC in split mode) a LAPIC EOI is not broadcast to the
+        // IOAPICs; the guest EOIs through the IOAPIC's EOI register. KVM
+        // still reports the exit, so the filter is ours.
+        if (eoiBroadcastSuppressed(this.#core)) {
+          this.#stats.suppressedEoiBroadcasts++;
+          return undefined;
+        }
+        for (const fn of this.eoiListeners) fn(rec.arg);
+        return undefined;
+      case ExitReason.Wake:
+        this.#wakeAt = null;
+        return undefined;
+      case ExitReason.IrqWindow:
+        return undefined;
+      default:
+        return endOfRun(r, rec, this.#core);
+    }
+  }
+
+  #service(): void {
+    const now = this.#clock.now();
+    let next: number | null = null;
+    for (const p of this.servicePlugins) {
+      const d = p.service!(now);
+      if (d !== null && (next === null || d < next)) next = d;
+    }
+    if (next !== null && next !== this.#wakeAt) {
+      this.#wakeAt = next;
+      this.#core.setWake(Math.max(1, Math.round(next - now)));
+    }
+  }
+}
