@@ -126,15 +126,17 @@ async function boot(config: CliConfig): Promise<CliOutcome> {
     extra.push(...await devicePlugins(config.devices, env));
   }
 
-  const [machineMod, io, { runAsync }, { exitCodeOf }] = await Promise.all([
-    import("./vmm/machine.ts"),
-    import("./vmm/cli_io.ts"),
-    import("./vmm/run_async.ts"),
-    import("./vmm/exit_codes.ts"),
-  ]);
+  const [machineMod, io, { SerialFeeder }, { runAsync }, { exitCodeOf }] =
+    await Promise.all([
+      import("./vmm/machine.ts"),
+      import("./vmm/cli_io.ts"),
+      import("./plugins/serial/streams.ts"),
+      import("./vmm/run_async.ts"),
+      import("./vmm/exit_codes.ts"),
+    ]);
   const out = new io.OutputSink((b) => Deno.stdout.writeSync(b));
   const log = io.stderrLogger(config.logLevel, () => out.flush());
-  const feeder = config.stdin ? new io.SerialFeeder((b) => enqueue(b)) : null;
+  const feeder = config.stdin ? new SerialFeeder((b) => enqueue(b)) : null;
   const machineOptions = {
     irqchip: config.irqchip,
     memory: config.memory,

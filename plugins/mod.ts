@@ -16,6 +16,7 @@
 export { readLe, readLeBig, writeLe, writeLeBig } from "../bus/le.ts";
 export * from "./serial/uart_16550.ts";
 export * from "./serial/plugin.ts";
+export * from "./serial/streams.ts";
 export * from "./debug_exit/debug_exit.ts";
 export * from "./debug_exit/plugin.ts";
 export * from "./pv_timer/pv_timer.ts";

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { LogLevel, Plugin } from "../bus/types.ts";
+import type { LogLevel } from "../bus/types.ts";
 
 /** Ctrl-A: the console escape key (as in QEMU's `-nographic`). */
 export const ESCAPE_KEY = 0x01;
@@ -63,72 +63,6 @@ export class ConsoleEscape {
 /** Help line printed for Ctrl-A h. */
 export const ESCAPE_HELP =
   "\r\n[denovmm] Ctrl-A x: quit   Ctrl-A Ctrl-A: send Ctrl-A   Ctrl-A h: this help\r\n";
-
-/**
- * Host bytes waiting for the guest's COM1, fed into the UART whenever its
- * receive queue has room. As a plugin with `service()` it refills the UART
- * after every exit while the guest reads, so throughput is not bounded by
- * the UART's 64-byte queue per run slice.
- */
-export class SerialFeeder {
-  #chunks: Uint8Array[] = [];
-  #head = 0;
-  #queued = 0;
-  #fed = 0;
-  readonly #enqueue: (bytes: Uint8Array) => number;
-
-  /** Feed through `enqueue` (returns how many bytes the UART accepted). */
-  constructor(enqueue: (bytes: Uint8Array) => number) {
-    this.#enqueue = enqueue;
-  }
-
-  /** Queue host input. */
-  push(bytes: Uint8Array): void {
-    if (bytes.length === 0) return;
-    this.#chunks.push(bytes);
-    this.#queued += bytes.length;
-    this.pump();
-  }
-
-  /** Move as much as the UART accepts; returns the bytes moved. */
-  pump(): number {
-    let moved = 0;
-    while (this.#chunks.length > 0) {
-      const c = this.#chunks[0];
-      const n = this.#enqueue(c.subarray(this.#head));
-      moved += n;
-      this.#head += n;
-      if (this.#head < c.length) break;
-      this.#chunks.shift();
-      this.#head = 0;
-    }
-    this.#queued -= moved;
-    this.#fed += moved;
-    return moved;
-  }
-
-  /** Bytes waiting. */
-  get queued(): number {
-    return this.#queued;
-  }
-
-  /** Bytes handed to the UART so far. */
-  get fed(): number {
-    return this.#fed;
-  }
-
-  /** A plugin that pumps after every exit while bytes wait. */
-  plugin(): Plugin {
-    return {
-      name: "stdin",
-      setup: () => [],
-      service: () => {
-        if (this.#queued > 0) this.pump();
-        return null;
-      },
-    };
-  }
-}
 
 /**
  * Buffered writer for COM1 output: flushes at a newline, when full, and on

@@ -1,11 +1,7 @@
+import { SerialFeeder } from "../plugins/serial/streams.ts";
 import assert from "node:assert/strict";
 import { Uart16550 } from "../plugins/serial/uart_16550.ts";
-import {
-  ConsoleEscape,
-  OutputSink,
-  SerialFeeder,
-  stderrLogger,
-} from "./cli_io.ts";
+import { ConsoleEscape, OutputSink, stderrLogger } from "./cli_io.ts";
 
 const bytes = (...b: number[]) => new Uint8Array(b);
 

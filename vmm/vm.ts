@@ -30,6 +30,7 @@ import { CoreVm } from "../ffi/core_vm.ts";
 import { CoreViews } from "./vm_views.ts";
 import { lapicInService } from "./extint.ts";
 import { RunLoop } from "./run_loop.ts";
+import { type AsyncRunOptions, runAsync } from "./run_async.ts";
 import { InterruptDelivery } from "./interrupt_delivery.ts";
 import { loadElf, loadMultibootKernel } from "./guest_load.ts";
 import { PluginContexts } from "./context.ts";
@@ -98,7 +99,7 @@ const realClock: Clock = { now: () => Math.round(performance.now() * 1e6) };
  * console.log(vm.run({ timeoutMs: 5000 }));
  * ```
  */
-export class Vm implements Disposable {
+export class Vm implements Disposable, AsyncDisposable {
   readonly #core: CoreVm;
   readonly #bus: Bus;
   readonly #ram: RamView;
@@ -381,6 +382,18 @@ export class Vm implements Disposable {
   }
 
   /**
+   * {@link Vm.run} that keeps the event loop going: synchronous run
+   * slices (20 ms by default) with a turn of the event loop between them,
+   * so timers, stdin and other promises run while the guest does;
+   * `signal` ends it with `stopped` at the next slice boundary. Exits
+   * inside a slice cost what they cost in `run()`.
+   */
+  runAsync(options: AsyncRunOptions = {}): Promise<RunResult> {
+    this.#alive();
+    return runAsync(this, options);
+  }
+
+  /**
    * Return the VM to power-on state, as a fresh `createVm` would be: the
    * vCPU, the in-kernel irqchip and every plugin (`Plugin.reset`), no
    * timer armed, and (unless `memory: false`) guest RAM zeroed. Then
@@ -543,6 +556,12 @@ export class Vm implements Disposable {
   /** Same as {@link Vm.close}. */
   [Symbol.dispose](): void {
     this.close();
+  }
+
+  /** Same as {@link Vm.close} (for `await using`). */
+  [Symbol.asyncDispose](): Promise<void> {
+    this.close();
+    return Promise.resolve();
   }
 }
 

@@ -40,8 +40,8 @@ export interface WorkerOutcome {
   report?: unknown;
 }
 
-/** A VM running in a Worker. */
-export interface RemoteVm {
+/** A VM running in a Worker (`await using` terminates it). */
+export interface RemoteVm extends AsyncDisposable {
   /** The VM handle, once the worker has created the VM. */
   readonly ready: Promise<number>;
   /** Resolves when the run ends (rejects if setup or the worker failed). */
@@ -158,6 +158,10 @@ export function spawnVm(
     },
     terminate(graceMs = 5000) {
       terminating ??= terminate(graceMs);
+      return terminating;
+    },
+    [Symbol.asyncDispose]() {
+      terminating ??= terminate(5000);
       return terminating;
     },
   };

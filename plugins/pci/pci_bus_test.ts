@@ -1,11 +1,6 @@
 import assert from "node:assert/strict";
 import type { Region } from "../../bus/types.ts";
-import {
-  access,
-  type FakeContext,
-  readValue,
-  writeValue,
-} from "../testing/fake_context.ts";
+import { access, readValue, writeValue } from "../testing/fake_context.ts";
 import { FakeIrqChipContext } from "../testing/fake_irqchip.ts";
 import { ConfigSpace } from "./config_space.ts";
 import { defaultIntxGsi, PciBus, pciBusPlugin } from "./pci_bus.ts";
