@@ -175,11 +175,8 @@ async function boot(config: CliConfig): Promise<CliOutcome> {
     machine = machineMod.createMachine(machineOptions);
   }
   const vm = machine.vm;
-  const { UART_INPUT_CAPACITY } = await import(
-    "./plugins/serial/uart_16550.ts"
-  );
   function enqueue(b: Uint8Array): number {
-    const room = UART_INPUT_CAPACITY - machine.serial.uart.pendingInput;
+    const room = machine.serial.uart.inputRoom;
     return room <= 0
       ? 0
       : machine.serial.uart.enqueueInput(b.subarray(0, room));

@@ -15,6 +15,8 @@ import { fwCfgPlugin } from "./fw_cfg/plugin.ts";
 import { pitPlugin } from "./pit/plugin.ts";
 import { rtcPlugin } from "./rtc/plugin.ts";
 import { testdevPlugin } from "./testdev/plugin.ts";
+import { hpetPlugin } from "./hpet/plugin.ts";
+import { acpiPlugin } from "./acpi/plugin.ts";
 import { virtioRng } from "./virtio/rng.ts";
 import { virtioBlk } from "./virtio/blk.ts";
 import { GuestDriver } from "./virtio/testing/guest_driver.ts";
@@ -125,6 +127,56 @@ Deno.test("round trip: PIT, RTC and testdev plugins", () => {
   td.b.restore(viaJson(td.a.snapshot()));
   assert.deepEqual(td.b.snapshot(), td.a.snapshot());
   assert.equal(td.cb.levels.get(5), true);
+});
+
+Deno.test("round trip: HPET and ACPI PM", () => {
+  const h = pair(() => hpetPlugin({}));
+  const r = h.ra[0];
+  writeValue(r, 0x100, 4, (1 << 1) | (1 << 2) | (20 << 9)); // T0 level, pin 20
+  writeValue(r, 0x108, 4, 500);
+  writeValue(r, 0x10c, 4, 0);
+  writeValue(r, 0x120, 4, (1 << 2) | (1 << 3) | (1 << 6)); // T1 periodic
+  writeValue(r, 0x128, 4, 300);
+  writeValue(r, 0x10, 4, 1); // enable
+  h.ca.clock.advance(6_000); // 600 ticks: T0 matched, its line is high
+  h.a.service!(h.ca.clock.now());
+  assert.equal(h.ca.levels.get(20), true);
+  h.b.restore(viaJson(h.a.snapshot()));
+  assert.deepEqual(h.b.snapshot(), h.a.snapshot());
+  assert.equal(h.cb.levels.get(20), true, "the level line is driven again");
+  for (const off of [0x10, 0x20, 0xf0, 0x100, 0x108, 0x120, 0x128]) {
+    assert.equal(
+      readValue(h.rb[0], off, 4),
+      readValue(r, off, 4),
+      `0x${off.toString(16)}`,
+    );
+  }
+  assert.throws(() => h.b.restore({ version: 2 } as never), TypeError);
+
+  const a = pair(() =>
+    acpiPlugin({
+      base: 0xf0000,
+      cpus: 1,
+      ioapic: { id: 0, address: 0xfec00000, gsiBase: 0 },
+      lapicAddress: 0xfee00000,
+      sciIrq: 9,
+      pmBase: 0xb000,
+      hpet: { address: 0xfed00000, blockId: 0x8086a201 },
+      overrides: [],
+    })
+  );
+  const io = (rs: readonly Region[]) =>
+    rs.find((q) => q.range.space === "pio")!;
+  writeValue(io(a.ra), 2, 2, 0x0121); // PM1_EN
+  a.ca.clock.advance(1_000_000);
+  a.b.restore(viaJson(a.a.snapshot()));
+  assert.deepEqual(a.b.snapshot(), a.a.snapshot());
+  assert.equal(readValue(io(a.rb), 2, 2), 0x0121);
+  assert.equal(
+    readValue(io(a.rb), 8, 4),
+    readValue(io(a.ra), 8, 4),
+    "PM timer",
+  );
 });
 
 function virtioPair(

@@ -88,6 +88,7 @@ Deno.test({
       ),
     );
     assert.equal(io.pending, 0, "every input byte reached the UART");
+    assert.equal(m.serial.uart.stats.overruns, 0, "flow control: no overrun");
     assert.ok(ticks > 0, "the event loop ran while the guest did");
   },
 });

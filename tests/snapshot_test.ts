@@ -272,6 +272,12 @@ Deno.test({
           () => restoreVm(path, { vm: { plugins: [] } }),
           /plugins differ.*missing pv-timer/,
         ],
+        [
+          "CPU model",
+          () =>
+            restoreVm(path, { vm: { ...opts("kernel"), cpu: "host,-x2apic" } }),
+          /CPU model differs at CPUID leaf 0x1:/,
+        ],
       ];
       for (const [what, f, msg] of mismatch) {
         assert.throws(

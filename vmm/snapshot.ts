@@ -63,6 +63,35 @@ export interface SnapshotMeta {
   plugins: string[];
   /** Period (ns, 0 = disarmed) of every host tick source, in creation order. */
   timers: number[];
+  /**
+   * The guest's CPU model: vCPU 0's CPUID answers (EAX, EBX, ECX, EDX) for
+   * {@link CPU_MODEL_LEAVES}; absent in snapshots made before it was kept.
+   */
+  cpu?: number[][];
+}
+
+/**
+ * CPUID leaves that define the CPU model a snapshot records (vendor and
+ * signature, feature words, extended features, XSAVE, address sizes): a
+ * guest restored on another model could take a feature that is gone.
+ */
+export const CPU_MODEL_LEAVES: readonly (readonly [number, number])[] = [
+  [0, 0],
+  [1, 0],
+  [7, 0],
+  [0xd, 0],
+  [0x80000000, 0],
+  [0x80000001, 0],
+  [0x80000008, 0],
+];
+
+/** The CPU model of `core`'s vCPU 0 (see {@link SnapshotMeta.cpu}). */
+export function cpuModel(core: CoreVm): number[][] {
+  return CPU_MODEL_LEAVES.map(([leaf, sub]) => {
+    const r = core.cpuid(0, leaf, sub) ?? [0, 0, 0, 0];
+    // Leaf 1 EBX[31:24] is the APIC ID, a property of the vCPU, not the model.
+    return leaf === 1 ? [r[0], r[1] & 0x00ffffff, r[2], r[3]] : [...r];
+  });
 }
 
 /**
@@ -238,6 +267,7 @@ export class SnapshotTracker {
       stateVersion: new DataView(machine.buffer).getUint32(4, true),
       plugins: h.plugins.map((p) => p.name),
       timers: h.tickSources.map((t) => t.periodNs),
+      cpu: cpuModel(h.core),
     };
     if (path === undefined) {
       if (options.diff) throw new TypeError("a diff snapshot needs a path");
@@ -419,6 +449,20 @@ function checkCompatible(snap: VmSnapshot, h: SnapshotHost): void {
     bad(
       `snapshot has ${m.timers.length} tick sources, this VM ${h.tickSources.length}`,
     );
+  }
+  if (m.cpu) {
+    const mine = cpuModel(h.core);
+    const i = m.cpu.findIndex((r, k) => r.join() !== mine[k]?.join());
+    if (i >= 0) {
+      const hex = (v: number) => `0x${(v >>> 0).toString(16)}`;
+      const [leaf] = CPU_MODEL_LEAVES[i];
+      bad(
+        `CPU model differs at CPUID leaf ${hex(leaf)}: snapshot [${
+          m.cpu[i].map(hex).join(" ")
+        }], this VM [${mine[i].map(hex).join(" ")}] (create it with the ` +
+          "snapshot's `cpu` option)",
+      );
+    }
   }
 }
 

@@ -9,7 +9,7 @@
  * @module
  */
 import type { Access, DeviceContext, Plugin, Region } from "../../bus/types.ts";
-import { AcpiPm } from "./pm.ts";
+import { AcpiPm, type AcpiPmState } from "./pm.ts";
 import {
   type AcpiConfig,
   type AcpiImage,
@@ -36,6 +36,10 @@ export interface AcpiPlugin extends Plugin {
   readonly image: AcpiImage;
   /** The PM registers (null before setup). */
   readonly pm: AcpiPm | null;
+  /** The PM block's state (the tables are rebuilt, not saved). */
+  snapshot(): AcpiPmState;
+  /** Load a state from {@link AcpiPlugin.snapshot}; throws before setup. */
+  restore(state: AcpiPmState): void;
 }
 
 /** Bytes of the PM I/O range (PM1a_EVT, PM1a_CNT, pad, PM_TMR). */
@@ -49,6 +53,10 @@ const STATE_OF_TYP = new Map(
 export function acpiPlugin(config: AcpiConfig): AcpiPlugin {
   const image = buildAcpiTables(config);
   let pm: AcpiPm | null = null;
+  const needPm = (): AcpiPm => {
+    if (!pm) throw new Error("acpi: not set up yet");
+    return pm;
+  };
   let ctx: DeviceContext | null = null;
   const writeTables = () => ctx?.memory.write(image.base, image.bytes);
   return {
@@ -152,5 +160,7 @@ export function acpiPlugin(config: AcpiConfig): AcpiPlugin {
       writeTables();
       pm?.reset();
     },
+    snapshot: () => needPm().snapshot(),
+    restore: (state: AcpiPmState) => needPm().restore(state),
   };
 }

@@ -1,3 +1,19 @@
+/** The ACPI PM block's state (`AcpiPm.snapshot`): format version 1. */
+export interface AcpiPmState extends DeviceState {
+  /** Format version. */
+  version: 1;
+  /** PM1_STS. */
+  sts: number;
+  /** PM1_EN. */
+  en: number;
+  /** PM1_CNT. */
+  cnt: number;
+  /** PM timer ticks at the snapshot. */
+  ticks: number;
+  /** Timer value at which the next bit-31 toggle sets TMR_STS. */
+  nextCarry: number;
+}
+
 /**
  * ACPI fixed-hardware power management registers (ACPI 6.4, 4.8.3): the
  * PM1a event block (PM1_STS, PM1_EN), the PM1a control block (SCI_EN,
@@ -8,7 +24,8 @@
  *
  * @module
  */
-import type { Clock } from "../../bus/types.ts";
+import { stateFields } from "../../bus/state.ts";
+import type { Clock, DeviceState } from "../../bus/types.ts";
 
 /** PM timer frequency in Hz. */
 export const PM_TIMER_HZ = 3_579_545;
@@ -111,6 +128,39 @@ export class AcpiPm {
     this.#en = 0;
     this.#cnt = PM1_CNT.SCI_EN;
     this.#nextCarry = 2 ** 31;
+    this.#update();
+  }
+
+  /** The device state (the PM timer as it stands now). */
+  snapshot(): AcpiPmState {
+    return {
+      version: 1,
+      sts: this.#sts,
+      en: this.#en,
+      cnt: this.#cnt,
+      ticks: this.#ticks(),
+      nextCarry: this.#nextCarry,
+    };
+  }
+
+  /**
+   * Load a state from {@link AcpiPm.snapshot}: the PM timer continues from
+   * the saved value. A malformed state throws `TypeError`, changing
+   * nothing.
+   */
+  restore(state: AcpiPmState): void {
+    const f = stateFields(state, 1, "acpi-pm");
+    const sts = f.int("sts", 0, 0xffff);
+    const en = f.int("en", 0, 0xffff);
+    const cnt = f.int("cnt", 0, 0xffff);
+    const ticks = f.int("ticks", 0, Number.MAX_SAFE_INTEGER);
+    const nextCarry = f.int("nextCarry", 0, Number.MAX_SAFE_INTEGER);
+    this.#sts = sts;
+    this.#en = en;
+    this.#cnt = cnt;
+    this.#nextCarry = nextCarry;
+    // The timer runs on from `ticks`: move its origin back by that long.
+    this.#t0 = this.#clock.now() - pmTicksToNs(ticks);
     this.#update();
   }
 

@@ -15,7 +15,8 @@
  *
  * @module
  */
-import type { Clock, MsiMessage } from "../../bus/types.ts";
+import { stateFields } from "../../bus/state.ts";
+import type { Clock, DeviceState, MsiMessage } from "../../bus/types.ts";
 
 /** Default MMIO base. */
 export const HPET_BASE = 0xfed00000;
@@ -99,6 +100,44 @@ export interface HpetStats {
   missedPeriods: number;
   /** Accesses of an unsupported width or to an unknown register. */
   badAccesses: number;
+}
+
+/** One comparator in an {@link HpetState} (64-bit values as hex strings). */
+export interface HpetTimerState {
+  /** Tn_CONFIG. */
+  config: string;
+  /** Tn_COMPARATOR. */
+  comparator: string;
+  /** Periodic mode's accumulator step. */
+  period: string;
+  /** Tn_FSB_ROUTE. */
+  fsb: string;
+  /** Unwrapped counter value of the next match, or null. */
+  fireAt: string | null;
+  /** GSI whose level the timer drives high, or null. */
+  line: number | null;
+}
+
+/** The HPET's state (`Hpet.snapshot`): plain data, format version 1. */
+export interface HpetState extends DeviceState {
+  /** Format version. */
+  version: 1;
+  /** General configuration. */
+  config: string;
+  /** General interrupt status. */
+  status: string;
+  /** Unwrapped main counter at the snapshot. */
+  counter: string;
+  /** The three comparators. */
+  timers: HpetTimerState[];
+}
+
+const hex = (v: bigint) => `0x${v.toString(16)}`;
+function big(v: unknown, what: string): bigint {
+  if (typeof v !== "string" || !/^0x[0-9a-f]{1,16}$/.test(v)) {
+    throw new TypeError(`hpet state: ${what} is not a 64-bit hex string`);
+  }
+  return BigInt(v);
 }
 
 interface Timer {
@@ -194,6 +233,73 @@ export class Hpet {
     if (!this.#enabled) return this.#base;
     return this.#base +
       BigInt(Math.floor(Math.max(0, now - this.#t0) / TICK_NS));
+  }
+
+  /** The device state (the counter as it stands now). */
+  snapshot(): HpetState {
+    return {
+      version: 1,
+      config: hex(this.#config),
+      status: hex(this.#status),
+      counter: hex(this.#counterAt(this.#clock.now())),
+      timers: this.#timers.map((t) => ({
+        config: hex(t.config),
+        comparator: hex(t.comparator),
+        period: hex(t.period),
+        fsb: hex(t.fsb),
+        fireAt: t.fireAt === null ? null : hex(t.fireAt),
+        line: t.line,
+      })),
+    };
+  }
+
+  /**
+   * Load a state from {@link Hpet.snapshot}: the counter continues from
+   * the saved value, lines the timers drove are driven again. A malformed
+   * state or another version throws `TypeError` and changes nothing.
+   */
+  restore(state: HpetState): void {
+    const f = stateFields(state, 1, "hpet");
+    const timers = (state as unknown as { timers?: unknown }).timers;
+    if (!Array.isArray(timers) || timers.length !== HPET_TIMERS) {
+      throw new TypeError(`hpet state: timers must be ${HPET_TIMERS} entries`);
+    }
+    const parsed = timers.map((x, i) => {
+      const t = x as Record<string, unknown>;
+      const line = t.line;
+      if (
+        line !== null &&
+        !(Number.isInteger(line) && (line as number) >= 0 &&
+          (line as number) < 1024)
+      ) {
+        throw new TypeError(`hpet state: timer ${i} line is not a GSI`);
+      }
+      return {
+        config: big(t.config, `timer ${i} config`),
+        comparator: big(t.comparator, `timer ${i} comparator`),
+        period: big(t.period, `timer ${i} period`),
+        fsb: big(t.fsb, `timer ${i} fsb`),
+        fireAt: t.fireAt === null ? null : big(t.fireAt, `timer ${i} fireAt`),
+        line: line as number | null,
+      };
+    });
+    const config = big(f.string("config"), "config");
+    const status = big(f.string("status"), "status");
+    const counter = big(f.string("counter"), "counter");
+    for (const t of this.#timers) this.#dropLine(t);
+    this.#config = config;
+    this.#status = status;
+    this.#base = counter;
+    this.#t0 = this.#clock.now();
+    this.#timers.forEach((t, i) => {
+      Object.assign(t, parsed[i], { line: null });
+      if (parsed[i].line !== null) {
+        this.#sink.setLine(parsed[i].line!, true);
+        t.line = parsed[i].line;
+      }
+    });
+    this.#nextNs = null;
+    this.#dirty = true;
   }
 
   /** Capabilities: rev 1, 3 timers, 64-bit, legacy capable, period. */

@@ -10,7 +10,7 @@
  * @module
  */
 import type { Access, DeviceContext, Plugin, Region } from "../../bus/types.ts";
-import { Hpet, HPET_BASE, HPET_LENGTH } from "./hpet.ts";
+import { Hpet, HPET_BASE, HPET_LENGTH, type HpetState } from "./hpet.ts";
 
 /**
  * Options of {@link hpetPlugin}.
@@ -42,12 +42,20 @@ export interface HpetPluginOptions {
 export interface HpetPlugin extends Plugin {
   /** The device (null before setup). */
   readonly hpet: Hpet | null;
+  /** The device state; throws before setup. */
+  snapshot(): HpetState;
+  /** Load a state from {@link HpetPlugin.snapshot}; throws before setup. */
+  restore(state: HpetState): void;
 }
 
 /** Create the HPET plugin. */
 export function hpetPlugin(options: HpetPluginOptions = {}): HpetPlugin {
   const base = options.base ?? HPET_BASE;
   let hpet: Hpet | null = null;
+  const need = (): Hpet => {
+    if (!hpet) throw new Error("hpet: not set up yet");
+    return hpet;
+  };
   return {
     name: "hpet",
     get hpet() {
@@ -94,5 +102,7 @@ export function hpetPlugin(options: HpetPluginOptions = {}): HpetPlugin {
     reset(): void {
       hpet?.reset();
     },
+    snapshot: () => need().snapshot(),
+    restore: (state: HpetState) => need().restore(state),
   };
 }

@@ -7,6 +7,7 @@
  * @module
  */
 import type { Plugin } from "../../bus/types.ts";
+import type { Uart16550 } from "./uart_16550.ts";
 
 /**
  * Host bytes waiting for the guest's COM1, fed into the UART whenever its
@@ -141,10 +142,17 @@ export class SerialStreams {
     };
   }
 
-  /** Start feeding `input` to the UART (its `enqueueInput`). */
-  connect(uart: { enqueueInput(bytes: Uint8Array): number }): void {
+  /**
+   * Start feeding `input` to the serial plugin's UART, never more than its
+   * receive queue takes (so the guest never sees an overrun).
+   */
+  connect(serial: { readonly uart: Uart16550 }): void {
     if (this.#feeder) throw new Error("SerialStreams: already connected");
-    const feeder = new SerialFeeder((b) => uart.enqueueInput(b));
+    const uart = serial.uart;
+    const feeder = new SerialFeeder((b) => {
+      const room = uart.inputRoom;
+      return room <= 0 ? 0 : uart.enqueueInput(b.subarray(0, room));
+    });
     this.#feeder = feeder;
     if (!this.#input) return;
     const reader = this.#input.getReader();

@@ -256,6 +256,11 @@ export class Uart16550 {
     return this.#rx.length;
   }
 
+  /** Bytes the receive queue takes now without an overrun. */
+  get inputRoom(): number {
+    return this.#capacity - this.#rx.length;
+  }
+
   /** The 16-bit baud divisor (DLM:DLL). */
   get divisor(): number {
     return this.#divisor;
