@@ -25,7 +25,7 @@ import {
   USAGE,
 } from "./vmm/cli_options.ts";
 import { ExitCode } from "./vmm/exit_codes.ts";
-import { HostFileError, readHostFile } from "./vmm/host_file.ts";
+import { checkHostFile, HostFileError, readHostFile } from "./vmm/host_file.ts";
 import { VERSION } from "./vmm/version.ts";
 import type { RunResult } from "./vmm/vm_types.ts";
 import { formatCrashReport } from "./vmm/crash_report.ts";
@@ -98,7 +98,31 @@ export async function main(argv: string[]): Promise<CliOutcome> {
 
 async function boot(config: CliConfig): Promise<CliOutcome> {
   const t0 = performance.now();
-  const image = readHostFile(config.guest, {
+  // --restore: the snapshot says how much RAM and which irqchip.
+  const snapshots = config.restore || config.snapshotOnExit
+    ? await import("./vmm/snapshot.ts")
+    : null;
+  let snap: import("./vmm/snapshot.ts").VmSnapshot | undefined;
+  if (config.restore) {
+    checkHostFile(config.restore, { what: "--restore" });
+    try {
+      snap = snapshots!.loadSnapshot(config.restore);
+    } catch (e) {
+      throw new HostFileError(
+        "--restore",
+        config.restore,
+        "invalid",
+        (e as Error).message,
+        { cause: e },
+      );
+    }
+    config = {
+      ...config,
+      memory: snap.meta.memorySize,
+      irqchip: snap.meta.irqchip,
+    };
+  }
+  const image = snap ? new Uint8Array() : readHostFile(config.guest, {
     what: "guest image",
     maxBytes: MAX_IMAGE,
   });
@@ -107,7 +131,7 @@ async function boot(config: CliConfig): Promise<CliOutcome> {
     cmdline: m,
   }));
   const { imageKind } = await import("./vmm/image_kind.ts");
-  const kind = imageKind(image);
+  const kind = snap ? "snapshot" : imageKind(image);
   if (kind === "elf64" && modules.length > 0) {
     throw new (await import("./vmm/options.ts")).OptionError(
       "--module",
@@ -186,7 +210,9 @@ async function boot(config: CliConfig): Promise<CliOutcome> {
   const onSigint = () => ac.abort(new Error("interrupted (SIGINT)"));
   try {
     try {
-      if (kind === "multiboot") {
+      if (snap) {
+        vm.restore(snap);
+      } else if (kind === "multiboot") {
         vm.loadMultiboot(image, {
           cmdline: config.cmdline ?? "",
           imageName: config.guest,
@@ -198,8 +224,8 @@ async function boot(config: CliConfig): Promise<CliOutcome> {
     } catch (e) {
       // the file was read: what the loader refused is its content
       throw new HostFileError(
-        "guest image",
-        config.guest,
+        snap ? "--restore" : "guest image",
+        snap ? config.restore! : config.guest,
         "invalid",
         (e as Error).message,
         { cause: e },
@@ -231,6 +257,13 @@ async function boot(config: CliConfig): Promise<CliOutcome> {
     stopStdin();
     stopStdin = () => {};
     const code = exitCodeOf(result);
+    if (
+      config.snapshotOnExit &&
+      (result.reason === "timeout" || result.reason === "stopped")
+    ) {
+      vm.snapshot(config.snapshotOnExit);
+      log("info", "cli", `snapshot saved to ${config.snapshotOnExit}`);
+    }
     if (stats && config.stats) {
       const report = {
         result,

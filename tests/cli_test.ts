@@ -215,6 +215,45 @@ Deno.test({
   fn: async (t) => {
     const hello = guestPath("hello");
     await t.step(
+      "--snapshot-on-exit, then --restore, ends as an uninterrupted run",
+      async () => {
+        const guest = [
+          guestPath("snapshot"),
+          ...["100000", "1000", "5", "0xffffffff"].flatMap((a) => ["--arg", a]),
+        ];
+        const whole = await cli([...guest, "--timeout", "120s"]);
+        assert.equal(whole.code, 0, whole.err);
+        const sum = /sum=(0x[0-9a-f]+)/.exec(whole.out)?.[1];
+        assert.ok(sum, whole.out);
+        const file = `${Deno.makeTempDirSync()}/vm.snap`;
+        // Stop it mid-work (shorter timeouts until it is caught running).
+        let first = whole;
+        for (const ms of [300, 100, 30, 10]) {
+          first = await cli([
+            ...guest,
+            "--timeout",
+            `${ms}ms`,
+            "--snapshot-on-exit",
+            file,
+          ]);
+          if (first.code === ExitCode.Timeout) break;
+        }
+        assert.equal(first.code, ExitCode.Timeout, first.err);
+        assert.equal(Deno.statSync(file).mode! & 0o777, 0o600);
+        const rest = await cli(["--restore", file, "--timeout", "120s"]);
+        assert.equal(rest.code, 0, rest.err);
+        assert.match(rest.out, new RegExp(`sum=${sum}\\b`));
+        expectUsage(
+          await cli(["--restore", file, guestPath("hello")]),
+          /--restore resumes a snapshot: give no guest image/,
+        );
+        const bad = await cli(["--restore", guestPath("hello")]);
+        assert.equal(bad.code, ExitCode.HostFile, bad.err);
+        assert.match(bad.err, /--restore ".*hello.elf": .*snapshot/);
+        Deno.removeSync(file);
+      },
+    );
+    await t.step(
       "hello exits 0; --arg 5 passes the guest's status 11 through",
       async () => {
         let r = await cli([hello]);

@@ -27,6 +27,7 @@ import {
 /** The usage text of `--help`. */
 export const USAGE =
   `usage: deno run --allow-ffi --allow-read cli.ts [options] <guest.elf>
+       deno run --allow-ffi --allow-read --allow-write cli.ts [options] --restore FILE
 
 Boots an x86-64 ELF64 guest (or a Multiboot v1 kernel) with the standard
 devices; COM1 output goes to stdout and stdin goes to COM1.
@@ -51,6 +52,10 @@ boot:
   --module PATH            multiboot module, repeatable
 run:
   --timeout DURATION       stop after e.g. 10s, 500ms, 2m; 0 for none (default 10s)
+  --snapshot-on-exit FILE  save a snapshot (mode 0600) when the run ends by
+                           timeout, Ctrl-A x or SIGINT; resume it with --restore
+  --restore FILE           resume a snapshot instead of booting an image (RAM
+                           size and irqchip come from it; devices from the flags)
   --no-stdin               do not connect stdin to COM1
   --stats[=json|text]      print run statistics to stderr at exit (default json)
   -v, --verbose            more log output (repeat for debug)
@@ -68,8 +73,12 @@ guest's debug-exit status (v << 1) | 1; 2 usage error; 66 host file error;
 
 /** Everything needed to boot, after defaults. */
 export interface CliConfig {
-  /** Guest image path. */
+  /** Guest image path ("" when resuming a snapshot). */
   guest: string;
+  /** Snapshot to resume instead of booting `guest`. */
+  restore?: string;
+  /** Where to save a snapshot when the run ends by timeout or interrupt. */
+  snapshotOnExit?: string;
   /** Guest arguments. */
   args: bigint[];
   /** Kernel command line. */
@@ -297,6 +306,8 @@ interface CliValues {
   timeout: Str;
   "no-stdin": Flag;
   stats: Str;
+  "snapshot-on-exit": Str;
+  restore: Str;
   verbose?: boolean[];
   "log-level": Str;
   version: Flag;
@@ -321,6 +332,8 @@ const CLI_SPECS: Record<string, ArgSpec> = {
   timeout: { type: "string" },
   "no-stdin": { type: "boolean" },
   stats: { type: "string" },
+  "snapshot-on-exit": { type: "string" },
+  restore: { type: "string" },
   verbose: { type: "boolean", short: "v", multiple: true },
   "log-level": { type: "string" },
   version: { type: "boolean", short: "V" },
@@ -361,7 +374,15 @@ export function parseCli(
       }`,
     );
   }
-  const guest = parsed.positionals[0] ?? file.guest;
+  const restore = v.restore;
+  if (restore !== undefined && parsed.positionals.length > 0) {
+    throw new UsageError(
+      "--restore resumes a snapshot: give no guest image with it",
+    );
+  }
+  const guest = restore !== undefined
+    ? ""
+    : parsed.positionals[0] ?? file.guest;
   if (guest === undefined) {
     throw new UsageError(
       "no guest image (give a path, or boot-source.kernel_image_path in --config)",
@@ -406,6 +427,10 @@ export function parseCli(
     kind: "run",
     config: {
       guest,
+      ...(restore === undefined ? {} : { restore }),
+      ...(v["snapshot-on-exit"] === undefined
+        ? {}
+        : { snapshotOnExit: v["snapshot-on-exit"] }),
       args: guestArgs,
       cmdline: v.cmdline ?? file.cmdline,
       modules: v.module ?? file.modules ?? [],
