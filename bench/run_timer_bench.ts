@@ -41,6 +41,7 @@ const COLOURS: Record<Method, string> = {
   "pv-catchup": "#9467bd",
   "hyperlight-sleep": "#d62728",
   "lapic-tsc-deadline": "#ff7f0e",
+  hpet: "#8c564b",
 };
 
 /** Issue targets. */

@@ -8,52 +8,14 @@
  * The handler records rdtsc while count < N and EOIs the LAPIC. When
  * count == N: outl 107 <- 0 (stop), then outb 108 (halt). */
 #include "lib/rt.h"
-
-#define MAX_TICKS 4000
-
-static volatile u64 *const res = (volatile u64 *)RESULTS_BASE;
-u64 n_ticks;
-
-/* The tick handler, in a dozen instructions: this KVM emulates every guest
- * instruction (~1 M/s), so the generic stub + C dispatch (~150
- * instructions) would itself take longer than a 100 us period. Records
- * rdtsc at res[2 + count] while count < n_ticks, then EOIs the LAPIC. */
-void fast_tick(void);
-__asm__(
-    ".text\n"
-    ".globl fast_tick\n"
-    "fast_tick:\n"
-    "  push %rax\n"
-    "  push %rdx\n"
-    "  push %rcx\n"
-    "  mov $0x200008, %ecx\n"          /* &res[1] */
-    "  mov (%rcx), %rcx\n"
-    "  cmp n_ticks(%rip), %rcx\n"
-    "  jae 1f\n"
-    "  rdtsc\n"
-    "  shl $32, %rdx\n"
-    "  or %rdx, %rax\n"
-    "  mov %rax, 0x200010(,%rcx,8)\n"
-    "  inc %rcx\n"
-    "  mov %rcx, 0x200008\n"
-    "1:\n"
-    "  mov $0xfee000b0, %ecx\n"        /* LAPIC EOI */
-    "  movl $0, (%rcx)\n"
-    "  pop %rcx\n"
-    "  pop %rdx\n"
-    "  pop %rax\n"
-    "  iretq\n");
+#include "lib/ticks.h"
 
 int main(u64 arg0, u64 arg1, u64 arg2, u64 arg3)
 {
     u32 period_us = arg0 ? (u32)arg0 : 1000;
-    n_ticks = arg1 ? arg1 : 100;
-    if (n_ticks > MAX_TICKS) n_ticks = MAX_TICKS;
+    ticks_init(arg1 ? arg1 : 100);
     u8 vector = arg2 ? (u8)arg2 : 0x20;
     u32 pin = (u32)arg3;
-
-    res[0] = RESULTS_MAGIC;
-    res[1] = 0;
 
     idt_init();
     idt_set_entry(vector, (u64)fast_tick);
@@ -69,11 +31,11 @@ int main(u64 arg0, u64 arg1, u64 arg2, u64 arg3)
     outl(PORT_PVTIMER, period_us);
     for (;;) {
         cli();
-        if (res[1] >= n_ticks)
+        if (tick_res[1] >= n_ticks)
             break;
         sti_hlt();
     }
     outl(PORT_PVTIMER, 0);
-    kprintf("timer: done count=%lu\n", res[1]);
+    kprintf("timer: done count=%lu\n", tick_res[1]);
     halt_done();
 }

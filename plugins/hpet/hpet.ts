@@ -90,7 +90,17 @@ export interface HpetOptions {
   readonly legacyIrq0Gsi: number;
   /** GSI of the legacy route of timer 1 (IRQ8). */
   readonly legacyIrq8Gsi: number;
+  /**
+   * What a periodic timer serviced late by whole periods does: `catchup`
+   * (default) still raises every period's interrupt, spaced by a quarter
+   * period, up to {@link HPET_CATCHUP_CAP} periods behind (more are
+   * skipped and counted); `coalesce` raises one and counts the rest.
+   */
+  readonly lateTicks?: "catchup" | "coalesce";
 }
+
+/** Periods a periodic timer may owe before the rest are skipped (1 s at 1 ms). */
+export const HPET_CATCHUP_CAP = 1000n;
 
 /** Counters. */
 export interface HpetStats {
@@ -98,6 +108,8 @@ export interface HpetStats {
   interrupts: number;
   /** Periods skipped because the host serviced a periodic timer late. */
   missedPeriods: number;
+  /** Late periods whose interrupt was still raised (catch-up). */
+  caughtUp: number;
   /** Accesses of an unsupported width or to an unknown register. */
   badAccesses: number;
 }
@@ -185,14 +197,17 @@ export class Hpet {
   readonly stats: HpetStats = {
     interrupts: 0,
     missedPeriods: 0,
+    caughtUp: 0,
     badAccesses: 0,
   };
+  readonly #catchUp: boolean;
 
   /** Create the block at power-on state. */
   constructor(options: HpetOptions) {
     this.#clock = options.clock;
     this.#sink = options.sink;
     this.#legacy = [options.legacyIrq0Gsi, options.legacyIrq8Gsi];
+    this.#catchUp = (options.lateTicks ?? "catchup") === "catchup";
     for (let i = 0; i < HPET_TIMERS; i++) {
       this.#timers.push({
         config: 0n,
@@ -520,6 +535,7 @@ export class Hpet {
     if (!this.#enabled) return null;
     const cur = this.#counterAt(now);
     let next: bigint | null = null;
+    let owedAt: number | null = null; // a catch-up tick is due: when to raise it
     for (let i = 0; i < HPET_TIMERS; i++) {
       const t = this.#timers[i];
       if (t.fireAt !== null && t.fireAt <= cur) {
@@ -527,8 +543,16 @@ export class Hpet {
         const width = (t.config & HPET_TN.MODE32) ? M32 : M64;
         if ((t.config & HPET_TN.PERIODIC) && t.period > 0n) {
           const late = (cur - t.fireAt) / t.period;
-          this.stats.missedPeriods += Number(late);
-          const steps = late + 1n;
+          let steps = late + 1n;
+          if (this.#catchUp && late > 0n && late <= HPET_CATCHUP_CAP) {
+            // Owe the late periods: one now, the next a quarter period on.
+            steps = 1n;
+            this.stats.caughtUp++;
+            const at = now + Number(t.period) * TICK_NS / 4;
+            owedAt = owedAt === null ? at : Math.min(owedAt, at);
+          } else {
+            this.stats.missedPeriods += Number(late);
+          }
           t.fireAt += steps * t.period;
           t.comparator = (t.comparator + steps * t.period) & width;
         } else if (t.config & HPET_TN.MODE32) {
@@ -541,8 +565,9 @@ export class Hpet {
         next = t.fireAt;
       }
     }
-    if (next === null) return null;
-    return this.#t0 + Number(next - this.#base) * TICK_NS;
+    if (next === null) return owedAt;
+    const due = this.#t0 + Number(next - this.#base) * TICK_NS;
+    return owedAt !== null && due <= now ? owedAt : due;
   }
 
   /** Level timers' interrupt status (`GINTR_STA`). */

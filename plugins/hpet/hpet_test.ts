@@ -1,12 +1,18 @@
 import assert from "node:assert/strict";
 import type { MsiMessage } from "../../bus/types.ts";
 import { FakeClock } from "../testing/fake_context.ts";
-import { Hpet, HPET_CFG, HPET_REG, HPET_TN } from "./hpet.ts";
+import {
+  Hpet,
+  HPET_CATCHUP_CAP,
+  HPET_CFG,
+  HPET_REG,
+  HPET_TN,
+} from "./hpet.ts";
 
 const T0 = HPET_REG.TIMER;
 const tn = (n: number, r: number) => HPET_REG.TIMER + 0x20 * n + r;
 
-function device() {
+function device(lateTicks: "catchup" | "coalesce" = "coalesce") {
   const clock = new FakeClock();
   const lines: string[] = [];
   const msis: MsiMessage[] = [];
@@ -14,6 +20,7 @@ function device() {
     clock,
     legacyIrq0Gsi: 2,
     legacyIrq8Gsi: 8,
+    lateTicks,
     sink: {
       setLine: (g, l) => lines.push(`${g}${l ? "+" : "-"}`),
       msi: (m) => msis.push(m),
@@ -127,6 +134,35 @@ Deno.test("hpet: periodic with the set-accumulator rule", () => {
     n++;
   }
   assert.equal((when - 5_000) % 10_000, 0);
+});
+
+Deno.test("hpet: catch-up raises every late period, spaced, up to the cap", () => {
+  const { hpet, lines, at } = device("catchup");
+  hpet.write(HPET_REG.CONFIG, 4, HPET_CFG.ENABLE);
+  hpet.write(
+    T0,
+    4,
+    HPET_TN.ENABLE | HPET_TN.PERIODIC | HPET_TN.VAL_SET |
+      (20n << HPET_TN.ROUTE_SHIFT),
+  );
+  hpet.write(T0 + 8, 8, 1000n); // every 10 µs
+  assert.equal(at(0), 10_000);
+  // Serviced 3.5 periods late: one interrupt now, the owed ones a quarter
+  // period apart, then back in phase; none counted missed.
+  let next = at(45_000)!;
+  assert.equal(next, 47_500, "the next owed tick a quarter period on");
+  while (next < 60_000) next = at(next)!;
+  assert.equal(
+    lines.filter((l) => l === "20+").length,
+    5,
+    "matches at 10..50 µs",
+  );
+  assert.equal(hpet.stats.missedPeriods, 0);
+  assert.ok(hpet.stats.caughtUp >= 3, `${hpet.stats.caughtUp}`);
+  assert.equal(next, 60_000, "in phase again");
+  // Beyond the cap the rest are skipped and counted.
+  at(60_000 + Number(HPET_CATCHUP_CAP + 5n) * 10_000);
+  assert.equal(hpet.stats.missedPeriods, Number(HPET_CATCHUP_CAP + 5n));
 });
 
 Deno.test("hpet: 32-bit mode compares the low half and wraps", () => {
