@@ -1,13 +1,7 @@
 import assert from "node:assert/strict";
 import type { MsiMessage } from "../../bus/types.ts";
 import { FakeClock } from "../testing/fake_context.ts";
-import {
-  Hpet,
-  HPET_CATCHUP_CAP,
-  HPET_CFG,
-  HPET_REG,
-  HPET_TN,
-} from "./hpet.ts";
+import { Hpet, HPET_CATCHUP_CAP, HPET_CFG, HPET_REG, HPET_TN } from "./hpet.ts";
 
 const T0 = HPET_REG.TIMER;
 const tn = (n: number, r: number) => HPET_REG.TIMER + 0x20 * n + r;
