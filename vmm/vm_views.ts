@@ -9,7 +9,7 @@
  */
 import { AbiConst } from "../ffi/abi.ts";
 import type { CoreVm } from "../ffi/core_vm.ts";
-import { ExitRecordView, RECORD_LEN } from "../ffi/exit_record.ts";
+import { ExitRecordView } from "../ffi/exit_record.ts";
 import { RamView } from "./guest_memory.ts";
 
 /** What the finalizer needs to release a VM nobody closed. */
@@ -39,12 +39,6 @@ const finalizer = new FinalizationRegistry<Holder>((h) => {
   }
 });
 
-function buffer(address: bigint, length: number): ArrayBuffer {
-  const ptr = Deno.UnsafePointer.create(address);
-  if (ptr === null) throw new Error("core returned a null pointer");
-  return Deno.UnsafePointerView.getArrayBuffer(ptr, length);
-}
-
 /**
  * A VM's views of its core memory. `detach()` (at close) unregisters the
  * finalizer and detaches every view; the caller then destroys the core VM.
@@ -59,9 +53,9 @@ export class CoreViews {
 
   /** Map the views of `core`; `created` says where the VM was made. */
   constructor(core: CoreVm, created: string) {
-    const recBuf = buffer(core.recordAddress(0), RECORD_LEN);
-    const mem = core.memory();
-    const ramBuf = buffer(mem.address, mem.size);
+    const recBuf = core.recordBuffer(0);
+    const ramBuf = core.memoryBuffer();
+    const mem = { size: ramBuf.byteLength };
     this.#buffers = [recBuf, ramBuf];
     this.record = new ExitRecordView(recBuf);
     this.ram = new RamView(new Uint8Array(ramBuf), {

@@ -1,0 +1,78 @@
+/**
+ * The napi backend: the core's napi-rs addon (`napi/`, a `.node` file)
+ * loaded with `require`, which Node, Bun and Deno (Node-API support) all
+ * provide. The addon exports the C ABI's `dv_*` functions under their own
+ * names with the call shapes of the `Deno.dlopen` table (u64 as number or
+ * BigInt, pointers as typed arrays), so `CoreVm` calls it unchanged; the
+ * exit record and guest RAM come as external (zero-copy) ArrayBuffers.
+ *
+ * @module
+ */
+
+import { createRequire } from "node:module";
+import { ABI_VERSION } from "./abi.ts";
+import { type CoreBackend, CoreError } from "./backend.ts";
+import type { CoreSymbols } from "./library.ts";
+
+/** The addon's exports beyond the C ABI's functions. */
+interface AddonExtras {
+  dv_last_error_string(): string;
+  dv_vcpu_record_buffer(vm: number, vcpu: number): ArrayBuffer;
+  dv_vm_memory_buffer(vm: number): ArrayBuffer;
+}
+
+/**
+ * Load the addon at `path` and check its ABI version; errors name the
+ * cause (no file, not an addon, another ABI) and the fix (`hints`).
+ *
+ * @example
+ * ```ts ignore
+ * import { openNapiBackend } from "./napi_backend.ts";
+ * const b = openNapiBackend("napi/denovmm.linux-x64-gnu.node");
+ * console.log(b.kind); // "napi"
+ * ```
+ */
+export function openNapiBackend(
+  path: string,
+  hints: string[] = [],
+): CoreBackend {
+  let mod: CoreSymbols & AddonExtras;
+  try {
+    mod = createRequire(import.meta.url)(path);
+  } catch (e) {
+    const msg = (e as Error).message;
+    const why = /cannot find|ENOENT|no such file/i.test(msg)
+      ? `no napi addon at ${path}`
+      : `${path} could not be loaded as the denovmm napi addon (${msg})`;
+    throw new Error(
+      `cannot load the denovmm core: ${why}; ` +
+        [...hints, "build it with `cd napi && npm install && npm run build`"]
+          .join("; "),
+    );
+  }
+  if (typeof mod.dv_abi_version !== "function") {
+    throw new Error(
+      `cannot load the denovmm core: ${path} is a Node-API addon but not ` +
+        "the denovmm one (no dv_abi_version)",
+    );
+  }
+  const version = mod.dv_abi_version();
+  if (version !== ABI_VERSION) {
+    throw new Error(
+      `cannot load the denovmm core: ${path} speaks ABI ${version} and this ` +
+        `module ABI ${ABI_VERSION}; rebuild the addon from the same version`,
+    );
+  }
+  return {
+    kind: "napi",
+    symbols: mod,
+    path,
+    check(rc: number, what: string): number {
+      if (rc >= 0) return rc;
+      const msg = mod.dv_last_error_string();
+      throw new CoreError(rc, `${what}: ${msg || `error ${rc}`}`);
+    },
+    recordBuffer: (vm, vcpu) => mod.dv_vcpu_record_buffer(vm, vcpu),
+    memoryBuffer: (vm) => mod.dv_vm_memory_buffer(vm),
+  };
+}
