@@ -41,8 +41,8 @@ export function check(dv, rc, what) {
   return rc;
 }
 
-/** A VM booted from guests/build/<name>.elf with args[0] = arg0. */
-export function createVm(dv, { elf, arg0 = 0, memSize = 16 << 20 }) {
+/** A VM loaded with guests/build/<elf>.elf and its four arguments. */
+export function createVm(dv, { elf, arg0 = 0, args = [arg0], memSize = 16 << 20 }) {
   const cfg = new DataView(new ArrayBuffer(16));
   cfg.setBigUint64(0, BigInt(memSize), true);
   cfg.setUint32(8, 0, true); // DV_IRQCHIP_MODE_KERNEL
@@ -51,8 +51,9 @@ export function createVm(dv, { elf, arg0 = 0, memSize = 16 << 20 }) {
   check(dv, dv.dv_vm_create(cfg, out), "create VM");
   const vm = out[0];
   const image = readFileSync(join(ROOT, "guests", "build", `${elf}.elf`));
-  const args = new BigUint64Array([BigInt(arg0), 0n, 0n, 0n]);
-  check(dv, dv.dv_vm_load_elf(vm, image, image.length, args), "load ELF");
+  const a = new BigUint64Array(4);
+  args.forEach((v, i) => a[i] = BigInt(v));
+  check(dv, dv.dv_vm_load_elf(vm, image, image.length, a), "load ELF");
   return vm;
 }
 
