@@ -10,6 +10,7 @@
  */
 
 import { createRequire } from "node:module";
+import { resolve } from "node:path";
 import { ABI_VERSION } from "./abi.ts";
 import { type CoreBackend, CoreError } from "./backend.ts";
 import type { CoreSymbols } from "./library.ts";
@@ -38,7 +39,8 @@ export function openNapiBackend(
 ): CoreBackend {
   let mod: CoreSymbols & AddonExtras;
   try {
-    mod = createRequire(import.meta.url)(path);
+    // relative to the working directory, as dlopen reads a path
+    mod = createRequire(import.meta.url)(resolve(path));
   } catch (e) {
     const msg = (e as Error).message;
     const why = /cannot find|ENOENT|no such file/i.test(msg)

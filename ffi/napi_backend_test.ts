@@ -90,3 +90,21 @@ Deno.test({
     );
   },
 });
+
+Deno.test("napi backend: load errors name the cause and the fix", () => {
+  assert.throws(
+    () => openLibrary("/nonexistent/denovmm.node"),
+    /no napi addon at \/nonexistent\/denovmm\.node; .*npm run build/,
+  );
+  const dir = Deno.makeTempDirSync();
+  try {
+    const fake = `${dir}/fake.node`;
+    Deno.writeTextFileSync(fake, "not an ELF");
+    assert.throws(
+      () => openLibrary(fake),
+      /fake\.node could not be loaded as the denovmm napi addon/,
+    );
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
