@@ -1,5 +1,7 @@
 // Per-exit cost of the napi path on Node against the C loop, interleaved:
 //   node napi/bench/exit_bench.mjs [count=20000] [rounds=7]
+// With ./deno present, each round also runs the same JS loop under Deno
+// (bench/exit_loop_leg.ts) on the Deno FFI backend and on the addon.
 // Each round runs bench/c_loop.c (plain KVM ioctls, no denovmm code) and
 // then Node driving the same `exits` guest (count x `outb 0x80`, then
 // `outl 0xF4`) through the addon, with the exit loop and a plugin-like
@@ -11,7 +13,7 @@ import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import {
-  addon, check, createVm, missing, Off, Reason, ROOT,
+  ADDON_PATH, addon, check, createVm, missing, Off, Reason, ROOT,
 } from "../test/harness.mjs";
 
 const count = Number(process.argv[2] ?? 20000);
@@ -67,6 +69,15 @@ function napiRound(dv) {
   }
 }
 
+/** The Deno leg on `library` (undefined: Deno.dlopen of the .so). */
+function denoRound(library) {
+  const out = execFileSync(join(ROOT, "deno"), [
+    "run", "-A", join(ROOT, "bench", "exit_loop_leg.ts"), `${count}`,
+    ...(library ? [library] : []),
+  ], { encoding: "utf8", env: { ...process.env, NO_COLOR: "1" } });
+  return JSON.parse(out.trim().split("\n").at(-1)).ns_per_exit;
+}
+
 const why = missing();
 if (why) {
   console.error(`napi exit bench: ${why}`);
@@ -74,20 +85,27 @@ if (why) {
 }
 const dv = addon();
 const bin = cLoop();
+const deno = existsSync(join(ROOT, "deno"));
+const legs = {
+  napi_node: () => napiRound(dv),
+  ...(deno ? {
+    ffi_deno: () => denoRound(),
+    napi_deno: () => denoRound(ADDON_PATH),
+  } : {}),
+};
 const rows = [];
 for (let i = 0; i < rounds + 1; i++) {
-  const c = cRound(bin);
-  const n = napiRound(dv);
-  if (i > 0) rows.push({ c, n, ratio: n / c }); // round 0 warms up
+  const row = { c: cRound(bin) };
+  for (const [k, f] of Object.entries(legs)) row[k] = f();
+  if (i > 0) rows.push(row); // round 0 warms up
 }
-const sorted = (k) => rows.map((r) => r[k]).sort((a, b) => a - b);
-const med = (a) => a[a.length >> 1];
-const rs = sorted("ratio");
-console.log(JSON.stringify({
-  count, rounds,
-  c_ns_per_exit: +med(sorted("c")).toFixed(0),
-  napi_ns_per_exit: +med(sorted("n")).toFixed(0),
-  ratio_median: +med(rs).toFixed(3),
-  ratio_min: +rs[0].toFixed(3),
-  ratio_max: +rs.at(-1).toFixed(3),
-}));
+const med = (a) => [...a].sort((x, y) => x - y)[a.length >> 1];
+const result = { count, rounds, c_ns_per_exit: Math.round(med(rows.map((r) => r.c))) };
+for (const k of Object.keys(legs)) {
+  const ratios = rows.map((r) => r[k] / r.c).sort((x, y) => x - y);
+  result[k] = {
+    ns_per_exit: Math.round(med(rows.map((r) => r[k]))),
+    ratio_to_c: { median: +med(ratios).toFixed(3), min: +ratios[0].toFixed(3), max: +ratios.at(-1).toFixed(3) },
+  };
+}
+console.log(JSON.stringify(result));
