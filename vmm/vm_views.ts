@@ -40,6 +40,15 @@ const finalizer = new FinalizationRegistry<Holder>((h) => {
 });
 
 /**
+ * Detach `b` so every view of it throws: `transfer(0)` where the runtime
+ * has it (Deno, Node >= 21), else a transferring `structuredClone` (Node 20).
+ */
+function detachBuffer(b: ArrayBuffer): void {
+  if (typeof b.transfer === "function") b.transfer(0);
+  else structuredClone(b, { transfer: [b] });
+}
+
+/**
  * A VM's views of its core memory. `detach()` (at close) unregisters the
  * finalizer and detaches every view; the caller then destroys the core VM.
  */
@@ -71,6 +80,6 @@ export class CoreViews {
   /** Detach every view (they throw from now on); no finalizer runs. */
   detach(): void {
     finalizer.unregister(this.#holder);
-    for (const b of this.#buffers) b.transfer(0);
+    for (const b of this.#buffers) detachBuffer(b);
   }
 }
