@@ -64,7 +64,7 @@ impl FromNapiValue for U64 {
             let mut d = 0f64;
             // SAFETY: v is a number (checked above); d is a local.
             napi::check_status!(unsafe { sys::napi_get_value_double(env, v, &mut d) })?;
-            if !(d >= 0.0 && d <= 9_007_199_254_740_991.0 && d.fract() == 0.0) {
+            if !((0.0..=9_007_199_254_740_991.0).contains(&d) && d.fract() == 0.0) {
                 return Err(Error::new(Status::InvalidArg, format!("{d} is not a u64 (a non-negative safe integer)")));
             }
             return Ok(U64(d as u64));
@@ -103,8 +103,9 @@ impl FromNapiValue for Buf {
         let (mut is_ta, mut is_dv, mut is_ab) = (false, false, false);
         let mut data: *mut std::ffi::c_void = ptr::null_mut();
         let mut len = 0usize;
-        // SAFETY (all calls below): env/v are valid; out pointers are locals;
-        // each *_info call runs only after its is_* check succeeded.
+        // SAFETY: env/v are valid (from the N-API callback); every out
+        // pointer is a local; each *_info call runs only after its is_*
+        // check succeeded.
         unsafe {
             napi::check_status!(sys::napi_is_typedarray(env, v, &mut is_ta))?;
             if is_ta {
