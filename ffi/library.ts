@@ -15,7 +15,11 @@
 import { ABI_VERSION } from "./abi.ts";
 import { type CoreBackend, CoreError, isAddonPath } from "./backend.ts";
 import { RECORD_LEN } from "./exit_record.ts";
-import { openNapiBackend } from "./napi_backend.ts";
+import {
+  findPlatformAddon,
+  openNapiBackend,
+  PLATFORM_PACKAGE,
+} from "./napi_backend.ts";
 
 const VM = "u32";
 
@@ -283,8 +287,14 @@ export function openLibrary(path?: string): CoreLibrary {
   if (path === undefined) {
     const { env, readable } = readEnv();
     const l = locateLibrary(env, readable, import.meta.url);
+    // no DENOVMM_LIB and no build beside the module (a JSR/npm install):
+    // the prebuilt addon of the npm platform package, if installed
+    if (!l.path) l.path = findPlatformAddon();
     if (!l.path) {
-      throw new Error(`cannot load the denovmm core: ${l.hints.join("; ")}`);
+      throw new Error(
+        `cannot load the denovmm core: ${l.hints.join("; ")}; or install ` +
+          `the prebuilt addon: npm install ${PLATFORM_PACKAGE}`,
+      );
     }
     path = l.path;
     hints = l.hints;

@@ -15,6 +15,30 @@ import { ABI_VERSION } from "./abi.ts";
 import { type CoreBackend, CoreError } from "./backend.ts";
 import type { CoreSymbols } from "./library.ts";
 
+/** The npm package holding this platform's prebuilt addon. */
+export const PLATFORM_PACKAGE = "@denovmm/core-linux-x64-gnu";
+
+/**
+ * The prebuilt addon of the npm platform package as Node would resolve it
+ * from `fromDir` (default: the working directory), or undefined when it
+ * is not installed there (or reading is not allowed).
+ *
+ * @example
+ * ```ts ignore
+ * import { findPlatformAddon } from "./napi_backend.ts";
+ * console.log(findPlatformAddon()); // .../node_modules/@denovmm/core-linux-x64-gnu/denovmm.linux-x64-gnu.node
+ * ```
+ */
+export function findPlatformAddon(fromDir = "."): string | undefined {
+  try {
+    return createRequire(resolve(fromDir, "package.json")).resolve(
+      PLATFORM_PACKAGE,
+    );
+  } catch {
+    return undefined;
+  }
+}
+
 /** The addon's exports beyond the C ABI's functions. */
 interface AddonExtras {
   dv_last_error_string(): string;

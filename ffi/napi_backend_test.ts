@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { CoreVm, coreVmCount } from "./core_vm.ts";
 import { openLibrary } from "./library.ts";
+import { findPlatformAddon } from "./napi_backend.ts";
 import { bootGuest, HAVE_KVM } from "../tests/kvm.ts";
 import { echoPlugin } from "../plugins/echo/plugin.ts";
 
@@ -107,4 +108,8 @@ Deno.test("napi backend: load errors name the cause and the fix", () => {
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }
+});
+
+Deno.test("napi backend: the npm platform package is looked up from a directory", () => {
+  assert.equal(findPlatformAddon("/nonexistent-dir"), undefined);
 });

@@ -4,13 +4,15 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { pack } from "../pack.mjs";
 import {
-  ADDON_PATH, attach, check, createVm, debugExit, missing, runLoop, serialPort,
+  ADDON_PATH, attach, check, createVm, debugExit, missing, ROOT, runLoop,
+  serialPort,
 } from "./harness.mjs";
 
 const why = missing();
@@ -56,6 +58,44 @@ test("packed tarballs install offline and boot hello", { skip: why ?? false }, (
   } finally {
     check(dv, dv.dv_vm_destroy(vm), "destroy");
   }
+});
+
+const DENO = join(ROOT, "deno");
+
+test("Deno boots hello on the addon of the installed tarballs (npm resolution)", {
+  skip: why ?? (existsSync(DENO) ? false : "no ./deno"),
+}, (t) => {
+  const out = mkdtempSync(join(tmpdir(), "denovmm-tgz-"));
+  t.after(() => rmSync(out, { recursive: true, force: true }));
+  const p = pack(out);
+  const dir = install([p.main, p.platform]);
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const url = (f) => pathToFileURL(join(ROOT, f)).href;
+  writeFileSync(join(dir, "boot.ts"), `
+import { createMachine } from "${url("vmm/machine.ts")}";
+import { openLibrary } from "${url("ffi/library.ts")}";
+import { findPlatformAddon } from "${url("ffi/napi_backend.ts")}";
+const lib = findPlatformAddon();
+if (!lib) throw new Error("platform package not found");
+let out = "";
+const m = createMachine({ libraryPath: lib, serialOutput: (b) => out += String.fromCharCode(b) });
+m.vm.load("${join(ROOT, "guests", "build", "hello.elf")}", [21]);
+const r = m.vm.run({ timeoutMs: 20000 });
+m.vm.close();
+console.log("RESULT " + JSON.stringify({ r, out, lib, kind: openLibrary(lib).kind }));
+`);
+  const text = execFileSync(DENO, ["run", "-A", "--node-modules-dir=manual", "boot.ts"], {
+    cwd: dir,
+    encoding: "utf8",
+    env: { ...process.env, NO_COLOR: "1", DENOVMM_LIB: "" },
+  });
+  const line = text.split("\n").find((l) => l.startsWith("RESULT "));
+  assert.ok(line, text);
+  const got = JSON.parse(line.slice(7));
+  assert.deepEqual(got.r, { reason: "exit", status: 43 });
+  assert.equal(got.out, "hello from denovmm\n");
+  assert.equal(got.kind, "napi");
+  assert.ok(got.lib.startsWith(join(dir, "node_modules")), got.lib);
 });
 
 test("without the platform package the error names it and the fix", { skip: why ?? false }, (t) => {
