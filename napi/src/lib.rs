@@ -25,8 +25,8 @@
 
 use denovmm_core::exit::ExitRecord;
 use denovmm_core::ffi as dv;
-use napi::bindgen_prelude::{ArrayBuffer, FromNapiValue, TypeName, ValidateNapiValue};
-use napi::{sys, Env, Error, Result, Status, ValueType};
+use napi::bindgen_prelude::{FromNapiValue, ToNapiValue, TypeName, ValidateNapiValue};
+use napi::{sys, Error, Result, Status, ValueType};
 use napi_derive::napi;
 use std::mem::size_of;
 use std::ptr;
@@ -245,40 +245,62 @@ fn last_error(what: &str, rc: i32) -> Error {
 }
 
 /// An external ArrayBuffer over core memory that lives until the VM is
-/// destroyed (the contract of `dv_vcpu_record` / `dv_vm_memory`).
-fn external<'e>(env: &'e Env, p: *mut u8, len: usize, what: &str) -> Result<ArrayBuffer<'e>> {
-    // SAFETY: p/len describe core memory valid until dv_vm_destroy, which
-    // the caller must not outlive (the C ABI's rule); the finalizer frees
-    // nothing because the core owns the memory.
-    let ab = unsafe { ArrayBuffer::from_external(env, p, len, (), |_, _| {}) }?;
-    if ab.as_ptr() != p.cast_const() {
-        return Err(Error::new(
-            Status::GenericFailure,
-            format!("{what}: this runtime does not allow external ArrayBuffers (a copy would not be shared)"),
-        ));
+/// destroyed (the contract of `dv_vcpu_record` / `dv_vm_memory`). Made
+/// with `napi_create_external_arraybuffer` directly: no finalizer (the core
+/// owns the memory), the same memory may back several buffers, and a
+/// runtime that refuses external buffers is an error, never a copy.
+pub struct ExternalBuffer {
+    ptr: *mut u8,
+    len: usize,
+    what: &'static str,
+}
+
+impl TypeName for ExternalBuffer {
+    fn type_name() -> &'static str {
+        "ArrayBuffer"
     }
-    Ok(ab)
+    fn value_type() -> ValueType {
+        ValueType::Object
+    }
+}
+
+impl ToNapiValue for ExternalBuffer {
+    unsafe fn to_napi_value(env: sys::napi_env, val: Self) -> Result<sys::napi_value> {
+        let mut out = ptr::null_mut();
+        // SAFETY: env is the calling N-API env; ptr/len describe core memory
+        // valid until dv_vm_destroy, which the caller must not outlive (the
+        // C ABI's rule); no finalizer, so nothing is freed by the engine.
+        let status = unsafe { sys::napi_create_external_arraybuffer(env, val.ptr.cast(), val.len, None, ptr::null_mut(), &mut out) };
+        if status == sys::Status::napi_no_external_buffers_allowed {
+            return Err(Error::new(
+                Status::GenericFailure,
+                format!("{}: this runtime does not allow external ArrayBuffers (a copy would not be shared)", val.what),
+            ));
+        }
+        napi::check_status!(status, "{}: cannot create an external ArrayBuffer", val.what)?;
+        Ok(out)
+    }
 }
 
 /// The exit record of vCPU `vcpu` as an external ArrayBuffer (zero copy,
 /// `sizeof(DvExitRecord)` bytes, layout of `ffi/exit_record.ts`). Throws
 /// with the core's message on error. Valid until `dv_vm_destroy`.
-#[napi(js_name = "dv_vcpu_record_buffer")]
-pub fn dv_vcpu_record_buffer(env: &Env, vm: u32, vcpu: u32) -> Result<ArrayBuffer<'_>> {
+#[napi(js_name = "dv_vcpu_record_buffer", ts_return_type = "ArrayBuffer")]
+pub fn dv_vcpu_record_buffer(vm: u32, vcpu: u32) -> Result<ExternalBuffer> {
     let mut p = 0u64;
     // SAFETY: p is a local u64.
     let rc = unsafe { dv::dv_vcpu_record(vm, vcpu, &mut p) };
     if rc < 0 {
         return Err(last_error("exit record", rc));
     }
-    external(env, p as usize as *mut u8, size_of::<ExitRecord>(), "exit record")
+    Ok(ExternalBuffer { ptr: p as usize as *mut u8, len: size_of::<ExitRecord>(), what: "exit record" })
 }
 
 /// Guest RAM as an external ArrayBuffer (zero copy; host writes are guest
 /// writes). Throws with the core's message on error. Valid until
 /// `dv_vm_destroy`.
-#[napi(js_name = "dv_vm_memory_buffer")]
-pub fn dv_vm_memory_buffer(env: &Env, vm: u32) -> Result<ArrayBuffer<'_>> {
+#[napi(js_name = "dv_vm_memory_buffer", ts_return_type = "ArrayBuffer")]
+pub fn dv_vm_memory_buffer(vm: u32) -> Result<ExternalBuffer> {
     let mut o = [0u64; 2];
     // SAFETY: o holds two u64.
     let rc = unsafe { dv::dv_vm_memory(vm, o.as_mut_ptr()) };
@@ -286,7 +308,7 @@ pub fn dv_vm_memory_buffer(env: &Env, vm: u32) -> Result<ArrayBuffer<'_>> {
         return Err(last_error("guest memory", rc));
     }
     let len = usize::try_from(o[1]).map_err(|_| Error::new(Status::GenericFailure, "RAM too large".to_owned()))?;
-    external(env, o[0] as usize as *mut u8, len, "guest memory")
+    Ok(ExternalBuffer { ptr: o[0] as usize as *mut u8, len, what: "guest memory" })
 }
 
 /// Converts one argument of a plain function to its C type.
