@@ -78,8 +78,8 @@ export function openNapiBackend(
   }
   if (typeof mod.dv_abi_version !== "function") {
     throw new Error(
-      `cannot load the denovmm core: ${path} is a Node-API addon but not ` +
-        "the denovmm one (no dv_abi_version)",
+      `cannot load the denovmm core: ${path} loads but is not the denovmm ` +
+        "addon (no dv_abi_version); point DENOVMM_LIB at denovmm's .node",
     );
   }
   const version = mod.dv_abi_version();

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { CoreVm, coreVmCount } from "./core_vm.ts";
 import { openLibrary } from "./library.ts";
-import { findPlatformAddon } from "./napi_backend.ts";
+import { findPlatformAddon, openNapiBackend } from "./napi_backend.ts";
 import { bootGuest, HAVE_KVM } from "../tests/kvm.ts";
 import { echoPlugin } from "../plugins/echo/plugin.ts";
 
@@ -112,4 +112,25 @@ Deno.test("napi backend: load errors name the cause and the fix", () => {
 
 Deno.test("napi backend: the npm platform package is looked up from a directory", () => {
   assert.equal(findPlatformAddon("/nonexistent-dir"), undefined);
+});
+
+Deno.test("napi backend: another ABI or another addon is refused by name", () => {
+  // require() loads a CommonJS stand-in the same way it loads a .node
+  const dir = Deno.makeTempDirSync();
+  try {
+    const old = `${dir}/old_abi.cjs`;
+    Deno.writeTextFileSync(old, "exports.dv_abi_version = () => 1;");
+    assert.throws(
+      () => openNapiBackend(old),
+      /old_abi\.cjs speaks ABI 1 and this module ABI 2; rebuild the addon/,
+    );
+    const other = `${dir}/other.cjs`;
+    Deno.writeTextFileSync(other, "exports.hello = () => 1;");
+    assert.throws(
+      () => openNapiBackend(other),
+      /other\.cjs loads but is not the denovmm addon/,
+    );
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
 });
