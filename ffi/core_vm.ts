@@ -288,6 +288,24 @@ export class CoreVm {
     );
   }
 
+  /** Which backend reaches the core (`deno-ffi` or `napi`). */
+  get backend(): string {
+    return this.#lib.kind;
+  }
+
+  /**
+   * vCPU `vcpu`'s exit record as a zero-copy `ArrayBuffer` (valid until
+   * {@link destroy}), from whichever backend is in use.
+   */
+  recordBuffer(vcpu: number): ArrayBuffer {
+    return this.#lib.recordBuffer(this.handle, vcpu);
+  }
+
+  /** Guest RAM as a zero-copy `ArrayBuffer` (valid until {@link destroy}). */
+  memoryBuffer(): ArrayBuffer {
+    return this.#lib.memoryBuffer(this.handle);
+  }
+
   /** Address of vCPU `vcpu`'s exit record. */
   recordAddress(vcpu: number): bigint {
     this.check(

@@ -1,5 +1,7 @@
 /**
- * The single `Deno.dlopen` table of the Rust core, and error decoding.
+ * The single `Deno.dlopen` table of the Rust core, error decoding, and
+ * `openLibrary`, which opens the core through the backend its path names:
+ * `Deno.dlopen` for a `.so`, the napi backend for a `.node` addon.
  *
  * Hand-written from `core/include/denovmm.h` (which cbindgen generates from
  * the Rust sources): one symbol per C function, typed. `abi_test.ts` checks
@@ -11,6 +13,13 @@
  */
 
 import { ABI_VERSION } from "./abi.ts";
+import { type CoreBackend, CoreError, isAddonPath } from "./backend.ts";
+import { RECORD_LEN } from "./exit_record.ts";
+import {
+  findPlatformAddon,
+  openNapiBackend,
+  PLATFORM_PACKAGE,
+} from "./napi_backend.ts";
 
 const VM = "u32";
 
@@ -132,45 +141,13 @@ export const SYMBOLS = {
 /** The raw symbol table. */
 export type CoreSymbols = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
 
-/**
- * An error reported by the Rust core.
- *
- * @example
- * ```ts
- * import { CoreError } from "./library.ts";
- * const e = new CoreError(-5, "/dev/kvm is missing");
- * console.log(e.code, e.message);
- * ```
- */
-export class CoreError extends Error {
-  /** Negative core error code (see {@link ErrorCode}). */
-  readonly code: number;
-  /** Create an error from a code and message. */
-  constructor(code: number, message: string) {
-    super(message);
-    this.name = "CoreError";
-    this.code = code;
-  }
-}
+export { CoreError };
 
 /**
- * An opened core library.
- *
- * @example
- * ```ts ignore
- * import { openLibrary } from "./library.ts";
- * const lib = openLibrary();
- * console.log(lib.symbols.dv_abi_version());
- * ```
+ * An opened core library: the {@link CoreBackend} of either runtime (the
+ * name predates the napi backend).
  */
-export interface CoreLibrary {
-  /** Raw symbols. */
-  readonly symbols: CoreSymbols;
-  /** Path the library was loaded from. */
-  readonly path: string;
-  /** Throw a {@link CoreError} for a negative `rc`; return `rc` otherwise. */
-  check(rc: number, what: string): number;
-}
+export type CoreLibrary = CoreBackend;
 
 /** Where the core library comes from, and what is known about it. */
 export interface LibraryLocation {
@@ -222,6 +199,12 @@ export function locateLibrary(
 }
 
 function readEnv(): { env?: string; readable: boolean } {
+  if (typeof Deno === "undefined") {
+    // Node / Bun: no permission model for the environment.
+    const p = (globalThis as { process?: { env: Record<string, string> } })
+      .process;
+    return { env: p?.env.DENOVMM_LIB || undefined, readable: true };
+  }
   const st = Deno.permissions.querySync({
     name: "env",
     variable: "DENOVMM_LIB",
@@ -281,8 +264,17 @@ function loadError(path: string, e: Error, hints: string[]): Error {
 
 const cache = new Map<string, CoreLibrary>();
 
+/** An `ArrayBuffer` over `length` bytes of core memory at `address`. */
+function pointerBuffer(address: bigint, length: number): ArrayBuffer {
+  const ptr = Deno.UnsafePointer.create(address);
+  if (ptr === null) throw new Error("core returned a null pointer");
+  return Deno.UnsafePointerView.getArrayBuffer(ptr, length);
+}
+
 /**
- * Open (once per path and thread) the core library.
+ * Open (once per path and thread) the core library: a `.node` path (from
+ * the argument or `$DENOVMM_LIB`) through the napi backend, any other
+ * through `Deno.dlopen`.
  *
  * @example
  * ```ts ignore
@@ -295,15 +287,26 @@ export function openLibrary(path?: string): CoreLibrary {
   if (path === undefined) {
     const { env, readable } = readEnv();
     const l = locateLibrary(env, readable, import.meta.url);
+    // no DENOVMM_LIB and no build beside the module (a JSR/npm install):
+    // the prebuilt addon of the npm platform package, if installed
+    if (!l.path) l.path = findPlatformAddon();
     if (!l.path) {
-      throw new Error(`cannot load the denovmm core: ${l.hints.join("; ")}`);
+      throw new Error(
+        `cannot load the denovmm core: ${l.hints.join("; ")}; or install ` +
+          `the prebuilt addon: npm install ${PLATFORM_PACKAGE}`,
+      );
     }
     path = l.path;
     hints = l.hints;
   }
   const hit = cache.get(path);
   if (hit) return hit;
-  checkFfiPermission(path);
+  if (typeof Deno !== "undefined") checkFfiPermission(path);
+  if (isAddonPath(path)) {
+    const b = openNapiBackend(path, hints);
+    cache.set(path, b);
+    return b;
+  }
   let dl: Deno.DynamicLibrary<typeof SYMBOLS>;
   try {
     dl = Deno.dlopen(path, SYMBOLS);
@@ -322,7 +325,8 @@ export function openLibrary(path?: string): CoreLibrary {
   }
   const msgBuf = new Uint8Array(1024);
   const decoder = new TextDecoder();
-  const lib: CoreLibrary = {
+  const lib: CoreBackend = {
+    kind: "deno-ffi",
     symbols,
     path,
     check(rc: number, what: string): number {
@@ -332,6 +336,16 @@ export function openLibrary(path?: string): CoreLibrary {
         msgBuf.subarray(0, Math.min(n, msgBuf.length)),
       );
       throw new CoreError(rc, `${what}: ${msg || `error ${rc}`}`);
+    },
+    recordBuffer(vm: number, vcpu: number): ArrayBuffer {
+      const out = new BigUint64Array(1);
+      lib.check(symbols.dv_vcpu_record(vm, vcpu, out), "exit record");
+      return pointerBuffer(out[0], RECORD_LEN);
+    },
+    memoryBuffer(vm: number): ArrayBuffer {
+      const out = new BigUint64Array(2);
+      lib.check(symbols.dv_vm_memory(vm, out), "memory");
+      return pointerBuffer(out[0], Number(out[1]));
     },
   };
   cache.set(path, lib);

@@ -1,7 +1,9 @@
 /**
- * The project's test command (`./deno task test`): builds the core and the
- * guests, runs `cargo test` and `deno test`, streams their output and ends
- * with one line `N passed, M failed` summed over both runners.
+ * The project's test command (`./deno task test`): builds the core, the
+ * napi addon and the guests, runs `cargo test`, `deno test` and the Node
+ * tests of the addon (`node --test napi/test/`, skipped loudly without
+ * `node`), streams their output and ends with one line
+ * `N passed, M failed` summed over all runners.
  *
  * @module
  */
@@ -17,13 +19,15 @@ export interface Tally {
 const ANSI = new RegExp(String.fromCharCode(27) + "\\[[0-9;]*m", "g");
 
 /**
- * Sum `cargo test` ("test result: ok. 5 passed; 0 failed") and `deno test`
- * ("ok | 12 passed (80 steps) | 0 failed") summary lines in `text`.
+ * Sum `cargo test` ("test result: ok. 5 passed; 0 failed"), `deno test`
+ * ("ok | 12 passed (80 steps) | 0 failed") and `node --test` TAP
+ * ("# pass 4" / "# fail 0") summary lines in `text`.
  *
  * @example
  * ```ts
  * import { tally } from "./test_all.ts";
  * console.log(tally("test result: ok. 3 passed; 1 failed; 0 ignored"));
+ * console.log(tally("# tests 4\n# pass 4\n# fail 0\n")); // 4 passed
  * ```
  */
 export function tally(text: string): Tally {
@@ -44,7 +48,44 @@ export function tally(text: string): Tally {
     passed += Number(m[1]);
     failed += Number(m[2]);
   }
+  for (const m of clean.matchAll(/^# pass (\d+)$/gm)) passed += Number(m[1]);
+  for (const m of clean.matchAll(/^# fail (\d+)$/gm)) failed += Number(m[1]);
   return { passed, failed };
+}
+
+/** True when `cmd --version` runs (the tool is installed). */
+async function have(cmd: string): Promise<boolean> {
+  try {
+    const r = await new Deno.Command(cmd, {
+      args: ["--version"],
+      stdout: "null",
+      stderr: "null",
+    }).output();
+    return r.success;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Build the napi addon with plain cargo and copy it to the `.node` name
+ * the Node tests and `napi_backend_test.ts` load (`npm run build` in
+ * `napi/` does the same and regenerates `index.d.ts`).
+ */
+async function buildAddon(root: string): Promise<boolean> {
+  const r = await step("build napi addon", [
+    "cargo",
+    "build",
+    "--release",
+    "--manifest-path",
+    `${root}napi/Cargo.toml`,
+  ]);
+  if (!r.ok) return false;
+  Deno.copyFileSync(
+    `${root}napi/target/release/libdenovmm_napi.so`,
+    `${root}napi/denovmm.linux-x64-gnu.node`,
+  );
+  return true;
 }
 
 async function step(
@@ -91,6 +132,7 @@ if (import.meta.main) {
       `${root}core/Cargo.toml`,
     ])).ok
   ) Deno.exit(1);
+  if (!(await buildAddon(root))) Deno.exit(1);
   if (!(await step("build guests", ["bash", `${root}guests/build.sh`])).ok) {
     Deno.exit(1);
   }
@@ -102,11 +144,32 @@ if (import.meta.main) {
     `${root}core/Cargo.toml`,
   ]);
   const dtest = await step("deno test", [deno, "test", "-A", "--doc"], root);
-  const t = tally(cargo.out + dtest.out);
+  let ntest = { ok: true, out: "" };
+  if (await have("node")) {
+    const files = [...Deno.readDirSync(`${root}napi/test`)]
+      .map((e) => e.name).filter((n) => n.endsWith(".test.mjs")).sort()
+      .map((n) => `${root}napi/test/${n}`);
+    ntest = await step("node test", [
+      "node",
+      "--test",
+      "--test-reporter=tap",
+      ...files,
+    ], root);
+  } else {
+    console.log(
+      "\n*** node is not installed: the Node tests of the napi addon " +
+        "(napi/test/*.test.mjs) are SKIPPED ***",
+    );
+  }
+  const t = tally(cargo.out + dtest.out + ntest.out);
   // A runner that failed without a failing test (a type error, a crash)
   // counts as one failure, so the summary never reads clean when it is not.
   for (
-    const [name, r] of [["cargo test", cargo], ["deno test", dtest]] as const
+    const [name, r] of [
+      ["cargo test", cargo],
+      ["deno test", dtest],
+      ["node test", ntest],
+    ] as const
   ) {
     const counted = tally(r.out).failed;
     if (!r.ok && counted === 0) {
@@ -114,7 +177,7 @@ if (import.meta.main) {
       t.failed++;
     }
   }
-  const ok = cargo.ok && dtest.ok && t.failed === 0 && t.passed > 0;
+  const ok = cargo.ok && dtest.ok && ntest.ok && t.failed === 0 && t.passed > 0;
   console.log(`\n${t.passed} passed, ${t.failed} failed`);
   Deno.exit(ok ? 0 : 1);
 }

@@ -9,7 +9,7 @@
  */
 import { AbiConst } from "../ffi/abi.ts";
 import type { CoreVm } from "../ffi/core_vm.ts";
-import { ExitRecordView, RECORD_LEN } from "../ffi/exit_record.ts";
+import { ExitRecordView } from "../ffi/exit_record.ts";
 import { RamView } from "./guest_memory.ts";
 
 /** What the finalizer needs to release a VM nobody closed. */
@@ -39,10 +39,13 @@ const finalizer = new FinalizationRegistry<Holder>((h) => {
   }
 });
 
-function buffer(address: bigint, length: number): ArrayBuffer {
-  const ptr = Deno.UnsafePointer.create(address);
-  if (ptr === null) throw new Error("core returned a null pointer");
-  return Deno.UnsafePointerView.getArrayBuffer(ptr, length);
+/**
+ * Detach `b` so every view of it throws: `transfer(0)` where the runtime
+ * has it (Deno, Node >= 21), else a transferring `structuredClone` (Node 20).
+ */
+function detachBuffer(b: ArrayBuffer): void {
+  if (typeof b.transfer === "function") b.transfer(0);
+  else structuredClone(b, { transfer: [b] });
 }
 
 /**
@@ -59,9 +62,9 @@ export class CoreViews {
 
   /** Map the views of `core`; `created` says where the VM was made. */
   constructor(core: CoreVm, created: string) {
-    const recBuf = buffer(core.recordAddress(0), RECORD_LEN);
-    const mem = core.memory();
-    const ramBuf = buffer(mem.address, mem.size);
+    const recBuf = core.recordBuffer(0);
+    const ramBuf = core.memoryBuffer();
+    const mem = { size: ramBuf.byteLength };
     this.#buffers = [recBuf, ramBuf];
     this.record = new ExitRecordView(recBuf);
     this.ram = new RamView(new Uint8Array(ramBuf), {
@@ -77,6 +80,6 @@ export class CoreViews {
   /** Detach every view (they throw from now on); no finalizer runs. */
   detach(): void {
     finalizer.unregister(this.#holder);
-    for (const b of this.#buffers) b.transfer(0);
+    for (const b of this.#buffers) detachBuffer(b);
   }
 }

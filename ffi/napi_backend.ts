@@ -1,0 +1,104 @@
+/**
+ * The napi backend: the core's napi-rs addon (`napi/`, a `.node` file)
+ * loaded with `require`, which Node, Bun and Deno (Node-API support) all
+ * provide. The addon exports the C ABI's `dv_*` functions under their own
+ * names with the call shapes of the `Deno.dlopen` table (u64 as number or
+ * BigInt, pointers as typed arrays), so `CoreVm` calls it unchanged; the
+ * exit record and guest RAM come as external (zero-copy) ArrayBuffers.
+ *
+ * @module
+ */
+
+import { createRequire } from "node:module";
+import { resolve } from "node:path";
+import { ABI_VERSION } from "./abi.ts";
+import { type CoreBackend, CoreError } from "./backend.ts";
+import type { CoreSymbols } from "./library.ts";
+
+/** The npm package holding this platform's prebuilt addon. */
+export const PLATFORM_PACKAGE = "@denovmm/core-linux-x64-gnu";
+
+/**
+ * The prebuilt addon of the npm platform package as Node would resolve it
+ * from `fromDir` (default: the working directory), or undefined when it
+ * is not installed there (or reading is not allowed).
+ *
+ * @example
+ * ```ts ignore
+ * import { findPlatformAddon } from "./napi_backend.ts";
+ * console.log(findPlatformAddon()); // .../node_modules/@denovmm/core-linux-x64-gnu/denovmm.linux-x64-gnu.node
+ * ```
+ */
+export function findPlatformAddon(fromDir = "."): string | undefined {
+  try {
+    return createRequire(resolve(fromDir, "package.json")).resolve(
+      PLATFORM_PACKAGE,
+    );
+  } catch {
+    return undefined;
+  }
+}
+
+/** The addon's exports beyond the C ABI's functions. */
+interface AddonExtras {
+  dv_last_error_string(): string;
+  dv_vcpu_record_buffer(vm: number, vcpu: number): ArrayBuffer;
+  dv_vm_memory_buffer(vm: number): ArrayBuffer;
+}
+
+/**
+ * Load the addon at `path` and check its ABI version; errors name the
+ * cause (no file, not an addon, another ABI) and the fix (`hints`).
+ *
+ * @example
+ * ```ts ignore
+ * import { openNapiBackend } from "./napi_backend.ts";
+ * const b = openNapiBackend("napi/denovmm.linux-x64-gnu.node");
+ * console.log(b.kind); // "napi"
+ * ```
+ */
+export function openNapiBackend(
+  path: string,
+  hints: string[] = [],
+): CoreBackend {
+  let mod: CoreSymbols & AddonExtras;
+  try {
+    // relative to the working directory, as dlopen reads a path
+    mod = createRequire(import.meta.url)(resolve(path));
+  } catch (e) {
+    const msg = (e as Error).message;
+    const why = /cannot find|ENOENT|no such file/i.test(msg)
+      ? `no napi addon at ${path}`
+      : `${path} could not be loaded as the denovmm napi addon (${msg})`;
+    throw new Error(
+      `cannot load the denovmm core: ${why}; ` +
+        [...hints, "build it with `cd napi && npm install && npm run build`"]
+          .join("; "),
+    );
+  }
+  if (typeof mod.dv_abi_version !== "function") {
+    throw new Error(
+      `cannot load the denovmm core: ${path} loads but is not the denovmm ` +
+        "addon (no dv_abi_version); point DENOVMM_LIB at denovmm's .node",
+    );
+  }
+  const version = mod.dv_abi_version();
+  if (version !== ABI_VERSION) {
+    throw new Error(
+      `cannot load the denovmm core: ${path} speaks ABI ${version} and this ` +
+        `module ABI ${ABI_VERSION}; rebuild the addon from the same version`,
+    );
+  }
+  return {
+    kind: "napi",
+    symbols: mod,
+    path,
+    check(rc: number, what: string): number {
+      if (rc >= 0) return rc;
+      const msg = mod.dv_last_error_string();
+      throw new CoreError(rc, `${what}: ${msg || `error ${rc}`}`);
+    },
+    recordBuffer: (vm, vcpu) => mod.dv_vcpu_record_buffer(vm, vcpu),
+    memoryBuffer: (vm) => mod.dv_vm_memory_buffer(vm),
+  };
+}
