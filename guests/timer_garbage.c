@@ -141,7 +141,10 @@ int main(u64 arg0, u64 arg1, u64 arg2, u64 arg3)
     outl(PORT_PVTIMER, 0);
     u32 rb_stop = inl(PORT_PVTIMER);
     sti();
-    wait_count(&wdog, wdog + 1, 3);           /* let an in-flight tick land */
+    /* Let a tick already in flight at the stop land: two watchdog ticks, so
+     * the window is at least one whole 10 ms period (the first may be
+     * pending already and come at once). */
+    wait_count(&wdog, wdog + 2, 5);
     u32 t1 = ticks;
     wait_count(&wdog, wdog + 2, 5);
     u32 late = ticks - t1;
