@@ -219,6 +219,8 @@ export const StructFields = {
     "event_thread_realtime",
     "event_thread_cpu_ns",
     "irqfds",
+    "vcpus",
+    "ap_threads",
   ],
 } as const;
 

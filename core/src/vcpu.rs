@@ -318,6 +318,22 @@ impl Vm {
         })
     }
 
+    /// Record a failed run of vCPU `index` (an AP thread's `KVM_RUN`
+    /// error) as an internal error in its exit record.
+    pub(crate) fn mark_failed(&self, index: u32) {
+        let _ = self.with_vcpu(index, |g| {
+            g.record.reason = Reason::InternalError as u32;
+            g.record.arg = 0;
+            Ok(())
+        });
+    }
+
+    /// vCPU `index`'s `KVM_MP_STATE` (0 runnable, 1 uninitialized: an AP
+    /// waiting for INIT/SIPI, 2 INIT received, 3 halted, 4 SIPI received).
+    pub fn mp_state(&self, index: u32) -> Result<u32> {
+        self.with_vcpu(index, |g| Ok(g.fd.get_mp_state().map_err(kvm_err("KVM_GET_MP_STATE"))?.mp_state))
+    }
+
     /// Run-loop counters of a vCPU (only while it is not running).
     pub fn counters(&self, index: u32) -> Result<Counters> {
         self.with_vcpu(index, |g| Ok(g.counters))
