@@ -376,12 +376,27 @@ export class Vm implements Disposable, AsyncDisposable {
   }
 
   /**
-   * The CPUID answer (EAX, EBX, ECX, EDX) vCPU 0 gives for `leaf` /
-   * `subleaf`, or null when its table has no such entry (see `cpu`).
+   * The CPUID answer (EAX, EBX, ECX, EDX) vCPU `vcpu` (default 0) gives
+   * for `leaf` / `subleaf`, or null when its table has no such entry (see
+   * `cpu`).
    */
-  cpuid(leaf: number, subleaf = 0): [number, number, number, number] | null {
+  cpuid(
+    leaf: number,
+    subleaf = 0,
+    vcpu = 0,
+  ): [number, number, number, number] | null {
     this.#alive();
-    return this.#core.cpuid(0, leaf, subleaf);
+    return this.#core.cpuid(vcpu, leaf, subleaf);
+  }
+
+  /**
+   * vCPU `vcpu`'s KVM MP state while the VM does not run: 0 runnable, 1
+   * uninitialized (an AP waiting for INIT/SIPI), 2 INIT received, 3
+   * halted, 4 SIPI received.
+   */
+  mpState(vcpu: number): number {
+    this.#alive();
+    return this.#core.mpState(vcpu);
   }
 
   /**
@@ -547,6 +562,12 @@ export class Vm implements Disposable, AsyncDisposable {
   hasEventThread(): boolean {
     this.#alive();
     return this.#core.info().event_thread === 1;
+  }
+
+  /** AP threads running now (0 outside `run()`, and always with one vCPU). */
+  apThreads(): number {
+    this.#alive();
+    return this.#core.info().ap_threads;
   }
 
   /**

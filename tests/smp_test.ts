@@ -1,0 +1,103 @@
+/**
+ * SMP on /dev/kvm: VMs with several vCPUs, APs started by the guest with
+ * INIT/SIPI, their port exits handed to the TS bus, IPIs between vCPUs.
+ * Asserts counts and states, never timing.
+ */
+import assert from "node:assert/strict";
+import type { Plugin } from "../bus/types.ts";
+import { createMachine } from "../vmm/machine.ts";
+import { createVm } from "../vmm/vm.ts";
+import { bootGuest, failures, HAVE_KVM, passes } from "./kvm.ts";
+
+/** Records the (vCPU, value) of every 4-byte write to port 0x610. */
+function reportPlugin(): Plugin & { reports: [number, number][] } {
+  const reports: [number, number][] = [];
+  return {
+    name: "smp-report",
+    reports,
+    setup: () => [{
+      range: { space: "pio", base: 0x610, length: 4 },
+      read: (_a, data) => data.fill(0),
+      write: (a, data) => {
+        reports.push([
+          a.vcpu,
+          new DataView(data.buffer, data.byteOffset).getUint32(0, true),
+        ]);
+      },
+    }],
+  };
+}
+
+Deno.test("smp: vcpus is validated", () => {
+  for (const vcpus of [0, 65, 1.5, NaN]) {
+    assert.throws(() => createVm({ vcpus }), RangeError);
+  }
+});
+
+Deno.test({
+  name: "smp: N vCPUs on KVM",
+  ignore: !HAVE_KVM,
+  fn: async (t) => {
+    await t.step(
+      "APs wait for INIT/SIPI with distinct APIC IDs and CPUID topology for N",
+      () => {
+        using m = createMachine({ vcpus: 4 });
+        const vm = m.vm;
+        assert.equal(vm.mpState(0), 0, "the BSP is runnable");
+        for (let i = 1; i < 4; i++) {
+          assert.equal(vm.mpState(i), 1, `vCPU ${i} waits for INIT/SIPI`);
+        }
+        const ids = [0, 1, 2, 3].map((i) => vm.cpuid(1, 0, i)![1] >>> 24);
+        assert.deepEqual(ids, [0, 1, 2, 3]);
+        for (let i = 0; i < 4; i++) {
+          assert.equal((vm.cpuid(1, 0, i)![1] >>> 16) & 0xff, 4);
+          assert.equal(vm.cpuid(0xb, 0, i)![3], i, "x2APIC ID (leaf 0xB EDX)");
+        }
+        assert.equal(vm.apThreads(), 0, "no AP thread outside run()");
+      },
+    );
+
+    await t.step("one vCPU starts no AP thread", () => {
+      using m = createMachine({});
+      assert.equal(m.vm.vcpus, 1);
+      assert.throws(() => m.vm.mpState(1), /no vCPU 1/);
+    });
+
+    for (const irqchip of ["kernel", "split"] as const) {
+      for (const n of [2, 4]) {
+        await t.step(
+          `smp guest: ${n} vCPUs, ${irqchip} irqchip: INIT/SIPI, AP reports, IPI rounds`,
+          () => {
+            const plugin = reportPlugin();
+            const rounds = 8;
+            const { result, out, machine } = bootGuest("smp", [n, rounds], {
+              irqchip,
+              vcpus: n,
+              plugins: [plugin],
+              timeoutMs: 120_000,
+            });
+            using _ = machine;
+            assert.deepEqual(failures(out), [], out);
+            assert.deepEqual(passes(out), [
+              "smp_cpuid_count",
+              "smp_bsp_is_apic_0",
+              "smp_all_aps_started",
+              "smp_ipi_counts_exact",
+            ], out);
+            assert.deepEqual(result, { reason: "exit", status: 1 }, out);
+            const seen = plugin.reports.toSorted((a, b) => a[0] - b[0]);
+            const want = Array.from(
+              { length: n - 1 },
+              (_, i) => [i + 1, i + 1],
+            );
+            assert.deepEqual(seen, want, "each AP reported its APIC ID once");
+            assert.equal(machine.vm.apThreads(), 0, "AP threads joined");
+            for (let i = 1; i < n; i++) {
+              assert.notEqual(machine.vm.mpState(i), 1, `vCPU ${i} started`);
+            }
+          },
+        );
+      }
+    }
+  },
+});
