@@ -163,6 +163,7 @@ async function boot(config: CliConfig): Promise<CliOutcome> {
   const feeder = config.stdin ? new SerialFeeder((b) => enqueue(b)) : null;
   const machineOptions = {
     irqchip: config.irqchip,
+    vcpus: config.vcpus,
     memory: config.memory,
     strict: config.strict,
     cpu: config.cpu,

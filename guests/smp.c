@@ -4,7 +4,8 @@
  * plugin counts them) and increments a shared counter; then the BSP and
  * the APs exchange fixed IPIs in rounds (BSP -> each AP on 0x50, each AP
  * answers on 0x60 + its APIC ID, so no two IPIs pending at one LAPIC share
- * a vector and none coalesces). arg0 = vCPUs expected, arg1 = rounds.
+ * a vector and none coalesces). arg0 = vCPUs expected, arg1 = rounds,
+ * arg2 != 0: then every vCPU spins forever (for stop/timeout tests).
  * Exit status = failures. */
 #include "lib/rt.h"
 
@@ -88,6 +89,7 @@ static volatile u32 ap_started;
 static volatile u32 ap_ipis[MAX_CPUS];    /* by APIC ID, counted on the AP */
 static volatile u32 replies[MAX_CPUS];    /* by APIC ID, counted on the BSP */
 static u32 bsp_id;
+static volatile u32 spin_all;
 
 static void send_ipi(u32 dest, u32 icr_lo)
 {
@@ -123,8 +125,14 @@ static void ap_main(void)
     u32 id = lapic_id();
     outl(PORT_SMP, id);
     __atomic_fetch_add(&ap_started, 1, __ATOMIC_SEQ_CST);
-    for (;;)
+    for (;;) {
+        if (spin_all) {
+            cli();
+            for (;;)
+                cpu_relax();
+        }
         sti_hlt();
+    }
 }
 
 static u32 wait_until(volatile u32 *c, u32 target)
@@ -138,7 +146,7 @@ static u32 wait_until(volatile u32 *c, u32 target)
 
 int main(u64 arg0, u64 arg1, u64 arg2, u64 arg3)
 {
-    (void)arg2; (void)arg3;
+    (void)arg3;
     u32 n = (u32)arg0, rounds = (u32)arg1;
     idt_init();
     __asm__ volatile("sidt %0" : "=m"(idtr) :: "memory");
@@ -190,5 +198,13 @@ int main(u64 arg0, u64 arg1, u64 arg2, u64 arg3)
     for (u32 id = 1; id < n; id++)
         kprintf(" ap%u=%u/%u", id, ap_ipis[id], replies[id]);
     kprintf(" unexpected=%u\n", unexpected_irqs);
+    if (arg2) {
+        spin_all = 1;
+        for (u32 id = 1; id < n; id++)
+            send_ipi(id, VEC_AP);    /* wake it: it sees spin_all */
+        kprintf("smp: spinning\n");
+        for (;;)
+            cpu_relax();
+    }
     return (int)failures;
 }
