@@ -156,10 +156,19 @@ int main(u64 arg0, u64 arg1, u64 arg2, u64 arg3)
     lapic_enable();
     bsp_id = lapic_id();
 
-    u32 a, b, c, d;
+    /* Leaf 1 counts addressable IDs (a power of two), leaf 0xB's core
+     * level the logical processors themselves. */
+    u32 a, b, c, d, max;
+    cpuid(0, 0, &max, &b, &c, &d);
     cpuid(1, 0, &a, &b, &c, &d);
-    CHECK("smp_cpuid_count", ((b >> 16) & 0xff) == n);
-    CHECK("smp_bsp_is_apic_0", bsp_id == 0 && (b >> 24) == 0);
+    u32 addressable = (b >> 16) & 0xff, count = n;
+    u32 b1 = b;
+    if (max >= 0xb) {
+        cpuid(0xb, 1, &a, &b, &c, &d);
+        count = b & 0xffff;
+    }
+    CHECK("smp_cpuid_count", count == n && addressable >= n && addressable < 2 * n);
+    CHECK("smp_bsp_is_apic_0", bsp_id == 0 && (b1 >> 24) == 0);
     if (n < 2 || n > MAX_CPUS) {
         kprintf("smp: need 2..%u vCPUs, got %u\n", MAX_CPUS, n);
         return (int)failures + 1;

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import type { Plugin } from "../bus/types.ts";
 import { createMachine } from "../vmm/machine.ts";
 import { createVm } from "../vmm/vm.ts";
-import { bootGuest, failures, HAVE_KVM, passes } from "./kvm.ts";
+import { bootGuest, failures, guestPath, HAVE_KVM, passes } from "./kvm.ts";
 
 /** Records the (vCPU, value) of every 4-byte write to port 0x610. */
 function reportPlugin(): Plugin & { reports: [number, number][] } {
@@ -62,6 +62,46 @@ Deno.test({
       assert.equal(m.vm.vcpus, 1);
       assert.throws(() => m.vm.mpState(1), /no vCPU 1/);
     });
+
+    await t.step(
+      "timeout and stop() end a run with every vCPU spinning; threads joined; reset() returns the APs to wait-for-SIPI",
+      () => {
+        for (const irqchip of ["kernel", "split"] as const) {
+          const plugin = reportPlugin();
+          let out = "";
+          using m = createMachine({
+            irqchip,
+            vcpus: 3,
+            plugins: [plugin],
+            serialOutput: (b) => out += String.fromCharCode(b),
+          });
+          const vm = m.vm;
+          vm.load(guestPath("smp"), [3, 2, 1]);
+          let r = vm.run({ timeoutMs: 200 });
+          // The guest spins forever once it printed "spinning": run until
+          // it did (each run ends by the timeout at the earliest).
+          for (let i = 0; i < 100 && !out.includes("smp: spinning"); i++) {
+            assert.equal(r.reason, "timeout", out);
+            r = vm.run({ timeoutMs: 200 });
+          }
+          assert.match(out, /smp: spinning/);
+          assert.deepEqual(failures(out), [], out);
+          assert.equal(plugin.reports.length, 2, "both APs reported");
+          assert.equal(vm.apThreads(), 0);
+          // Everyone spins: a stop() requested before the run ends it.
+          vm.stop();
+          assert.equal(vm.run({ timeoutMs: 60_000 }).reason, "stopped");
+          assert.equal(vm.apThreads(), 0);
+          // And a timeout again, with the AP threads restarted and joined.
+          assert.equal(vm.run({ timeoutMs: 50 }).reason, "timeout");
+          assert.equal(vm.apThreads(), 0);
+          for (let i = 1; i < 3; i++) assert.notEqual(vm.mpState(i), 1);
+          vm.reset();
+          assert.equal(vm.mpState(0), 0);
+          for (let i = 1; i < 3; i++) assert.equal(vm.mpState(i), 1);
+        }
+      },
+    );
 
     for (const irqchip of ["kernel", "split"] as const) {
       for (const n of [2, 4]) {
