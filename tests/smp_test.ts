@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import type { Plugin } from "../bus/types.ts";
+import { parseAcpi } from "../plugins/acpi/parse.ts";
 import { createMachine } from "../vmm/machine.ts";
 import { createVm } from "../vmm/vm.ts";
 import { bootGuest, failures, guestPath, HAVE_KVM, passes } from "./kvm.ts";
@@ -54,6 +55,12 @@ Deno.test({
           assert.equal(vm.cpuid(0xb, 0, i)![3], i, "x2APIC ID (leaf 0xB EDX)");
         }
         assert.equal(vm.apThreads(), 0, "no AP thread outside run()");
+        const madt = parseAcpi((a, n) => vm.memory.view(a, n)).madt;
+        assert.deepEqual(
+          madt.lapics.map((l) => [l.uid, l.apicId, l.flags & 1]),
+          [[0, 0, 1], [1, 1, 1], [2, 2, 1], [3, 3, 1]],
+          "MADT: one enabled LAPIC per vCPU",
+        );
       },
     );
 
