@@ -5,7 +5,10 @@
  * the APs exchange fixed IPIs in rounds (BSP -> each AP on 0x50, each AP
  * answers on 0x60 + its APIC ID, so no two IPIs pending at one LAPIC share
  * a vector and none coalesces). arg0 = vCPUs expected, arg1 = rounds,
- * arg2 != 0: then every vCPU spins forever (for stop/timeout tests).
+ * arg2 != 0: then every vCPU spins forever (for stop/timeout tests);
+ * arg3 = K > 0: the handoff measurement: the BSP times K writes to port
+ * 0x614 (a TS plugin), then AP 1 times K writes, both with rdtsc, and
+ * prints "smp: handoff bsp=<cycles/exit> ap=<cycles/exit>".
  * Exit status = failures. */
 #include "lib/rt.h"
 
@@ -90,6 +93,19 @@ static volatile u32 ap_ipis[MAX_CPUS];    /* by APIC ID, counted on the AP */
 static volatile u32 replies[MAX_CPUS];    /* by APIC ID, counted on the BSP */
 static u32 bsp_id;
 static volatile u32 spin_all;
+static volatile u32 hammer;          /* K writes for AP 1 to time */
+static volatile u64 ap_cycles;
+static volatile u32 ap_hammer_done;
+
+#define PORT_HAMMER 0x614
+
+static u64 time_writes(u32 k)
+{
+    u64 t0 = rdtsc();
+    for (u32 i = 0; i < k; i++)
+        outl(PORT_HAMMER, i);
+    return rdtsc() - t0;
+}
 
 static void send_ipi(u32 dest, u32 icr_lo)
 {
@@ -126,6 +142,11 @@ static void ap_main(void)
     outl(PORT_SMP, id);
     __atomic_fetch_add(&ap_started, 1, __ATOMIC_SEQ_CST);
     for (;;) {
+        if (hammer && id == 1) {
+            ap_cycles = time_writes(hammer);
+            hammer = 0;
+            __atomic_store_n(&ap_hammer_done, 1, __ATOMIC_SEQ_CST);
+        }
         if (spin_all) {
             cli();
             for (;;)
@@ -207,6 +228,16 @@ int main(u64 arg0, u64 arg1, u64 arg2, u64 arg3)
     for (u32 id = 1; id < n; id++)
         kprintf(" ap%u=%u/%u", id, ap_ipis[id], replies[id]);
     kprintf(" unexpected=%u\n", unexpected_irqs);
+    if (arg3) {
+        u32 k = (u32)arg3;
+        u64 bsp = time_writes(k);
+        hammer = k;
+        send_ipi(1, VEC_AP);                 /* wake AP 1: it sees hammer */
+        wait_until(&ap_hammer_done, 1);
+        wait_until(&replies[1], rounds + 1);
+        CHECK("smp_handoff_done", ap_hammer_done == 1);
+        kprintf("smp: handoff bsp=%u ap=%u\n", (u32)(bsp / k), (u32)(ap_cycles / k));
+    }
     if (arg2) {
         spin_all = 1;
         for (u32 id = 1; id < n; id++)
