@@ -110,6 +110,35 @@ Deno.test({
       },
     );
 
+    await t.step(
+      "AP port exits through the handoff: every write reaches the plugin once, tagged with its vCPU",
+      () => {
+        const k = 300;
+        const byVcpu = [0, 0];
+        const hammer: Plugin = {
+          name: "hammer",
+          setup: () => [{
+            range: { space: "pio", base: 0x614, length: 4 },
+            read: (_a, d) => d.fill(0),
+            write: (a, d) => {
+              const v = new DataView(d.buffer, d.byteOffset).getUint32(0, true);
+              if (v === byVcpu[a.vcpu]) byVcpu[a.vcpu]++; // in order, once
+            },
+          }],
+        };
+        const { result, out, machine } = bootGuest("smp", [2, 1, 0, k], {
+          vcpus: 2,
+          plugins: [reportPlugin(), hammer],
+          timeoutMs: 120_000,
+        });
+        using _ = machine;
+        assert.deepEqual(failures(out), [], out);
+        assert.match(out, /smp: handoff bsp=\d+ ap=\d+/);
+        assert.deepEqual(result, { reason: "exit", status: 1 }, out);
+        assert.deepEqual(byVcpu, [k, k]);
+      },
+    );
+
     for (const irqchip of ["kernel", "split"] as const) {
       for (const n of [2, 4]) {
         await t.step(
