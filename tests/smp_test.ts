@@ -7,7 +7,8 @@ import assert from "node:assert/strict";
 import type { Plugin } from "../bus/types.ts";
 import { parseAcpi } from "../plugins/acpi/parse.ts";
 import { createMachine } from "../vmm/machine.ts";
-import { createVm } from "../vmm/vm.ts";
+import { echoPlugin } from "../plugins/echo/plugin.ts";
+import { createVm, type Vm } from "../vmm/vm.ts";
 import { bootGuest, failures, guestPath, HAVE_KVM, passes } from "./kvm.ts";
 
 /** Records the (vCPU, value) of every 4-byte write to port 0x610. */
@@ -136,6 +137,37 @@ Deno.test({
         assert.match(out, /smp: handoff bsp=\d+ ap=\d+/);
         assert.deepEqual(result, { reason: "exit", status: 1 }, out);
         assert.deepEqual(byVcpu, [k, k]);
+      },
+    );
+
+    await t.step(
+      "a plugin adds a range during a run while APs wait for SIPI (no AP holds the range table in KVM_RUN)",
+      () => {
+        let vmRef: Vm | undefined;
+        let added = 0;
+        const adder: Plugin = {
+          name: "adder",
+          setup: () => [{
+            range: { space: "pio", base: 0x610, length: 4 },
+            read: (_a, d) => d.fill(0),
+            write: () => {
+              // First AP report: APs 2 and 3 are still waiting for SIPI.
+              if (added++ === 0) {
+                vmRef!.add(echoPlugin({ space: "pio", base: 0x700 }));
+              }
+            },
+          }],
+        };
+        const { result, out, machine } = bootGuest(
+          "smp",
+          [4, 1],
+          { vcpus: 4, plugins: [adder], timeoutMs: 120_000 },
+          (vm) => vmRef = vm,
+        );
+        using _ = machine;
+        assert.deepEqual(failures(out), [], out);
+        assert.deepEqual(result, { reason: "exit", status: 1 }, out);
+        assert.equal(added, 3);
       },
     );
 

@@ -437,7 +437,6 @@ fn run_loop(
             inner.record.reason = reason as u32;
             return Ok(reason);
         }
-        let ranges_guard = ranges.read().unwrap_or_else(|p| p.into_inner());
         let exit = match inner.fd.run() {
             Ok(e) => e,
             Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {
@@ -452,6 +451,10 @@ fn run_loop(
             }
             Err(e) => return Err(Error::os("KVM_RUN", e)),
         };
+        // Taken after KVM_RUN, not across it: an AP may sit in the guest
+        // (halted, or waiting for SIPI) indefinitely, and a range change
+        // from the caller's thread must not wait for it.
+        let ranges_guard = ranges.read().unwrap_or_else(|p| p.into_inner());
         // SAFETY: KVM has just written the exit; for KVM_EXIT_IO the `io`
         // member of the union is the active one.
         let io_elem = unsafe {
