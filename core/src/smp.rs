@@ -5,7 +5,8 @@
 //! single-threaded. An AP whose exit needs the caller (a forwarded port or
 //! MMIO access, a shutdown, an internal error, ...) *parks*: it marks its
 //! slot, kicks vCPU 0 out of `KVM_RUN` with `WAKE`, and blocks on its own
-//! condition variable (after a short spin). The caller, after each of vCPU 0's exits, takes the
+//! condition variable (after a short spin). The caller, after each of
+//! vCPU 0's exits, takes the
 //! parked APs ([`Vm::take_parked_aps`]), handles each exit from that AP's
 //! exit record exactly like one of vCPU 0's, and releases it
 //! ([`Vm::release_ap`]); the AP's next `KVM_RUN` then completes a read with
