@@ -4,7 +4,9 @@
  * plugin counts them) and increments a shared counter; then the BSP and
  * the APs exchange fixed IPIs in rounds (BSP -> each AP on 0x50, each AP
  * answers on 0x60 + its APIC ID, so no two IPIs pending at one LAPIC share
- * a vector and none coalesces). arg0 = vCPUs expected, arg1 = rounds,
+ * a vector and none coalesces); then rounds of NMIs to each AP and of a
+ * fixed IPI broadcast to all excluding self (vector 0x51), each AP
+ * counting what it got. arg0 = vCPUs expected, arg1 = rounds,
  * arg2 != 0: then every vCPU spins forever (for stop/timeout tests);
  * arg3 = K > 0: the handoff measurement: the BSP times K writes to port
  * 0x614 (a TS plugin), then AP 1 times K writes, both with rdtsc, and
@@ -17,6 +19,7 @@
 #define MAX_CPUS    16
 #define VEC_AP      0x50
 #define VEC_REPLY   0x60       /* + APIC ID */
+#define VEC_BCAST   0x51
 #define WAIT_ITERS  2000000    /* outb 0x80 polls: bounded, not timed */
 
 /* The trampoline, copied to TRAMP_BASE. Kept in a data section so that
@@ -92,6 +95,9 @@ static volatile u32 ap_started;
 static volatile u32 ap_ipis[MAX_CPUS];    /* by APIC ID, counted on the AP */
 static volatile u32 replies[MAX_CPUS];    /* by APIC ID, counted on the BSP */
 static u32 bsp_id;
+static volatile u32 ap_nmis[MAX_CPUS];    /* by APIC ID, counted on the AP */
+static volatile u32 ap_bcasts[MAX_CPUS];  /* by APIC ID, counted on the AP */
+static volatile u32 bsp_bcasts;           /* a broadcast excluding self must not reach the BSP */
 static volatile u32 spin_all;
 static volatile u32 hammer;          /* K writes for AP 1 to time */
 static volatile u64 ap_cycles;
@@ -123,6 +129,25 @@ static void ap_ipi_handler(u64 v, struct frame *f)
         ap_ipis[id]++;
     lapic_eoi();
     send_ipi(bsp_id, VEC_REPLY + id);
+}
+
+static void nmi_handler(u64 v, struct frame *f)
+{
+    (void)v; (void)f;
+    u32 id = lapic_id();
+    if (id < MAX_CPUS)
+        ap_nmis[id]++;                   /* no EOI for an NMI */
+}
+
+static void bcast_handler(u64 v, struct frame *f)
+{
+    (void)v; (void)f;
+    u32 id = lapic_id();
+    if (id == bsp_id)
+        bsp_bcasts++;
+    else if (id < MAX_CPUS)
+        ap_bcasts[id]++;
+    lapic_eoi();
 }
 
 static void reply_handler(u64 v, struct frame *f)
@@ -172,6 +197,8 @@ int main(u64 arg0, u64 arg1, u64 arg2, u64 arg3)
     idt_init();
     __asm__ volatile("sidt %0" : "=m"(idtr) :: "memory");
     irq_register(VEC_AP, ap_ipi_handler);
+    irq_register(2, nmi_handler);
+    irq_register(VEC_BCAST, bcast_handler);
     for (u32 i = 0; i < MAX_CPUS; i++)
         irq_register((u8)(VEC_REPLY + i), reply_handler);
     lapic_enable();
@@ -224,9 +251,34 @@ int main(u64 arg0, u64 arg1, u64 arg2, u64 arg3)
     for (u32 id = 1; id < n; id++)
         ok &= ap_ipis[id] == rounds && replies[id] == rounds;
     CHECK("smp_ipi_counts_exact", ok);
+
+    /* NMIs, one outstanding per AP at a time (a second one latched while
+     * the first is handled would merge). */
+    for (u32 r = 1; r <= rounds; r++) {
+        for (u32 id = 1; id < n; id++)
+            send_ipi(id, 0x400);                         /* delivery mode NMI */
+        for (u32 id = 1; id < n; id++)
+            wait_until(&ap_nmis[id], r);
+    }
+    ok = 1;
+    for (u32 id = 1; id < n; id++)
+        ok &= ap_nmis[id] == rounds;
+    CHECK("smp_nmi_counts_exact", ok);
+
+    /* Fixed broadcast to all excluding self: every AP, never the BSP. */
+    for (u32 r = 1; r <= rounds; r++) {
+        send_ipi(0, 0xC0000 | VEC_BCAST);
+        for (u32 id = 1; id < n; id++)
+            wait_until(&ap_bcasts[id], r);
+    }
+    ok = bsp_bcasts == 0;
+    for (u32 id = 1; id < n; id++)
+        ok &= ap_bcasts[id] == rounds;
+    CHECK("smp_broadcast_excluding_self", ok);
     kprintf("smp: cpus=%u started=%u rounds=%u", n, ap_started, rounds);
     for (u32 id = 1; id < n; id++)
-        kprintf(" ap%u=%u/%u", id, ap_ipis[id], replies[id]);
+        kprintf(" ap%u=%u/%u nmi=%u bcast=%u", id, ap_ipis[id], replies[id],
+                ap_nmis[id], ap_bcasts[id]);
     kprintf(" unexpected=%u\n", unexpected_irqs);
     if (arg3) {
         u32 k = (u32)arg3;

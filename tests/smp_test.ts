@@ -174,7 +174,7 @@ Deno.test({
     for (const irqchip of ["kernel", "split"] as const) {
       for (const n of [2, 4]) {
         await t.step(
-          `smp guest: ${n} vCPUs, ${irqchip} irqchip: INIT/SIPI, AP reports, IPI rounds`,
+          `smp guest: ${n} vCPUs, ${irqchip} irqchip: INIT/SIPI, AP reports, fixed/NMI/broadcast IPI rounds`,
           () => {
             const plugin = reportPlugin();
             const rounds = 8;
@@ -191,6 +191,8 @@ Deno.test({
               "smp_bsp_is_apic_0",
               "smp_all_aps_started",
               "smp_ipi_counts_exact",
+              "smp_nmi_counts_exact",
+              "smp_broadcast_excluding_self",
             ], out);
             assert.deepEqual(result, { reason: "exit", status: 1 }, out);
             const seen = plugin.reports.toSorted((a, b) => a[0] - b[0]);
