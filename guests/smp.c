@@ -6,7 +6,8 @@
  * answers on 0x60 + its APIC ID, so no two IPIs pending at one LAPIC share
  * a vector and none coalesces); then rounds of NMIs to each AP and of a
  * fixed IPI broadcast to all excluding self (vector 0x51), each AP
- * counting what it got. arg0 = vCPUs expected, arg1 = rounds,
+ * counting what it got; then IOAPIC pin 3 (edge, fixed, physical) routed to
+ * each AP in turn and pulsed once: exactly that AP takes it. arg0 = vCPUs expected, arg1 = rounds,
  * arg2 != 0: then every vCPU spins forever (for stop/timeout tests);
  * arg3 = K > 0: the handoff measurement: the BSP times K writes to port
  * 0x614 (a TS plugin), then AP 1 times K writes, both with rdtsc, and
@@ -20,6 +21,8 @@
 #define VEC_AP      0x50
 #define VEC_REPLY   0x60       /* + APIC ID */
 #define VEC_BCAST   0x51
+#define VEC_IO      0x53
+#define IO_PIN      3
 #define WAIT_ITERS  2000000    /* outb 0x80 polls: bounded, not timed */
 
 /* The trampoline, copied to TRAMP_BASE. Kept in a data section so that
@@ -97,7 +100,8 @@ static volatile u32 replies[MAX_CPUS];    /* by APIC ID, counted on the BSP */
 static u32 bsp_id;
 static volatile u32 ap_nmis[MAX_CPUS];    /* by APIC ID, counted on the AP */
 static volatile u32 ap_bcasts[MAX_CPUS];  /* by APIC ID, counted on the AP */
-static volatile u32 bsp_bcasts;           /* a broadcast excluding self must not reach the BSP */
+static volatile u32 bsp_bcasts;
+static volatile u32 io_irqs[MAX_CPUS];    /* by APIC ID of the CPU that took it */           /* a broadcast excluding self must not reach the BSP */
 static volatile u32 spin_all;
 static volatile u32 hammer;          /* K writes for AP 1 to time */
 static volatile u64 ap_cycles;
@@ -150,6 +154,15 @@ static void bcast_handler(u64 v, struct frame *f)
     lapic_eoi();
 }
 
+static void io_handler(u64 v, struct frame *f)
+{
+    (void)v; (void)f;
+    u32 id = lapic_id();
+    if (id < MAX_CPUS)
+        io_irqs[id]++;
+    lapic_eoi();
+}
+
 static void reply_handler(u64 v, struct frame *f)
 {
     (void)f;
@@ -199,6 +212,7 @@ int main(u64 arg0, u64 arg1, u64 arg2, u64 arg3)
     irq_register(VEC_AP, ap_ipi_handler);
     irq_register(2, nmi_handler);
     irq_register(VEC_BCAST, bcast_handler);
+    irq_register(VEC_IO, io_handler);
     for (u32 i = 0; i < MAX_CPUS; i++)
         irq_register((u8)(VEC_REPLY + i), reply_handler);
     lapic_enable();
@@ -275,6 +289,20 @@ int main(u64 arg0, u64 arg1, u64 arg2, u64 arg3)
     for (u32 id = 1; id < n; id++)
         ok &= ap_bcasts[id] == rounds;
     CHECK("smp_broadcast_excluding_self", ok);
+
+    /* IOAPIC physical destination: pin IO_PIN to each AP in turn. */
+    irq_line(IO_PIN, 0);
+    for (u32 id = 1; id < n; id++) {
+        ioapic_set_redir(IO_PIN, VEC_IO, 0, 0, (u8)id);
+        irq_line(IO_PIN, 1);
+        irq_line(IO_PIN, 0);
+        wait_until(&io_irqs[id], 1);
+    }
+    ioapic_mask(IO_PIN, 1);
+    ok = io_irqs[0] == 0;
+    for (u32 id = 1; id < n; id++)
+        ok &= io_irqs[id] == 1;
+    CHECK("smp_ioapic_physical_destination", ok);
     kprintf("smp: cpus=%u started=%u rounds=%u", n, ap_started, rounds);
     for (u32 id = 1; id < n; id++)
         kprintf(" ap%u=%u/%u nmi=%u bcast=%u", id, ap_ipis[id], replies[id],

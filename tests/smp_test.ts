@@ -174,7 +174,7 @@ Deno.test({
     for (const irqchip of ["kernel", "split"] as const) {
       for (const n of [2, 4]) {
         await t.step(
-          `smp guest: ${n} vCPUs, ${irqchip} irqchip: INIT/SIPI, AP reports, fixed/NMI/broadcast IPI rounds`,
+          `smp guest: ${n} vCPUs, ${irqchip} irqchip: INIT/SIPI, AP reports, fixed/NMI/broadcast IPI rounds, IOAPIC to each AP`,
           () => {
             const plugin = reportPlugin();
             const rounds = 8;
@@ -193,6 +193,7 @@ Deno.test({
               "smp_ipi_counts_exact",
               "smp_nmi_counts_exact",
               "smp_broadcast_excluding_self",
+              "smp_ioapic_physical_destination",
             ], out);
             assert.deepEqual(result, { reason: "exit", status: 1 }, out);
             const seen = plugin.reports.toSorted((a, b) => a[0] - b[0]);
