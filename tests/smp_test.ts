@@ -72,7 +72,7 @@ Deno.test({
     });
 
     await t.step(
-      "timeout and stop() end a run with every vCPU spinning; threads joined; reset() returns the APs to wait-for-SIPI",
+      "timeout and stop() end a run with every vCPU spinning; threads joined; snapshot/restore of all vCPUs; reset() returns the APs to wait-for-SIPI",
       () => {
         for (const irqchip of ["kernel", "split"] as const) {
           const plugin = reportPlugin();
@@ -96,6 +96,30 @@ Deno.test({
           assert.deepEqual(failures(out), [], out);
           assert.equal(plugin.reports.length, 2, "both APs reported");
           assert.equal(vm.apThreads(), 0);
+          // A snapshot carries every vCPU: restored into a VM of the same
+          // size the APs are started and the guest keeps spinning; a VM
+          // with another vCPU count refuses it.
+          const snap = vm.snapshot();
+          {
+            using m2 = createMachine({
+              irqchip,
+              vcpus: 3,
+              plugins: [reportPlugin()],
+            });
+            m2.vm.restore(snap);
+            for (let i = 1; i < 3; i++) assert.notEqual(m2.vm.mpState(i), 1);
+            assert.equal(m2.vm.run({ timeoutMs: 100 }).reason, "timeout");
+            using m3 = createMachine({
+              irqchip,
+              vcpus: 2,
+              plugins: [reportPlugin()],
+            });
+            assert.throws(
+              () => m3.vm.restore(snap),
+              /snapshot has 3 vCPUs, this VM 2/,
+            );
+          }
+          vm.forgetSnapshot(snap);
           // Everyone spins: a stop() requested before the run ends it.
           vm.stop();
           assert.equal(vm.run({ timeoutMs: 60_000 }).reason, "stopped");

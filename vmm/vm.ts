@@ -495,6 +495,7 @@ export class Vm implements Disposable, AsyncDisposable {
       core: this.#core,
       ram: this.#ram,
       irqchip: this.irqchip,
+      vcpus: this.vcpus,
       plugins: this.#plugins,
       tickSources: this.#tickSources,
       resetRunState: () => {
