@@ -24,7 +24,7 @@
 #define DV_EXIT_DATA_LEN 4096
 
 // Version of this ABI; callers refuse a library with another one.
-#define DV_ABI_VERSION 2
+#define DV_ABI_VERSION 3
 
 // [`dv_vm_memory_load`] flag: map the file copy-on-write (`MAP_PRIVATE`)
 // instead of copying it.
