@@ -98,7 +98,7 @@ export async function main(argv: string[]): Promise<CliOutcome> {
 
 async function boot(config: CliConfig): Promise<CliOutcome> {
   const t0 = performance.now();
-  // --restore: the snapshot says how much RAM and which irqchip.
+  // --restore: the snapshot says how much RAM, which irqchip, how many vCPUs.
   const snapshots = config.restore || config.snapshotOnExit
     ? await import("./vmm/snapshot.ts")
     : null;
@@ -120,6 +120,7 @@ async function boot(config: CliConfig): Promise<CliOutcome> {
       ...config,
       memory: snap.meta.memorySize,
       irqchip: snap.meta.irqchip,
+      vcpus: snap.meta.vcpus ?? 1,
     };
   }
   const image = snap ? new Uint8Array() : readHostFile(config.guest, {
@@ -163,6 +164,7 @@ async function boot(config: CliConfig): Promise<CliOutcome> {
   const feeder = config.stdin ? new SerialFeeder((b) => enqueue(b)) : null;
   const machineOptions = {
     irqchip: config.irqchip,
+    vcpus: config.vcpus,
     memory: config.memory,
     strict: config.strict,
     cpu: config.cpu,

@@ -8,7 +8,7 @@
  */
 
 /** ABI version this binding speaks (`DV_ABI_VERSION`). */
-export const ABI_VERSION = 2;
+export const ABI_VERSION = 3;
 
 /** Error codes of the core (`DvCode`, negative return values). */
 export const CoreCode = {
@@ -219,6 +219,8 @@ export const StructFields = {
     "event_thread_realtime",
     "event_thread_cpu_ns",
     "irqfds",
+    "vcpus",
+    "ap_threads",
   ],
 } as const;
 

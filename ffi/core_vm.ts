@@ -40,6 +40,8 @@ export interface CoreVmConfig {
   strict: boolean;
   /** Nested-KVM workaround: re-signal level MSIs left without EOI. */
   quirkLevelResignal?: boolean;
+  /** vCPUs, 1..64 (default 1): vCPU 0 boots, the others wait for INIT/SIPI. */
+  vcpus?: number;
   /** Core library path (default: see `defaultLibraryPath`). */
   libraryPath?: string;
 }
@@ -71,10 +73,11 @@ export class CoreVm {
     this.handle = handle;
   }
 
-  /** Create a VM with one vCPU. */
+  /** Create a VM with `config.vcpus` vCPUs (default 1). */
   static create(config: CoreVmConfig): CoreVm {
     const lib = openLibrary(config.libraryPath);
-    const cfg = new DataView(new ArrayBuffer(16));
+    const cfg = new DataView(new ArrayBuffer(24));
+    cfg.setUint32(16, config.vcpus ?? 1, true);
     cfg.setBigUint64(0, BigInt(config.memSize), true);
     cfg.setUint32(
       8,
@@ -205,6 +208,47 @@ export class CoreVm {
    */
   run(vcpu: number): number {
     return this.#sym.dv_vcpu_run(this.handle, vcpu);
+  }
+
+  /**
+   * Start the AP threads (vCPUs 1..N run `KVM_RUN` on core threads); no-op
+   * with one vCPU or while they run.
+   */
+  startAps(): void {
+    this.check(this.#sym.dv_vm_start_aps(this.handle), "start APs");
+  }
+
+  /** Stop and join the AP threads (idempotent). */
+  stopAps(): void {
+    this.check(this.#sym.dv_vm_stop_aps(this.handle), "stop APs");
+  }
+
+  /**
+   * Take the APs parked on an exit for the caller: their indices go to
+   * `out` (at most its length, 1..64); returns how many. Release each with
+   * {@link releaseAp} once its exit record is handled.
+   */
+  takeParked(out: Uint32Array): number {
+    return this.check(
+      this.#sym.dv_vm_take_parked(this.handle, out, out.length),
+      "take parked APs",
+    );
+  }
+
+  /** Let a taken AP run again. */
+  releaseAp(vcpu: number): void {
+    this.check(this.#sym.dv_vm_release_ap(this.handle, vcpu), "release AP");
+  }
+
+  /**
+   * vCPU `vcpu`'s KVM MP state: 0 runnable, 1 uninitialized (an AP waiting
+   * for INIT/SIPI), 2 INIT received, 3 halted, 4 SIPI received.
+   */
+  mpState(vcpu: number): number {
+    return this.check(
+      this.#sym.dv_vcpu_mp_state(this.handle, vcpu),
+      "MP state",
+    );
   }
 
   /**

@@ -9,7 +9,7 @@ CC=${CC:-gcc}
 source lib/flags.sh
 CFLAGS=("${GUEST_CFLAGS[@]}")
 LDFLAGS=(-T lib/linker.ld "${GUEST_LDFLAGS[@]}")
-GUESTS=(hello ports spin selfipi exits timer lapic_timer ioapic virtio timer_garbage level_irq virtio_bench pic testdev pc_timers highmem serial_echo msi_exits snapshot cpuid x2apic forbidden triple_fault hpet level_sti hpet_ticks)
+GUESTS=(hello ports spin selfipi exits timer lapic_timer ioapic virtio timer_garbage level_irq virtio_bench pic testdev pc_timers highmem serial_echo msi_exits snapshot cpuid x2apic forbidden triple_fault hpet level_sti hpet_ticks smp)
 
 mkdir -p build
 # Incremental: a guest is rebuilt when its ELF is missing or older than its

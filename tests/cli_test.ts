@@ -214,6 +214,21 @@ Deno.test({
   ignore: !HAVE_KVM,
   fn: async (t) => {
     const hello = guestPath("hello");
+    await t.step("--vcpus 4: the smp guest starts 3 APs", async () => {
+      const r = await cli([
+        "--vcpus",
+        "4",
+        "--arg",
+        "4",
+        "--arg",
+        "2",
+        guestPath("smp"),
+      ]);
+      assert.equal(r.code, 0, r.out + r.err);
+      assert.match(r.out, /PASS smp_all_aps_started/);
+      assert.match(r.out, /started=3 rounds=2 ap1=2\/2 .*ap2=2\/2 .*ap3=2\/2/);
+      assert.doesNotMatch(r.out, /FAIL/);
+    });
     await t.step(
       "--snapshot-on-exit, then --restore, ends as an uninterrupted run",
       async () => {

@@ -35,6 +35,7 @@ devices; COM1 output goes to stdout and stdin goes to COM1.
 machine:
   -m, --memory SIZE        guest RAM, e.g. 256M, 1G; a bare number is MiB (default 16M)
   --irqchip kernel|split   interrupt controllers (default kernel)
+  --vcpus N                vCPUs, 1..64 (default 1; the guest starts APs with INIT/SIPI)
   --timer msi|gsi          PV timer delivery (default msi)
   --strict                 fail on accesses no device claims
   --cpu SPEC               CPU model: host (default) or baseline, then
@@ -89,6 +90,8 @@ export interface CliConfig {
   memory: number;
   /** Irqchip mode. */
   irqchip: "kernel" | "split";
+  /** vCPUs (1..64). */
+  vcpus: number;
   /** PV timer delivery. */
   timer: "msi" | "gsi";
   /** Strict bus. */
@@ -293,6 +296,7 @@ interface CliValues {
   memory: Str;
   mem: Str;
   irqchip: Str;
+  vcpus: Str;
   timer: Str;
   strict: Flag;
   cpu: Str;
@@ -319,6 +323,7 @@ const CLI_SPECS: Record<string, ArgSpec> = {
   memory: { type: "string", short: "m" },
   mem: { type: "string" },
   irqchip: { type: "string" },
+  vcpus: { type: "string" },
   timer: { type: "string" },
   strict: { type: "boolean" },
   cpu: { type: "string" },
@@ -438,6 +443,7 @@ export function parseCli(
       irqchip: v.irqchip !== undefined
         ? parseEnum(v.irqchip, ["kernel", "split"] as const, "--irqchip")
         : file.irqchip ?? CLI_DEFAULTS.irqchip,
+      vcpus: v.vcpus !== undefined ? parseVcpus(v.vcpus) : file.vcpus ?? 1,
       timer: v.timer !== undefined
         ? parseEnum(v.timer, ["msi", "gsi"] as const, "--timer")
         : file.timer ?? CLI_DEFAULTS.timer,
@@ -454,6 +460,15 @@ export function parseCli(
       stdin: !v["no-stdin"],
     },
   };
+}
+
+/** Parse `--vcpus N`: an integer 1..64. */
+function parseVcpus(text: string): number {
+  const n = /^[0-9]+$/.test(text) ? Number(text) : NaN;
+  if (!(n >= 1 && n <= 64)) {
+    throw new UsageError(`--vcpus: expected an integer 1..64, got "${text}"`);
+  }
+  return n;
 }
 
 /** True for errors that mean "bad command line or config" (exit 2). */

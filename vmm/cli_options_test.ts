@@ -86,6 +86,7 @@ Deno.test("parseCli: flags", async (t) => {
       modules: [],
       memory: CLI_DEFAULTS.memory,
       irqchip: "kernel",
+      vcpus: 1,
       timer: "msi",
       strict: false,
       disks: [],
@@ -115,6 +116,8 @@ Deno.test("parseCli: flags", async (t) => {
       "64",
       "--irqchip",
       "split",
+      "--vcpus",
+      "4",
       "--timer",
       "gsi",
       "--strict",
@@ -144,6 +147,7 @@ Deno.test("parseCli: flags", async (t) => {
     ]);
     assert.equal(c.memory, 64 * 2 ** 20); // bare number: MiB
     assert.equal(c.irqchip, "split");
+    assert.equal(c.vcpus, 4);
     assert.equal(c.timer, "gsi");
     assert.equal(c.strict, true);
     assert.deepEqual(c.disks, [
@@ -186,6 +190,9 @@ Deno.test("parseCli: flags", async (t) => {
       /--irqchip: "user" is not one of kernel, split/,
     );
     usage(["--timer", "x", "g"], /--timer: "x"/);
+    usage(["--vcpus", "0", "g"], /--vcpus: expected an integer 1..64, got "0"/);
+    usage(["--vcpus", "65", "g"], /--vcpus: .*"65"/);
+    usage(["--vcpus", "2x", "g"], /--vcpus: .*"2x"/);
     usage(["--timeout", "soon", "g"], /--timeout: "soon" is not a duration/);
     usage([
       "--arg",

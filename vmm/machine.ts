@@ -151,12 +151,12 @@ export function standardPlugins(options: MachineOptions = {}): {
     testdevPlugin(WIRING.testdev),
     fwCfgPlugin({
       ramSize,
-      cpus: 1,
+      cpus: options.vcpus ?? 1,
       cmdline: options.cmdline,
     }),
     acpiPlugin({
       base: WIRING.acpi.rsdp,
-      cpus: 1,
+      cpus: options.vcpus ?? 1,
       ioapic: { id: 0, address: WIRING.ioapic.base, gsiBase: 0 },
       lapicAddress: WIRING.lapic.base,
       sciIrq: WIRING.acpi.sciIrq,

@@ -16,7 +16,7 @@ import type { VmOptions } from "./vm_types.ts";
 export interface RestoreVmOptions extends RestoreOptions {
   /**
    * Options of the new VM: the same plugins (fresh instances, by name) the
-   * snapshot's VM had. RAM size and irqchip come from the snapshot; when
+   * snapshot's VM had. RAM size, irqchip and vCPU count come from the snapshot; when
    * given they must match it.
    */
   vm?: VmOptions;
@@ -47,6 +47,7 @@ export function restoreVm(
     ...o,
     memory: o.memory ?? snap.meta.memorySize,
     irqchip: o.irqchip ?? snap.meta.irqchip,
+    vcpus: o.vcpus ?? snap.meta.vcpus ?? 1,
   });
   try {
     vm.restore(snap, options);

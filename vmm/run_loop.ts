@@ -32,6 +32,8 @@ export interface RunLoopParts {
   readonly core: CoreVm;
   /** vCPU 0's exit record. */
   readonly record: ExitRecordView;
+  /** Every vCPU's exit record by index (default: vCPU 0's only). */
+  readonly records?: readonly ExitRecordView[];
   /** The bus the exits go to. */
   readonly bus: Bus;
   /** The VM's clock (plugin service deadlines). */
@@ -46,10 +48,20 @@ export interface RunLoopParts {
   readonly closed: () => boolean;
 }
 
-/** A VM's run loop (one vCPU). */
+/**
+ * A VM's run loop. vCPU 0 runs here; with more vCPUs the core runs the APs
+ * on its own threads during `run()`, and an AP exit that needs a plugin
+ * parks that AP and wakes vCPU 0: after each of vCPU 0's exits the loop
+ * takes the parked APs, dispatches their exits like vCPU 0's (the record
+ * names the vCPU) and releases them.
+ */
 export class RunLoop {
   readonly #core: CoreVm;
   readonly #rec: ExitRecordView;
+  readonly #records: readonly ExitRecordView[];
+  /** More than one vCPU: AP threads run and park exits for us. */
+  readonly #smp: boolean;
+  readonly #parked = new Uint32Array(64);
   readonly #bus: Bus;
   readonly #clock: Clock;
   readonly #stats: VmStats;
@@ -69,6 +81,8 @@ export class RunLoop {
   constructor(parts: RunLoopParts) {
     this.#core = parts.core;
     this.#rec = parts.record;
+    this.#records = parts.records ?? [parts.record];
+    this.#smp = this.#records.length > 1;
     this.#bus = parts.bus;
     this.#clock = parts.clock;
     this.#stats = parts.stats;
@@ -108,6 +122,7 @@ export class RunLoop {
     }
     try {
       for (const t of this.#tickSources) t.resume();
+      if (this.#smp) core.startAps();
       for (;;) {
         const end = this.#slice();
         if (end !== undefined) return end;
@@ -116,6 +131,7 @@ export class RunLoop {
       return { reason: "error", detail: (e as Error).message };
     } finally {
       if (!this.#closed()) {
+        if (this.#smp) core.stopAps();
         if (timed) core.setTimeout(0);
         for (const t of this.#tickSources) t.suspend();
       }
@@ -136,6 +152,7 @@ export class RunLoop {
         const end = this.#other(r, rec);
         if (end !== undefined) return end;
       }
+      if (this.#smp) this.#takeApExits();
       if (this.servicePlugins.length > 0) this.#service();
       if (this.extint !== undefined) {
         this.#pump.poll(this.extint, r === ExitReason.IrqWindow);
@@ -143,6 +160,28 @@ export class RunLoop {
       if (this.#end !== undefined) return this.#end;
     }
     return undefined;
+  }
+
+  /** Dispatch the exits of parked APs, then let them run again. */
+  #takeApExits(): void {
+    const core = this.#core;
+    const parked = this.#parked;
+    const n = core.takeParked(parked);
+    for (let k = 0; k < n; k++) {
+      const i = parked[k];
+      const rec = this.#records[i];
+      try {
+        const r = rec.reason;
+        if (r === ExitReason.Io || r === ExitReason.Mmio) {
+          this.#dispatch(r === ExitReason.Io ? "pio" : "mmio", rec);
+        } else {
+          const end = this.#other(r, rec);
+          if (end !== undefined) this.end(end);
+        }
+      } finally {
+        core.releaseAp(i);
+      }
+    }
   }
 
   #dispatch(space: "pio" | "mmio", rec: ExitRecordView): void {

@@ -53,6 +53,8 @@ export interface SnapshotMeta {
   host: HostCpu;
   /** Irqchip arrangement. */
   irqchip: "kernel" | "split";
+  /** vCPUs (absent in snapshots made before SMP: 1). */
+  vcpus?: number;
   /** RAM bytes. */
   memorySize: number;
   /** RAM layout: bytes at GPA 0, and where the rest continues. */
@@ -156,6 +158,8 @@ export interface SnapshotHost {
   readonly ram: RamView;
   /** Irqchip arrangement. */
   readonly irqchip: "kernel" | "split";
+  /** vCPUs. */
+  readonly vcpus: number;
   /** Attached plugins. */
   readonly plugins: readonly Plugin[];
   /** Host tick sources in creation order. */
@@ -262,6 +266,7 @@ export class SnapshotTracker {
       created: Date.now(),
       host: hostCpu(),
       irqchip: h.irqchip,
+      vcpus: h.vcpus,
       memorySize: size,
       layout: h.ram.split,
       stateVersion: new DataView(machine.buffer).getUint32(4, true),
@@ -427,6 +432,9 @@ function checkCompatible(snap: VmSnapshot, h: SnapshotHost): void {
   };
   if (m.irqchip !== h.irqchip) {
     bad(`snapshot has the ${m.irqchip} irqchip, this VM the ${h.irqchip}`);
+  }
+  if ((m.vcpus ?? 1) !== h.vcpus) {
+    bad(`snapshot has ${m.vcpus ?? 1} vCPUs, this VM ${h.vcpus}`);
   }
   if (m.memorySize !== h.ram.size) {
     bad(`snapshot has ${m.memorySize} bytes of RAM, this VM ${h.ram.size}`);

@@ -118,6 +118,8 @@ export class Vm implements Disposable, AsyncDisposable {
   #snap: SnapshotTracker | undefined;
   /** Irqchip arrangement. */
   readonly irqchip: IrqchipMode;
+  /** vCPUs (1..64). */
+  readonly vcpus: number;
   /** Host-quirk workarounds in effect. */
   readonly quirks: HostQuirks;
   /** Status of the last `exit` result, or null. */
@@ -134,6 +136,12 @@ export class Vm implements Disposable, AsyncDisposable {
     this.irqchip = options.irqchip ?? "kernel";
     if (this.irqchip !== "kernel" && this.irqchip !== "split") {
       throw new RangeError(`unknown irqchip mode "${this.irqchip}"`);
+    }
+    this.vcpus = options.vcpus ?? 1;
+    if (
+      !Number.isInteger(this.vcpus) || this.vcpus < 1 || this.vcpus > 64
+    ) {
+      throw new RangeError(`vcpus must be an integer 1..64, not ${this.vcpus}`);
     }
     this.#log = limitLogger(options.log ?? defaultLogger);
     this.#clock = options.clock ?? realClock;
@@ -159,10 +167,12 @@ export class Vm implements Disposable, AsyncDisposable {
       strict,
       quirkLevelResignal: this.quirks.levelResignal,
       libraryPath: options.libraryPath,
+      vcpus: this.vcpus,
     });
     this.#views = new CoreViews(
       this.#core,
       new Error().stack?.split("\n").slice(2).join("\n") ?? "",
+      this.vcpus,
     );
     this.#ram = this.#views.ram;
     this.#irq = new InterruptDelivery(
@@ -184,6 +194,7 @@ export class Vm implements Disposable, AsyncDisposable {
     this.#loop = new RunLoop({
       core,
       record: this.#views.record,
+      records: this.#views.records,
       bus: this.#bus,
       clock: this.#clock,
       stats: this.stats,
@@ -192,7 +203,10 @@ export class Vm implements Disposable, AsyncDisposable {
       closed: () => this.#closed,
     });
     try {
-      if (options.cpu !== undefined) core.setCpu(0, cpuSpecText(options.cpu));
+      if (options.cpu !== undefined) {
+        const spec = cpuSpecText(options.cpu);
+        for (let i = 0; i < this.vcpus; i++) core.setCpu(i, spec);
+      }
       for (const r of options.ignoredPorts ?? []) {
         core.ignoreRange(r.space, r.base, r.length, 0xffffffffn);
       }
@@ -362,12 +376,27 @@ export class Vm implements Disposable, AsyncDisposable {
   }
 
   /**
-   * The CPUID answer (EAX, EBX, ECX, EDX) vCPU 0 gives for `leaf` /
-   * `subleaf`, or null when its table has no such entry (see `cpu`).
+   * The CPUID answer (EAX, EBX, ECX, EDX) vCPU `vcpu` (default 0) gives
+   * for `leaf` / `subleaf`, or null when its table has no such entry (see
+   * `cpu`).
    */
-  cpuid(leaf: number, subleaf = 0): [number, number, number, number] | null {
+  cpuid(
+    leaf: number,
+    subleaf = 0,
+    vcpu = 0,
+  ): [number, number, number, number] | null {
     this.#alive();
-    return this.#core.cpuid(0, leaf, subleaf);
+    return this.#core.cpuid(vcpu, leaf, subleaf);
+  }
+
+  /**
+   * vCPU `vcpu`'s KVM MP state while the VM does not run: 0 runnable, 1
+   * uninitialized (an AP waiting for INIT/SIPI), 2 INIT received, 3
+   * halted, 4 SIPI received.
+   */
+  mpState(vcpu: number): number {
+    this.#alive();
+    return this.#core.mpState(vcpu);
   }
 
   /**
@@ -466,6 +495,7 @@ export class Vm implements Disposable, AsyncDisposable {
       core: this.#core,
       ram: this.#ram,
       irqchip: this.irqchip,
+      vcpus: this.vcpus,
       plugins: this.#plugins,
       tickSources: this.#tickSources,
       resetRunState: () => {
@@ -533,6 +563,12 @@ export class Vm implements Disposable, AsyncDisposable {
   hasEventThread(): boolean {
     this.#alive();
     return this.#core.info().event_thread === 1;
+  }
+
+  /** AP threads running now (0 outside `run()`, and always with one vCPU). */
+  apThreads(): number {
+    this.#alive();
+    return this.#core.info().ap_threads;
   }
 
   /**

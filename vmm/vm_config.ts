@@ -63,6 +63,8 @@ export interface MachineConfig {
   memory?: number;
   /** Irqchip mode. */
   irqchip?: "kernel" | "split";
+  /** vCPUs (1..64). */
+  vcpus?: number;
   /** PV timer delivery. */
   timer?: "msi" | "gsi";
   /** Fail on unclaimed accesses. */
@@ -224,11 +226,14 @@ export function parseVmConfig(text: string, file: string): MachineConfig {
       "timer",
       "strict",
     ], "machine-config");
-    if (m.vcpu_count !== undefined && m.vcpu_count !== 1) {
-      f.fail(
-        "vcpu_count",
-        `only 1 vCPU is supported, got ${describe(m.vcpu_count)}`,
-      );
+    if (m.vcpu_count !== undefined) {
+      const n = m.vcpu_count;
+      if (
+        typeof n !== "number" || !Number.isInteger(n) || n < 1 || n > 64
+      ) {
+        f.fail("vcpu_count", `expected an integer 1..64, got ${describe(n)}`);
+      }
+      out.vcpus = n as number;
     }
     if (m.mem_size_mib !== undefined) {
       if (

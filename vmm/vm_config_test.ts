@@ -22,7 +22,7 @@ Deno.test("config file", async (t) => {
           modules: ["/abs/m.bin", "rel.bin"],
         },
         "machine-config": {
-          vcpu_count: 1,
+          vcpu_count: 2,
           mem_size_mib: 8,
           irqchip: "split",
           timer: "gsi",
@@ -46,6 +46,7 @@ Deno.test("config file", async (t) => {
       modules: ["/abs/m.bin", "dir/rel.bin"],
       memory: 8 * 2 ** 20,
       irqchip: "split",
+      vcpus: 2,
       timer: "gsi",
       strict: true,
       disks: [
@@ -78,8 +79,8 @@ Deno.test("config file", async (t) => {
       /machine-config.mem_size_mib: .*minimum/,
     );
     bad(
-      { "machine-config": { vcpu_count: 2 } },
-      /machine-config.vcpu_count: only 1 vCPU/,
+      { "machine-config": { vcpu_count: 65 } },
+      /machine-config.vcpu_count: expected an integer 1..64/,
     );
     bad(
       { "machine-config": { irqchip: "x" } },

@@ -26,6 +26,12 @@ export interface VmOptions {
   memory?: number | string;
   /** `kernel` (default): in-kernel PIC/IOAPIC/LAPIC; `split`: our IOAPIC. */
   irqchip?: IrqchipMode;
+  /**
+   * vCPUs, 1..64 (default 1). vCPU 0 boots and runs on the calling
+   * thread; the others (APs) wait for INIT/SIPI from the guest and run on
+   * core threads during `run()` (see README, "SMP").
+   */
+  vcpus?: number;
   /** Fail the run on an access no plugin claimed (default: read all-ones). */
   strict?: boolean;
   /** Plugins to attach, in order. */

@@ -55,18 +55,25 @@ function detachBuffer(b: ArrayBuffer): void {
 export class CoreViews {
   /** vCPU 0's exit record. */
   readonly record: ExitRecordView;
+  /** Every vCPU's exit record, by vCPU index (`records[0] === record`). */
+  readonly records: readonly ExitRecordView[];
   /** Guest RAM, split around the MMIO hole as the core maps it. */
   readonly ram: RamView;
   readonly #buffers: ArrayBuffer[];
   readonly #holder: Holder;
 
-  /** Map the views of `core`; `created` says where the VM was made. */
-  constructor(core: CoreVm, created: string) {
-    const recBuf = core.recordBuffer(0);
+  /**
+   * Map the views of `core` (with `vcpus` exit records); `created` says
+   * where the VM was made.
+   */
+  constructor(core: CoreVm, created: string, vcpus = 1) {
+    const recBufs: ArrayBuffer[] = [];
+    for (let i = 0; i < vcpus; i++) recBufs.push(core.recordBuffer(i));
     const ramBuf = core.memoryBuffer();
     const mem = { size: ramBuf.byteLength };
-    this.#buffers = [recBuf, ramBuf];
-    this.record = new ExitRecordView(recBuf);
+    this.#buffers = [...recBufs, ramBuf];
+    this.records = recBufs.map((b) => new ExitRecordView(b));
+    this.record = this.records[0];
     this.ram = new RamView(new Uint8Array(ramBuf), {
       lowSize: Math.min(mem.size, AbiConst.DV_RAM_HOLE_START),
       highBase: AbiConst.DV_RAM_HIGH_BASE,

@@ -24,7 +24,7 @@
 #define DV_EXIT_DATA_LEN 4096
 
 // Version of this ABI; callers refuse a library with another one.
-#define DV_ABI_VERSION 2
+#define DV_ABI_VERSION 3
 
 // [`dv_vm_memory_load`] flag: map the file copy-on-write (`MAP_PRIVATE`)
 // instead of copying it.
@@ -82,6 +82,9 @@
 
 // Highest GSI the table accepts.
 #define DV_MAX_GSI 1023
+
+// Most vCPUs a VM may have.
+#define MAX_VCPUS 64
 
 // Error codes returned across the C ABI (always negative there).
 enum DvCode
@@ -603,6 +606,11 @@ typedef struct {
   uint32_t irqchip;
   // `DV_VM_*` flags.
   uint32_t flags;
+  // vCPUs, 1..=64 (0 means 1). vCPU 0 boots; the others (APs) wait for
+  // INIT/SIPI from the guest.
+  uint32_t vcpus;
+  // Must be 0.
+  uint32_t reserved;
 } DvVmCreateConfig;
 
 // VM-wide facts and counters (see [`dv_vm_info`]).
@@ -619,6 +627,10 @@ typedef struct {
   uint64_t event_thread_cpu_ns;
   // Live irqfds.
   uint64_t irqfds;
+  // vCPUs of the VM.
+  uint64_t vcpus;
+  // AP threads running (see [`dv_vm_start_aps`]).
+  uint64_t ap_threads;
 } DvVmInfo;
 
 // The record itself.
@@ -911,6 +923,11 @@ int32_t dv_vcpu_record(uint32_t vm, uint32_t vcpu, uint64_t *out);
 // `out` must be valid for one `VcpuCounters` write.
 int32_t dv_vcpu_counters(uint32_t vm, uint32_t vcpu, DvVcpuCounters *out);
 
+// vCPU `vcpu`'s `KVM_MP_STATE`: 0 runnable, 1 uninitialized (an AP
+// waiting for INIT/SIPI), 2 INIT received, 3 halted, 4 SIPI received.
+// Not while it runs.
+int32_t dv_vcpu_mp_state(uint32_t vm, uint32_t vcpu);
+
 // TSC frequency of vCPU `vcpu` in kHz.
 int32_t dv_vcpu_tsc_khz(uint32_t vm, uint32_t vcpu);
 
@@ -974,7 +991,8 @@ int32_t dv_vcpu_cpuid(uint32_t vm, uint32_t vcpu, uint32_t leaf, uint32_t sublea
 // `out` must be valid for one `DvCrashReport` write.
 int32_t dv_vcpu_crash_report(uint32_t vm, uint32_t vcpu, DvCrashReport *out);
 
-// Create a VM with one vCPU; writes its handle to `out`. Returns 0.
+// Create a VM with `config.vcpus` vCPUs; writes its handle to `out`.
+// Returns 0.
 //
 // # Safety
 // `config` must be valid for one read and `out` for one write.
@@ -1041,6 +1059,29 @@ int32_t dv_vm_set_wake(uint32_t vm, uint64_t ns);
 // routes, irqfds and level sources stay. `DV_CODE_BUSY` while a vCPU
 // runs. Returns 0.
 int32_t dv_vm_reset(uint32_t vm, uint32_t flags);
+
+// Start one host thread per AP (vCPUs 1..N) running `KVM_RUN`; no-op
+// with one vCPU or while they run. An AP exit the core does not handle
+// parks that AP and kicks vCPU 0 with `DV_REASON_WAKE`; the caller takes
+// parked APs with [`dv_vm_take_parked`], handles each exit record and
+// releases the AP with [`dv_vm_release_ap`]. Returns 0.
+int32_t dv_vm_start_aps(uint32_t vm);
+
+// Stop every AP thread and join it (exits still parked are dropped).
+// Idempotent. Returns 0.
+int32_t dv_vm_stop_aps(uint32_t vm);
+
+// Write the indices of up to `cap` parked APs to `out` and mark them
+// taken; returns how many (0 when none). Each exit is in that vCPU's
+// exit record; release the AP with [`dv_vm_release_ap`] once handled.
+//
+// # Safety
+// `out` must be valid for `cap` u32 writes.
+int32_t dv_vm_take_parked(uint32_t vm, uint32_t *out, uint32_t cap);
+
+// Let AP `vcpu`, whose exit was taken with [`dv_vm_take_parked`], run
+// again (a read completes with its record's data). Returns 0.
+int32_t dv_vm_release_ap(uint32_t vm, uint32_t vcpu);
 
 // Write the VM's [`VmInfo`] to `out`. Returns 0.
 //

@@ -33,6 +33,7 @@ pub mod loader;
 pub mod multiboot;
 pub mod ranges;
 pub mod routing;
+pub mod smp;
 pub mod snapshot;
 pub mod sources;
 pub mod timer;

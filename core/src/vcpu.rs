@@ -329,6 +329,22 @@ impl Vm {
         })
     }
 
+    /// Record a failed run of vCPU `index` (an AP thread's `KVM_RUN`
+    /// error) as an internal error in its exit record.
+    pub(crate) fn mark_failed(&self, index: u32) {
+        let _ = self.with_vcpu(index, |g| {
+            g.record.reason = Reason::InternalError as u32;
+            g.record.arg = 0;
+            Ok(())
+        });
+    }
+
+    /// vCPU `index`'s `KVM_MP_STATE` (0 runnable, 1 uninitialized: an AP
+    /// waiting for INIT/SIPI, 2 INIT received, 3 halted, 4 SIPI received).
+    pub fn mp_state(&self, index: u32) -> Result<u32> {
+        self.with_vcpu(index, |g| Ok(g.fd.get_mp_state().map_err(kvm_err("KVM_GET_MP_STATE"))?.mp_state))
+    }
+
     /// Run-loop counters of a vCPU (only while it is not running).
     pub fn counters(&self, index: u32) -> Result<Counters> {
         self.with_vcpu(index, |g| Ok(g.counters))
@@ -432,7 +448,6 @@ fn run_loop(
             inner.record.reason = reason as u32;
             return Ok(reason);
         }
-        let ranges_guard = ranges.read().unwrap_or_else(|p| p.into_inner());
         let exit = match inner.fd.run() {
             Ok(e) => e,
             Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {
@@ -447,6 +462,10 @@ fn run_loop(
             }
             Err(e) => return Err(Error::os("KVM_RUN", e)),
         };
+        // Taken after KVM_RUN, not across it: an AP may sit in the guest
+        // (halted, or waiting for SIPI) indefinitely, and a range change
+        // from the caller's thread must not wait for it.
+        let ranges_guard = ranges.read().unwrap_or_else(|p| p.into_inner());
         // SAFETY: KVM has just written the exit; for KVM_EXIT_IO the `io`
         // member of the union is the active one.
         let io_elem = unsafe {

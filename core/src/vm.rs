@@ -54,7 +54,13 @@ pub struct VmConfig {
     /// in service (see [`crate::sources`]). Off on healthy hosts, where it
     /// would only add spurious interrupts.
     pub quirk_level_resignal: bool,
+    /// vCPUs (1..=[`MAX_VCPUS`]); vCPU 0 is the bootstrap processor, the
+    /// others wait for INIT/SIPI (see [`crate::smp`]).
+    pub vcpus: u32,
 }
+
+/// Most vCPUs a VM may have.
+pub const MAX_VCPUS: u32 = 64;
 
 pub use crate::layout::{MAX_MEM, MIN_MEM};
 
@@ -72,6 +78,8 @@ pub struct Vm {
     pub(crate) irq: IrqState,
     pub(crate) events: Events,
     pub(crate) halt_poll_disabled: Mutex<bool>,
+    /// AP threads and exit slots.
+    pub(crate) aps: crate::smp::Aps,
     /// In-kernel irqchip state at creation (PIC master, slave, IOAPIC).
     initial_irqchip: Vec<kvm_bindings::kvm_irqchip>,
     /// In-kernel PIT state at creation (kernel irqchip only).
@@ -120,8 +128,11 @@ pub fn open_kvm() -> Result<Kvm> {
 }
 
 impl Vm {
-    /// Create a VM with one vCPU.
+    /// Create a VM with `config.vcpus` vCPUs.
     pub fn new(config: VmConfig) -> Result<Vm> {
+        if config.vcpus == 0 || config.vcpus > MAX_VCPUS {
+            return Err(Error::invalid(format!("vcpus {} must be 1..{MAX_VCPUS}", config.vcpus)));
+        }
         let layout = RamLayout::new(config.mem_size)?;
         let kvm = kvm_handle()?;
         let fd = kvm.create_vm().map_err(kvm_err("KVM_CREATE_VM"))?;
@@ -164,11 +175,14 @@ impl Vm {
                 initial_irqchip.push(c);
             }
         }
-        let vcpu0 = Vcpu::new(kvm, &fd, 0, 1, tsc_deadline)?;
-        let events =
-            Events::new(vec![vcpu0.kick.clone()], config.irqchip == IrqchipMode::Split && config.quirk_level_resignal);
+        let vcpus = (0..config.vcpus)
+            .map(|i| Vcpu::new(kvm, &fd, i, config.vcpus, tsc_deadline))
+            .collect::<Result<Vec<_>>>()?;
+        let kicks = vcpus.iter().map(|v| v.kick.clone()).collect();
+        let events = Events::new(kicks, config.irqchip == IrqchipMode::Split && config.quirk_level_resignal);
         Ok(Vm {
-            vcpus: vec![vcpu0],
+            aps: crate::smp::Aps::new(config.vcpus),
+            vcpus,
             fd,
             mem,
             config,
@@ -333,6 +347,7 @@ impl Vm {
     pub fn shutdown(&self) {
         self.alive.store(false, Ordering::Release);
         self.kick(STOP);
+        self.stop_aps();
         self.events.shutdown();
     }
 }

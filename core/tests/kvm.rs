@@ -16,7 +16,7 @@ fn guest(name: &str) -> Option<Vec<u8>> {
 }
 
 fn vm(mode: IrqchipMode) -> Arc<Vm> {
-    Arc::new(Vm::new(VmConfig { mem_size: 16 << 20, irqchip: mode, strict: false, quirk_level_resignal: true }).unwrap())
+    Arc::new(Vm::new(VmConfig { mem_size: 16 << 20, irqchip: mode, strict: false, quirk_level_resignal: true, vcpus: 1 }).unwrap())
 }
 
 fn record(vm: &Vm) -> &ExitRecord {

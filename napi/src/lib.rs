@@ -196,7 +196,7 @@ pub fn dv_last_error_string() -> String {
     String::from_utf8_lossy(&b).into_owned()
 }
 
-/// `dv_vm_create(config, out)`: `config` a 16-byte `DvVmCreateConfig`,
+/// `dv_vm_create(config, out)`: `config` a `DvVmCreateConfig`,
 /// `out` receives the u32 handle.
 #[napi(js_name = "dv_vm_create")]
 pub fn dv_vm_create(config: Buf, out: Buf) -> Result<i32> {

@@ -92,7 +92,7 @@ struct Round {
 fn round(elf: &[u8], a: &Args) -> Result<Round, String> {
     let e = |what: &'static str| move |err: denovmm_core::error::Error| format!("{what}: {err}");
     let vm = Arc::new(
-        Vm::new(VmConfig { mem_size: 16 << 20, irqchip: IrqchipMode::Kernel, strict: false, quirk_level_resignal: false }).map_err(e("create VM"))?,
+        Vm::new(VmConfig { mem_size: 16 << 20, irqchip: IrqchipMode::Kernel, strict: false, quirk_level_resignal: false, vcpus: 1 }).map_err(e("create VM"))?,
     );
     let action = if a.forward { Action::Forward { region: 0 } } else { Action::Ignore { read_value: 0xffff_ffff } };
     vm.range_add(Space::Pio, a.port, 1, action).map_err(e("port range"))?;

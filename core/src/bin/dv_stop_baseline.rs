@@ -45,7 +45,7 @@ fn main() -> ExitCode {
 
 fn run(elf: &[u8], stops: usize) -> Result<Vec<u128>, String> {
     let e = |what: &'static str| move |err: denovmm_core::error::Error| format!("{what}: {err}");
-    let config = VmConfig { mem_size: 16 << 20, irqchip: IrqchipMode::Kernel, strict: false, quirk_level_resignal: false };
+    let config = VmConfig { mem_size: 16 << 20, irqchip: IrqchipMode::Kernel, strict: false, quirk_level_resignal: false, vcpus: 1 };
     let vm = Arc::new(Vm::new(config).map_err(e("create VM"))?);
     vm.load_elf(elf, [0; 4]).map_err(e("load"))?;
     let in_run = Arc::new(AtomicBool::new(false));

@@ -34,7 +34,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, LazyLock};
 
 /// Version of this ABI; callers refuse a library with another one.
-pub const DV_ABI_VERSION: u32 = 2;
+pub const DV_ABI_VERSION: u32 = 3;
 
 static VMS: LazyLock<HandleTable<Vm>> = LazyLock::new(HandleTable::new);
 

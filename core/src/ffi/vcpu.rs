@@ -69,6 +69,14 @@ pub unsafe extern "C" fn dv_vcpu_counters(vm: u32, vcpu: u32, out: *mut VcpuCoun
     })
 }
 
+/// vCPU `vcpu`'s `KVM_MP_STATE`: 0 runnable, 1 uninitialized (an AP
+/// waiting for INIT/SIPI), 2 INIT received, 3 halted, 4 SIPI received.
+/// Not while it runs.
+#[no_mangle]
+pub extern "C" fn dv_vcpu_mp_state(vm: u32, vcpu: u32) -> i32 {
+    with_vm(vm, |v| i32::try_from(v.mp_state(vcpu)?).map_err(|_| Error::invalid("MP state out of range")))
+}
+
 /// TSC frequency of vCPU `vcpu` in kHz.
 #[no_mangle]
 pub extern "C" fn dv_vcpu_tsc_khz(vm: u32, vcpu: u32) -> i32 {

@@ -34,9 +34,15 @@ pub struct VmCreateConfig {
     pub irqchip: u32,
     /// `DV_VM_*` flags.
     pub flags: u32,
+    /// vCPUs, 1..=64 (0 means 1). vCPU 0 boots; the others (APs) wait for
+    /// INIT/SIPI from the guest.
+    pub vcpus: u32,
+    /// Must be 0.
+    pub reserved: u32,
 }
 
-/// Create a VM with one vCPU; writes its handle to `out`. Returns 0.
+/// Create a VM with `config.vcpus` vCPUs; writes its handle to `out`.
+/// Returns 0.
 ///
 /// # Safety
 /// `config` must be valid for one read and `out` for one write.
@@ -56,7 +62,11 @@ pub unsafe extern "C" fn dv_vm_create(config: *const VmCreateConfig, out: *mut u
             irqchip: IrqchipMode::from_u32(c.irqchip)?,
             strict: c.flags & DV_VM_STRICT != 0,
             quirk_level_resignal: c.flags & DV_VM_QUIRK_LEVEL_RESIGNAL != 0,
+            vcpus: c.vcpus.max(1),
         };
+        if c.reserved != 0 {
+            return Err(Error::invalid("VmCreateConfig.reserved must be 0"));
+        }
         let vm = Vm::new(config)?;
         let h = VMS.insert(vm);
         let h32 = u32::try_from(h).map_err(|_| Error::invalid("VM handles exhausted"))?;
@@ -237,6 +247,57 @@ pub extern "C" fn dv_vm_reset(vm: u32, flags: u32) -> i32 {
     })
 }
 
+/// Start one host thread per AP (vCPUs 1..N) running `KVM_RUN`; no-op
+/// with one vCPU or while they run. An AP exit the core does not handle
+/// parks that AP and kicks vCPU 0 with `DV_REASON_WAKE`; the caller takes
+/// parked APs with [`dv_vm_take_parked`], handles each exit record and
+/// releases the AP with [`dv_vm_release_ap`]. Returns 0.
+#[no_mangle]
+pub extern "C" fn dv_vm_start_aps(vm: u32) -> i32 {
+    guard(|| {
+        let v = VMS.get(vm as u64).map_err(|_| Error::new(crate::error::Code::BadHandle, format!("unknown or closed VM handle {vm}")))?;
+        if !v.alive() {
+            return Err(Error::new(crate::error::Code::BadHandle, format!("unknown or closed VM handle {vm}")));
+        }
+        v.start_aps().map(|_| 0)
+    })
+}
+
+/// Stop every AP thread and join it (exits still parked are dropped).
+/// Idempotent. Returns 0.
+#[no_mangle]
+pub extern "C" fn dv_vm_stop_aps(vm: u32) -> i32 {
+    with_vm(vm, |v| {
+        v.stop_aps();
+        Ok(0)
+    })
+}
+
+/// Write the indices of up to `cap` parked APs to `out` and mark them
+/// taken; returns how many (0 when none). Each exit is in that vCPU's
+/// exit record; release the AP with [`dv_vm_release_ap`] once handled.
+///
+/// # Safety
+/// `out` must be valid for `cap` u32 writes.
+#[no_mangle]
+pub unsafe extern "C" fn dv_vm_take_parked(vm: u32, out: *mut u32, cap: u32) -> i32 {
+    with_vm(vm, |v| {
+        if out.is_null() || cap == 0 || cap > 64 {
+            return Err(Error::invalid("take parked: null buffer or capacity not 1..64"));
+        }
+        // SAFETY: the caller guarantees `cap` writable u32 at `out`.
+        let buf = unsafe { std::slice::from_raw_parts_mut(out, cap as usize) };
+        Ok(v.take_parked_aps(buf) as i32)
+    })
+}
+
+/// Let AP `vcpu`, whose exit was taken with [`dv_vm_take_parked`], run
+/// again (a read completes with its record's data). Returns 0.
+#[no_mangle]
+pub extern "C" fn dv_vm_release_ap(vm: u32, vcpu: u32) -> i32 {
+    with_vm(vm, |v| v.release_ap(vcpu).map(|_| 0))
+}
+
 /// VM-wide facts and counters (see [`dv_vm_info`]).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default)]
@@ -253,6 +314,10 @@ pub struct VmInfo {
     pub event_thread_cpu_ns: u64,
     /// Live irqfds.
     pub irqfds: u64,
+    /// vCPUs of the VM.
+    pub vcpus: u64,
+    /// AP threads running (see [`dv_vm_start_aps`]).
+    pub ap_threads: u64,
 }
 
 /// Write the VM's [`VmInfo`] to `out`. Returns 0.
@@ -270,6 +335,8 @@ pub unsafe extern "C" fn dv_vm_info(vm: u32, out: *mut VmInfo) -> i32 {
             event_thread_realtime: t.realtime as u64,
             event_thread_cpu_ns: t.cpu_ns,
             irqfds: v.irqfd_count() as u64,
+            vcpus: v.vcpu_count() as u64,
+            ap_threads: v.ap_threads() as u64,
         };
         // SAFETY: forwarded from the caller's contract.
         unsafe { write_out(out, info) }?;
