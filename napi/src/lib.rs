@@ -368,6 +368,19 @@ plain_fns! {
     dv_timer_set_pacing = "dv_timer_set_pacing"(vm: u32, id: u32, pacing: u32);
     dv_timer_destroy = "dv_timer_destroy"(vm: u32, id: u32);
     dv_timer_set_policy = "dv_timer_set_policy"(vm: u32, id: u32, policy: u32, cap_ns: U64);
+    dv_vcpu_mp_state = "dv_vcpu_mp_state"(vm: u32, vcpu: u32);
+    dv_vm_start_aps = "dv_vm_start_aps"(vm: u32);
+    dv_vm_stop_aps = "dv_vm_stop_aps"(vm: u32);
+    dv_vm_release_ap = "dv_vm_release_ap"(vm: u32, vcpu: u32);
+}
+
+/// `dv_vm_take_parked(vm, out, cap)`: the vCPUs whose exits wait for the
+/// JS thread, up to `cap` of them into `out` (u32 each).
+#[napi(js_name = "dv_vm_take_parked")]
+pub fn dv_vm_take_parked(vm: u32, out: Buf, cap: u32) -> Result<i32> {
+    let o = out.at::<u32>((cap as usize).saturating_mul(4), "parked vCPUs", false)?;
+    // SAFETY: o holds `cap` u32s or is null.
+    Ok(unsafe { dv::dv_vm_take_parked(vm, o, cap) })
 }
 
 /// Exports `dv_*` functions that write one fixed-size struct to `out`.

@@ -43,10 +43,11 @@ export function check(dv, rc, what) {
 
 /** A VM loaded with guests/build/<elf>.elf and its four arguments. */
 export function createVm(dv, { elf, arg0 = 0, args = [arg0], memSize = 16 << 20 }) {
-  const cfg = new DataView(new ArrayBuffer(16));
+  const cfg = new DataView(new ArrayBuffer(24)); // DvVmCreateConfig
   cfg.setBigUint64(0, BigInt(memSize), true);
   cfg.setUint32(8, 0, true); // DV_IRQCHIP_MODE_KERNEL
   cfg.setUint32(12, 0, true); // not strict
+  cfg.setUint32(16, 1, true); // one vCPU (reserved at 20 stays 0)
   const out = new Uint32Array(1);
   check(dv, dv.dv_vm_create(cfg, out), "create VM");
   const vm = out[0];

@@ -66,14 +66,14 @@ test("the exit record and guest RAM are the core's memory (zero copy)", opts, ()
 
 test("errors keep the C ABI's codes and messages", opts, () => {
   const dv = addon();
-  assert.equal(dv.dv_abi_version(), 2);
+  assert.equal(dv.dv_abi_version(), 3);
   assert.equal(dv.dv_vm_destroy(987654), -1); // DV_CODE_BAD_HANDLE
   assert.match(dv.dv_last_error_string(), /handle 987654/);
   const msg = new Uint8Array(256);
   const n = dv.dv_last_error(msg, msg.length);
   assert.match(Buffer.from(msg.subarray(0, n)).toString(), /handle 987654/);
   // a bad image is DV_CODE_BAD_IMAGE with a message, not a crash
-  const cfg = new DataView(new ArrayBuffer(16));
+  const cfg = new DataView(new ArrayBuffer(24));
   cfg.setBigUint64(0, 16n << 20n, true);
   const out = new Uint32Array(1);
   check(dv, dv.dv_vm_create(cfg, out), "create");

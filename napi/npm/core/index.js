@@ -1,7 +1,7 @@
 // Loads the denovmm core addon of this platform: $DENOVMM_NODE if set,
 // else the platform package. Errors name the platform and the fix.
 "use strict";
-const ABI_VERSION = 2;
+const ABI_VERSION = 3;
 
 function platformPackage() {
   const { platform, arch } = process;
