@@ -151,14 +151,19 @@ async function boot(config: CliConfig): Promise<CliOutcome> {
     extra.push(...await devicePlugins(config.devices, env));
   }
 
-  const [machineMod, io, { SerialFeeder }, { runAsync }, { exitCodeOf }] =
-    await Promise.all([
-      import("./vmm/machine.ts"),
-      import("./vmm/cli_io.ts"),
-      import("./plugins/serial/streams.ts"),
-      import("./vmm/run_async.ts"),
-      import("./vmm/exit_codes.ts"),
-    ]);
+  const [
+    machineMod,
+    io,
+    { SerialFeeder, enqueueInRoom },
+    { runAsync },
+    { exitCodeOf },
+  ] = await Promise.all([
+    import("./vmm/machine.ts"),
+    import("./vmm/cli_io.ts"),
+    import("./plugins/serial/streams.ts"),
+    import("./vmm/run_async.ts"),
+    import("./vmm/exit_codes.ts"),
+  ]);
   const out = new io.OutputSink((b) => Deno.stdout.writeSync(b));
   const log = io.stderrLogger(config.logLevel, () => out.flush());
   const feeder = config.stdin ? new SerialFeeder((b) => enqueue(b)) : null;
@@ -202,10 +207,7 @@ async function boot(config: CliConfig): Promise<CliOutcome> {
   }
   const vm = machine.vm;
   function enqueue(b: Uint8Array): number {
-    const room = machine.serial.uart.inputRoom;
-    return room <= 0
-      ? 0
-      : machine.serial.uart.enqueueInput(b.subarray(0, room));
+    return enqueueInRoom(machine.serial.uart, b);
   }
   let stopStdin = () => {};
   const ac = new AbortController();

@@ -10,6 +10,23 @@ import type { Plugin } from "../../bus/types.ts";
 import type { Uart16550 } from "./uart_16550.ts";
 
 /**
+ * Hand `uart` as much of `bytes` as its receive queue takes now (never
+ * more, so the guest sees no overrun); returns the bytes it took.
+ *
+ * @example
+ * ```ts
+ * import { enqueueInRoom } from "./streams.ts";
+ * import { Uart16550 } from "./uart_16550.ts";
+ * const uart = new Uart16550({ inputCapacity: 4 });
+ * console.log(enqueueInRoom(uart, new Uint8Array(10))); // 4
+ * ```
+ */
+export function enqueueInRoom(uart: Uart16550, bytes: Uint8Array): number {
+  const room = uart.inputRoom;
+  return room <= 0 ? 0 : uart.enqueueInput(bytes.subarray(0, room));
+}
+
+/**
  * Host bytes waiting for the guest's COM1, fed into the UART whenever its
  * receive queue has room. As a plugin with `service()` it refills the UART
  * after every exit while the guest reads, so throughput is not bounded by
@@ -149,10 +166,7 @@ export class SerialStreams {
   connect(serial: { readonly uart: Uart16550 }): void {
     if (this.#feeder) throw new Error("SerialStreams: already connected");
     const uart = serial.uart;
-    const feeder = new SerialFeeder((b) => {
-      const room = uart.inputRoom;
-      return room <= 0 ? 0 : uart.enqueueInput(b.subarray(0, room));
-    });
+    const feeder = new SerialFeeder((b) => enqueueInRoom(uart, b));
     this.#feeder = feeder;
     if (!this.#input) return;
     const reader = this.#input.getReader();
