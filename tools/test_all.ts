@@ -146,6 +146,20 @@ if (import.meta.main) {
   const dtest = await step("deno test", [deno, "test", "-A", "--doc"], root);
   let ntest = { ok: true, out: "" };
   if (await have("node")) {
+    // The TS-layer test compiles with tsc from napi's dev dependencies: a
+    // clean checkout installs them from the lock file (npm is required, as
+    // for ./deno itself).
+    try {
+      Deno.statSync(`${root}napi/node_modules/.bin/tsc`);
+    } catch {
+      await step("napi dev dependencies", [
+        "npm",
+        "ci",
+        "--no-audit",
+        "--no-fund",
+        "--loglevel=error",
+      ], `${root}napi`);
+    }
     const files = [...Deno.readDirSync(`${root}napi/test`)]
       .map((e) => e.name).filter((n) => n.endsWith(".test.mjs")).sort()
       .map((n) => `${root}napi/test/${n}`);
