@@ -176,13 +176,12 @@ Deno.test({
             `guest ${g} vs delivered ${c.delivered}: ${info}`,
           );
         }
-        // Count invariant: once the backlog drained, the guest's count is
-        // the number of elapsed periods, within 1 tick. At 100 µs a host
-        // this loaded may never drain (the guest cannot take 10k ticks/s);
-        // then the owed ticks are still all accounted for above.
-        if (periodUs === 1000 || r.quiet.length > 0) {
-          assert.ok(r.quiet.length > 0, `no quiet moment: ${info}`);
-        }
+        // Count invariant: whenever the backlog had drained, the guest's
+        // count is the number of elapsed periods, within 1 tick. A loaded
+        // host may never let it drain during the run (seen at 1 ms in a
+        // clean-checkout CI run while the build ran), so whether a quiet
+        // moment occurs is timing, not asserted; the owed ticks are then
+        // still all accounted for above.
         for (const [g, elapsed] of r.quiet) {
           assert.ok(Math.abs(g - elapsed) <= 1, `${g} vs ${elapsed}: ${info}`);
         }
