@@ -11,9 +11,10 @@
  *
  * ```ts ignore
  * import { createMachine } from "@denovmm/vmm";
- * using m = createMachine({ serialOutput: (b) => Deno.stdout.writeSync(new Uint8Array([b])) });
+ * let text = "";
+ * using m = createMachine({ serialOutput: (b) => text += String.fromCharCode(b) });
  * m.vm.load("guests/build/hello.elf", [3]);
- * console.log(m.vm.run({ timeoutMs: 5000 })); // { reason: "exit", status: 7 }
+ * console.log(m.vm.run({ timeoutMs: 5000 }), text); // { reason: "exit", status: 7 }
  * ```
  *
  * @module

@@ -25,6 +25,7 @@
  *
  * @module
  */
+import { host } from "../ffi/host.ts";
 import { importUrl } from "./dynamic_import.ts";
 import type { Plugin } from "../bus/types.ts";
 import { checkHostFile, HostFileError, hostFileError } from "./host_file.ts";
@@ -87,7 +88,7 @@ async function builtinEcho(options: unknown): Promise<Plugin[]> {
 
 function moduleUrl(spec: string): string {
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(spec)) return spec;
-  const abs = spec.startsWith("/") ? spec : `${Deno.cwd()}/${spec}`;
+  const abs = spec.startsWith("/") ? spec : `${host.cwd()}/${spec}`;
   return new URL(`file://${abs.split("/").map(encodeURIComponent).join("/")}`)
     .href;
 }

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { host } from "../ffi/host.ts";
 import { createMachine, type TimerDelivery } from "./machine.ts";
 import type { IrqchipMode } from "./vm.ts";
 import type { WorkerSetup } from "./worker_host.ts";
@@ -54,7 +55,7 @@ export default function setup(a: CliGuestArgs): WorkerSetup {
   const flush = () => {
     if (n === 0) return;
     let off = 0;
-    while (off < n) off += Deno.stdout.writeSync(out.subarray(off, n));
+    while (off < n) off += host.writeStdout(out.subarray(off, n));
     n = 0;
   };
   const machine = createMachine({

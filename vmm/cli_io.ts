@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { host } from "../ffi/host.ts";
 import type { LogLevel } from "../bus/types.ts";
 
 /** Ctrl-A: the console escape key (as in QEMU's `-nographic`). */
@@ -123,7 +124,7 @@ const LEVEL_RANK: Record<LogLevel, number> = {
 /** True when colours may be used on stderr (a terminal and no NO_COLOR). */
 export function stderrColours(): boolean {
   try {
-    return Deno.stderr.isTerminal() && !Deno.env.get("NO_COLOR");
+    return host.stderrIsTerminal() && !host.env("NO_COLOR");
   } catch {
     return false;
   }
@@ -165,15 +166,14 @@ export function startStdin(options: {
   onQuit: () => void;
   onHelp: () => void;
 }): () => void {
-  const stdin = Deno.stdin;
   let rawSet = false;
   if (options.raw) {
-    stdin.setRaw(true, { cbreak: false });
+    host.setStdinRaw(true);
     rawSet = true;
   }
   const esc = options.raw ? new ConsoleEscape() : null;
   let stopped = false;
-  const reader = stdin.readable.getReader();
+  const reader = host.stdinReadable().getReader();
   (async () => {
     try {
       for (;;) {
@@ -200,7 +200,7 @@ export function startStdin(options: {
     stopped = true;
     if (rawSet) {
       try {
-        stdin.setRaw(false);
+        host.setStdinRaw(false);
       } catch {
         // not a terminal any more
       }

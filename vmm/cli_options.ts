@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { host } from "../ffi/host.ts";
 import { type CpuOption, cpuOptionFromArg } from "./cpu_spec.ts";
 import type { LogLevel } from "../bus/types.ts";
 import {
@@ -359,7 +360,7 @@ const CLI_SPECS: Record<string, ArgSpec> = {
  */
 export function parseCli(
   argv: readonly string[],
-  readConfig: ConfigReader = (p) => Deno.readTextFileSync(p),
+  readConfig: ConfigReader = (p) => host.readTextFile(p),
 ): CliRequest {
   // `--stats` takes an optional value: a bare one means json.
   const args = argv.map((a) => a === "--stats" ? "--stats=json" : a);

@@ -7,6 +7,8 @@
  * @module
  */
 
+import { host } from "../ffi/host.ts";
+
 /** A CPU model as an object (the JSON form of `--cpu file.json`). */
 export interface CpuSpec {
   /** `host` (default): KVM's supported set; `baseline`: the portable set. */
@@ -148,7 +150,7 @@ export function cpuOptionFromArg(arg: string): CpuOption {
   if (!arg.endsWith(".json")) return arg;
   let text: string;
   try {
-    text = Deno.readTextFileSync(arg);
+    text = host.readTextFile(arg);
   } catch (e) {
     throw new Error(`--cpu ${arg}: ${(e as Error).message}`);
   }

@@ -6,6 +6,8 @@
  * @module
  */
 
+import { host } from "../ffi/host.ts";
+
 /** Vendor and features of a host CPU. */
 export interface HostCpu {
   /** `vendor_id` of /proc/cpuinfo (GenuineIntel, AuthenticAMD, ...). */
@@ -43,7 +45,7 @@ export function hostCpu(): HostCpu {
   if (cached) return cached;
   let text = "";
   try {
-    text = Deno.readTextFileSync("/proc/cpuinfo");
+    text = host.readTextFile("/proc/cpuinfo");
   } catch {
     // no /proc: an unknown host, matched only by another unknown host
   }

@@ -7,6 +7,8 @@
  * @module
  */
 
+import { host, type HostFile, type HostFileInfo } from "../ffi/host.ts";
+
 /** Why a host file could not be used. */
 export type HostFileProblem =
   | "missing"
@@ -58,12 +60,12 @@ function sizeText(n: number): string {
 }
 
 /**
- * Turn a Deno file-system error into a {@link HostFileError}.
+ * Turn a runtime's file-system error into a {@link HostFileError}.
  *
  * @example
  * ```ts
  * import { hostFileError } from "./host_file.ts";
- * const e = hostFileError(new Deno.errors.NotFound("x"), "disk", "a.img");
+ * const e = hostFileError(new HostFileError("disk", "a.img", "missing", "no such file"), "disk", "a.img");
  * console.log(e.message); // disk "a.img": no such file
  * ```
  */
@@ -75,10 +77,11 @@ export function hostFileError(
 ): HostFileError {
   if (e instanceof HostFileError) return e;
   const cause = { cause: e };
-  if (e instanceof Deno.errors.NotFound) {
+  const kind = host.errorKind(e);
+  if (kind === "missing") {
     return new HostFileError(what, path, "missing", "no such file", cause);
   }
-  if (e instanceof Deno.errors.NotCapable) {
+  if (kind === "not-capable") {
     return new HostFileError(
       what,
       path,
@@ -89,7 +92,7 @@ export function hostFileError(
       cause,
     );
   }
-  if (e instanceof Deno.errors.PermissionDenied) {
+  if (kind === "permission") {
     return new HostFileError(
       what,
       path,
@@ -98,7 +101,7 @@ export function hostFileError(
       cause,
     );
   }
-  if (e instanceof Deno.errors.IsADirectory) {
+  if (kind === "directory") {
     return new HostFileError(what, path, "directory", "is a directory", cause);
   }
   const msg = e instanceof Error ? e.message : String(e);
@@ -106,7 +109,7 @@ export function hostFileError(
 }
 
 function checkInfo(
-  info: Deno.FileInfo,
+  info: HostFileInfo,
   what: string,
   path: string,
   maxBytes: number,
@@ -144,19 +147,19 @@ export function readHostFile(
 ): Uint8Array {
   const what = options.what ?? "file";
   const maxBytes = options.maxBytes ?? DEFAULT_MAX;
-  let file: Deno.FsFile | undefined;
+  let file: HostFile | undefined;
   try {
     // Stat the path before opening it: opening a FIFO would block until a
     // writer comes, and a device would be read forever.
-    checkInfo(Deno.statSync(path), what, path, maxBytes);
-    file = Deno.openSync(path, { read: true });
-    const info = file.statSync();
+    checkInfo(host.stat(path), what, path, maxBytes);
+    file = host.open(path, { read: true });
+    const info = file.stat();
     checkInfo(info, what, path, maxBytes);
     const buf = new Uint8Array(info.size);
     let off = 0;
     while (off < buf.length) {
-      const n = file.readSync(buf.subarray(off));
-      if (n === null) break;
+      const n = file.readAt(buf.subarray(off), off);
+      if (n === 0) break;
       off += n;
     }
     return off === buf.length ? buf : buf.slice(0, off);
@@ -182,14 +185,14 @@ export function readHostFile(
 export function checkHostFile(
   path: string,
   options: HostFileOptions = {},
-): Deno.FileInfo {
+): HostFileInfo {
   const what = options.what ?? "file";
   const maxBytes = options.maxBytes ?? Number.MAX_SAFE_INTEGER;
-  let file: Deno.FsFile | undefined;
+  let file: HostFile | undefined;
   try {
-    checkInfo(Deno.statSync(path), what, path, maxBytes); // never open a FIFO
-    file = Deno.openSync(path, { read: true, write: options.write ?? false });
-    const info = file.statSync();
+    checkInfo(host.stat(path), what, path, maxBytes); // never open a FIFO
+    file = host.open(path, { read: true, write: options.write ?? false });
+    const info = file.stat();
     checkInfo(info, what, path, maxBytes);
     return info;
   } catch (e) {

@@ -199,7 +199,7 @@ export function standardPlugins(options: MachineOptions = {}): {
  * import { createMachine } from "./machine.ts";
  * using m = createMachine({
  *   irqchip: "split",
- *   serialOutput: (b) => Deno.stdout.writeSync(new Uint8Array([b])),
+ *   serialOutput: (b) => console.log(String.fromCharCode(b)),
  * });
  * m.vm.load("guests/build/hello.elf");
  * console.log(m.vm.run({ timeoutMs: 5000 }));

@@ -7,6 +7,8 @@
  * @module
  */
 
+import { host } from "../ffi/host.ts";
+
 /** The workarounds a VM can enable. */
 export interface HostQuirks {
   /**
@@ -48,7 +50,7 @@ export function detectHostQuirks(): HostQuirks {
   if (detected) return detected;
   let nested = false;
   try {
-    const info = Deno.readTextFileSync("/proc/cpuinfo");
+    const info = host.readTextFile("/proc/cpuinfo");
     nested = /^flags\s*:.*\bhypervisor\b/m.test(info);
   } catch {
     nested = false;

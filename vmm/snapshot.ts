@@ -15,6 +15,7 @@
  *
  * @module
  */
+import { host, type HostFile } from "../ffi/host.ts";
 import { restorePlugins } from "./plugin_state.ts";
 import type { DeviceState, Plugin } from "../bus/types.ts";
 import type { CoreVm } from "../ffi/core_vm.ts";
@@ -305,20 +306,25 @@ export class SnapshotTracker {
     // a half-written snapshot, and no truncation of an old file (which
     // ext4 answers with a synchronous flush) is involved.
     const tmp = `${path}.tmp-${meta.id.slice(0, 8)}`;
-    const f = Deno.openSync(tmp, { write: true, createNew: true, mode: 0o600 });
+    const f = host.open(tmp, {
+      read: false,
+      write: true,
+      createNew: true,
+      mode: 0o600,
+    });
     try {
-      Deno.chmodSync(tmp, 0o600); // mode is masked by the umask otherwise
+      host.chmod(tmp, 0o600); // mode is masked by the umask otherwise
       const saved = h.core.memorySave(tmp, head.length, pages);
       patchMemoryCrc(head, saved.crc, saved.pages);
       writeAll(f, head);
-      if (options.durable) f.syncSync();
+      if (options.durable) f.sync();
     } catch (e) {
       f.close();
-      Deno.removeSync(tmp);
+      host.remove(tmp);
       throw e;
     }
     f.close();
-    Deno.renameSync(tmp, path);
+    host.rename(tmp, path);
     const file: SnapshotFile = {
       path,
       memoryOffset: head.length,
@@ -418,10 +424,9 @@ function or(dst: BigUint64Array, src: BigUint64Array): void {
   for (let i = 0; i < dst.length; i++) dst[i] |= src[i];
 }
 
-function writeAll(f: Deno.FsFile, b: Uint8Array): void {
-  f.seekSync(0, Deno.SeekMode.Start);
+function writeAll(f: HostFile, b: Uint8Array): void {
   let o = 0;
-  while (o < b.length) o += f.writeSync(b.subarray(o));
+  while (o < b.length) o += f.writeAt(b.subarray(o), o);
 }
 
 /** Throw a `mismatch` SnapshotError unless `snap` fits the VM of `h`. */

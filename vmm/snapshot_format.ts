@@ -27,6 +27,7 @@
  *
  * @module
  */
+import { host, type HostFile } from "../ffi/host.ts";
 import { crc32 } from "node:zlib";
 
 /** First 8 bytes of a snapshot file. */
@@ -251,9 +252,9 @@ export function decodeContainer(
 
 /** Read a file's container (header + sections; not the memory image). */
 export function readContainer(path: string): SnapshotContainer {
-  let f: Deno.FsFile;
+  let f: HostFile;
   try {
-    f = Deno.openSync(path, { read: true });
+    f = host.open(path, { read: true });
   } catch (e) {
     throw new SnapshotError(
       "not-a-snapshot",
@@ -261,12 +262,11 @@ export function readContainer(path: string): SnapshotContainer {
     );
   }
   try {
-    const size = f.statSync().size;
+    const size = f.stat().size;
     const head = new Uint8Array(Math.min(size, HEADER_LEN));
     readFull(f, head);
     const probe = decodeHeaderLength(head, path);
     const all = new Uint8Array(Math.min(size, probe));
-    f.seekSync(0, Deno.SeekMode.Start);
     readFull(f, all);
     return decodeContainer(all, size, path);
   } finally {
@@ -292,11 +292,11 @@ function decodeHeaderLength(head: Uint8Array, what: string): number {
   return Math.max(off, HEADER_LEN + ENTRY_LEN * Math.min(n, 64));
 }
 
-function readFull(f: Deno.FsFile, buf: Uint8Array): void {
+function readFull(f: HostFile, buf: Uint8Array): void {
   let o = 0;
   while (o < buf.length) {
-    const n = f.readSync(buf.subarray(o));
-    if (n === null || n === 0) break;
+    const n = f.readAt(buf.subarray(o), o);
+    if (n === 0) break;
     o += n;
   }
 }

@@ -4,26 +4,27 @@
  *
  * @module
  */
-/// <reference lib="deno.worker" />
 import type { WorkerSetup } from "./worker_host.ts";
 import { importUrl } from "./dynamic_import.ts";
+import { host } from "../ffi/host.ts";
 
-self.onmessage = async (e: MessageEvent) => {
-  const { module, args } = e.data as { module: string; args: unknown };
+const parent = host.parentPort();
+parent.onMessage(async (data) => {
+  const { module, args } = data as { module: string; args: unknown };
   let setup: WorkerSetup | undefined;
   try {
     const mod = await importUrl(new URL(module, import.meta.url).href) as {
       default: (args: unknown) => unknown;
     };
     setup = await mod.default(args) as WorkerSetup;
-    self.postMessage({ type: "ready", handle: setup.vm.handle });
+    parent.postMessage({ type: "ready", handle: setup.vm.handle });
     const result = setup.vm.run(setup.run);
     const report = setup.report?.();
     // Closed before "done", so the host may terminate this worker at once.
     setup.vm.close();
-    self.postMessage({ type: "done", outcome: { result, report } });
+    parent.postMessage({ type: "done", outcome: { result, report } });
   } catch (err) {
     setup?.vm.close();
-    self.postMessage({ type: "error", message: (err as Error).message });
+    parent.postMessage({ type: "error", message: (err as Error).message });
   }
-};
+});

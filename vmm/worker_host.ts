@@ -19,6 +19,7 @@
  * @module
  */
 import { CoreVmRef } from "../ffi/core_vm.ts";
+import { host } from "../ffi/host.ts";
 import type { RunOptions, RunResult, Vm } from "./vm.ts";
 import { stopVm } from "./vm.ts";
 
@@ -75,9 +76,7 @@ export function spawnVm(
   args: unknown = {},
   options: { libraryPath?: string } = {},
 ): RemoteVm {
-  const worker = new Worker(new URL("./vcpu_worker.ts", import.meta.url), {
-    type: "module",
-  });
+  const worker = host.spawnWorker(new URL("./vcpu_worker.ts", import.meta.url));
   let handle: number | undefined;
   let readyResolve!: (h: number) => void;
   let readyReject!: (e: Error) => void;
@@ -88,8 +87,8 @@ export function spawnVm(
   let settle!: (e: Error) => void;
   const done = new Promise<WorkerOutcome>((resolve, reject) => {
     settle = reject; // no-op once settled
-    worker.onmessage = (e: MessageEvent) => {
-      const m = e.data as {
+    worker.onMessage((data) => {
+      const m = data as {
         type: string;
         handle?: number;
         message?: string;
@@ -107,14 +106,13 @@ export function spawnVm(
         readyReject(err);
         reject(err);
       }
-    };
-    worker.onerror = (e: ErrorEvent) => {
-      e.preventDefault();
+    });
+    worker.onError((message) => {
       worker.terminate();
-      const err = new Error(`vCPU worker failed: ${e.message}`);
+      const err = new Error(`vCPU worker failed: ${message}`);
       readyReject(err);
       reject(err);
-    };
+    });
   });
   ready.catch(() => {});
   done.catch(() => {}); // terminate() may reject it; callers see it if they wait

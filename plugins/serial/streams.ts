@@ -112,7 +112,9 @@ export interface SerialStreamsOptions {
  * ```ts ignore
  * import { createMachine } from "@denovmm/vmm";
  * import { SerialStreams } from "@denovmm/vmm/plugins";
- * const io = new SerialStreams({ input: Deno.stdin.readable, output: Deno.stdout.writable });
+ * // any byte streams: the terminal's stdin and stdout, a socket, a pipe
+ * declare const input: ReadableStream<Uint8Array>, output: WritableStream<Uint8Array>;
+ * const io = new SerialStreams({ input, output });
  * await using m = createMachine({ serialOutput: io.output, plugins: [io.plugin] });
  * io.connect(m.serial);
  * m.vm.load("guests/build/serial_echo.elf");

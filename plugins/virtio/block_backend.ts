@@ -4,6 +4,8 @@
  * @module
  */
 
+import { host, type HostFile } from "../../ffi/host.ts";
+
 /**
  * Byte-addressed storage. Methods are synchronous and may throw on host
  * I/O errors (the device reports VIRTIO_BLK_S_IOERR).
@@ -97,22 +99,19 @@ export class MemoryBackend implements BlockBackend {
  * ```
  */
 export class FileBackend implements BlockBackend {
-  readonly #file: Deno.FsFile;
+  readonly #file: HostFile;
   #size: number;
 
   /** Wrap an open file of `size` bytes. */
-  constructor(file: Deno.FsFile, size: number) {
+  constructor(file: HostFile, size: number) {
     this.#file = file;
     this.#size = size;
   }
 
   /** Open `path` (read-write unless `readOnly`). */
   static open(path: string, options: { readOnly?: boolean } = {}): FileBackend {
-    const file = Deno.openSync(path, {
-      read: true,
-      write: !options.readOnly,
-    });
-    return new FileBackend(file, file.statSync().size);
+    const file = host.open(path, { read: true, write: !options.readOnly });
+    return new FileBackend(file, file.stat().size);
   }
 
   /** Size in bytes. */
@@ -122,11 +121,10 @@ export class FileBackend implements BlockBackend {
 
   /** Read; bytes past end of file read as zero. */
   read(offset: number, buf: Uint8Array): void {
-    this.#file.seekSync(offset, Deno.SeekMode.Start);
     let done = 0;
     while (done < buf.length) {
-      const n = this.#file.readSync(buf.subarray(done));
-      if (n === null || n === 0) break;
+      const n = this.#file.readAt(buf.subarray(done), offset + done);
+      if (n === 0) break;
       done += n;
     }
     buf.fill(0, done);
@@ -134,10 +132,9 @@ export class FileBackend implements BlockBackend {
 
   /** Write all of `buf`. */
   write(offset: number, buf: Uint8Array): void {
-    this.#file.seekSync(offset, Deno.SeekMode.Start);
     let done = 0;
     while (done < buf.length) {
-      const n = this.#file.writeSync(buf.subarray(done));
+      const n = this.#file.writeAt(buf.subarray(done), offset + done);
       if (n <= 0) throw new Error("short write");
       done += n;
     }
@@ -145,12 +142,12 @@ export class FileBackend implements BlockBackend {
 
   /** fdatasync. */
   flush(): void {
-    this.#file.syncDataSync();
+    this.#file.syncData();
   }
 
   /** Truncate or extend the file. */
   resize(newSize: number): void {
-    this.#file.truncateSync(newSize);
+    this.#file.truncate(newSize);
     this.#size = newSize;
   }
 
