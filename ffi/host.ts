@@ -94,6 +94,10 @@ export interface HostParentPort {
 export interface Host {
   /** Which runtime this is. */
   readonly runtime: "deno" | "node";
+  /** The operating system (`linux`, `darwin`, ...). */
+  readonly os: string;
+  /** The CPU architecture (`x86_64`, `aarch64`, ...). */
+  readonly arch: string;
   /** Stat `path` (follows links). */
   stat(path: string): HostFileInfo;
   /** Open `path`. */
@@ -141,6 +145,8 @@ function denoHost(D: DenoNs): Host {
   });
   return {
     runtime: "deno",
+    os: D.build.os,
+    arch: D.build.arch,
     stat: (p) => info(D.statSync(p)),
     open(p, o = {}) {
       const f = D.openSync(p, {
@@ -241,6 +247,8 @@ function nodeHost(): Host {
   const proc = (globalThis as unknown as {
     process: {
       env: Record<string, string | undefined>;
+      platform: string;
+      arch: string;
       cwd(): string;
       stdin: ReadStream;
       stderr: { isTTY?: boolean };
@@ -253,6 +261,10 @@ function nodeHost(): Host {
   });
   return {
     runtime: "node",
+    os: proc.platform,
+    arch: ({ x64: "x86_64", arm64: "aarch64" } as Record<string, string>)[
+      proc.arch
+    ] ?? proc.arch,
     stat: (p) => info(fs.statSync(p)),
     open(p, o = {}) {
       const write = o.write ?? false;

@@ -15,11 +15,16 @@
 import { ABI_VERSION } from "./abi.ts";
 import { type CoreBackend, CoreError, isAddonPath } from "./backend.ts";
 import { RECORD_LEN } from "./exit_record.ts";
+import { openNapiBackend } from "./napi_backend.ts";
+import { host } from "./host.ts";
 import {
-  findPlatformAddon,
-  openNapiBackend,
+  findPlatformPackage,
+  importPlatformPackage,
   PLATFORM_PACKAGE,
-} from "./napi_backend.ts";
+  PLATFORM_VERSION,
+  type PlatformPackage,
+  platformPackageName,
+} from "./platform_package.ts";
 
 const VM = "u32";
 
@@ -179,6 +184,7 @@ export function locateLibrary(
   env: string | undefined,
   envReadable: boolean,
   moduleUrl: string,
+  runtime: "deno" | "node" = "deno",
 ): LibraryLocation {
   const hints: string[] = [];
   if (!envReadable) {
@@ -187,35 +193,96 @@ export function locateLibrary(
     );
   }
   if (env) return { path: env, hints };
-  const url = new URL("../core/target/release/libdenovmm_core.so", moduleUrl);
+  const url = new URL(
+    runtime === "deno"
+      ? "../core/target/release/libdenovmm_core.so"
+      : "../napi/denovmm.linux-x64-gnu.node",
+    moduleUrl,
+  );
   if (url.protocol !== "file:") {
     hints.unshift(
-      "the core library is not part of the published module: build it " +
-        "from the repository (cargo build --release in core/) and set " +
+      "the core library is not part of the published module: the prebuilt " +
+        `one comes from the npm package ${PLATFORM_PACKAGE}@${PLATFORM_VERSION}` +
+        " (imported as npm:, or npm install it), or set " +
         "DENOVMM_LIB=/path/to/libdenovmm_core.so",
     );
     return { hints };
   }
   hints.push(
-    "build it with `deno task build:core`, or set DENOVMM_LIB to a built " +
-      "libdenovmm_core.so",
+    runtime === "deno"
+      ? "build it with `deno task build:core`, or set DENOVMM_LIB to a " +
+        "built libdenovmm_core.so"
+      : "build it with `cd napi && npm run build`, or install " +
+        `${PLATFORM_PACKAGE}, or set DENOVMM_LIB to a denovmm .node addon`,
   );
   return { path: decodeURIComponent(url.pathname), hints };
 }
 
 function readEnv(): { env?: string; readable: boolean } {
-  if (typeof Deno === "undefined") {
-    // Node / Bun: no permission model for the environment.
-    const p = (globalThis as { process?: { env: Record<string, string> } })
-      .process;
-    return { env: p?.env.DENOVMM_LIB || undefined, readable: true };
+  const readable = host.envReadable("DENOVMM_LIB");
+  return { env: host.env("DENOVMM_LIB") || undefined, readable };
+}
+
+/**
+ * The error when this platform has no prebuilt core.
+ *
+ * @example
+ * ```ts
+ * import { noPrebuiltError } from "./library.ts";
+ * console.log(noPrebuiltError("darwin", "aarch64").message);
+ * ```
+ */
+export function noPrebuiltError(os: string, arch: string): Error {
+  return new Error(
+    `cannot load the denovmm core: there is no prebuilt core for ${os}-${arch}` +
+      " (denovmm needs KVM: Linux on x86-64); build core/ from the " +
+      "repository on such a host and set DENOVMM_LIB to it",
+  );
+}
+
+/**
+ * A module imported over the network (JSR) under Deno has neither a build
+ * nor `node_modules` beside it: import the platform package through `npm:`
+ * once, when this module loads, unless DENOVMM_LIB overrides it.
+ */
+const remotePackage: { pkg?: PlatformPackage; error?: string } =
+  host.runtime === "deno" && !import.meta.url.startsWith("file:") &&
+    !readEnv().env && platformPackageName(host.os, host.arch)
+    ? await importPlatformPackage().catch((e: Error) => ({ error: e.message }))
+    : {};
+
+/**
+ * Where the core comes from when no path is given: `$DENOVMM_LIB`, the
+ * build beside this module (a checkout), the npm platform package (an npm
+ * install, or `npm:` for a module from the network).
+ */
+function defaultLocation(): LibraryLocation {
+  const { env, readable } = readEnv();
+  const l = locateLibrary(env, readable, import.meta.url, host.runtime);
+  if (env) return l;
+  if (l.path && isFile(l.path)) return l;
+  if (!platformPackageName(host.os, host.arch)) {
+    throw noPrebuiltError(host.os, host.arch);
   }
-  const st = Deno.permissions.querySync({
-    name: "env",
-    variable: "DENOVMM_LIB",
-  });
-  if (st.state !== "granted") return { readable: false };
-  return { env: Deno.env.get("DENOVMM_LIB") || undefined, readable: true };
+  if (remotePackage.error && remotePackage.error.startsWith("cannot load")) {
+    throw new Error(remotePackage.error);
+  }
+  const pkg = remotePackage.pkg ?? findPlatformPackage();
+  if (pkg) {
+    const path = host.runtime === "deno" ? pkg.library : pkg.addon;
+    return { path, hints: l.hints };
+  }
+  if (l.path) return l; // a checkout without a build: say so
+  if (remotePackage.error) l.hints.push(remotePackage.error);
+  return l;
+}
+
+function isFile(path: string): boolean {
+  try {
+    return host.stat(path).isFile;
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -230,8 +297,7 @@ function readEnv(): { env?: string; readable: boolean } {
  * ```
  */
 export function defaultLibraryPath(): string {
-  const { env, readable } = readEnv();
-  const l = locateLibrary(env, readable, import.meta.url);
+  const l = defaultLocation();
   if (!l.path) {
     throw new Error(`cannot load the denovmm core: ${l.hints.join("; ")}`);
   }
@@ -290,23 +356,16 @@ function pointerBuffer(address: bigint, length: number): ArrayBuffer {
 export function openLibrary(path?: string): CoreLibrary {
   let hints: string[] = [];
   if (path === undefined) {
-    const { env, readable } = readEnv();
-    const l = locateLibrary(env, readable, import.meta.url);
-    // no DENOVMM_LIB and no build beside the module (a JSR/npm install):
-    // the prebuilt addon of the npm platform package, if installed
-    if (!l.path) l.path = findPlatformAddon();
+    const l = defaultLocation();
     if (!l.path) {
-      throw new Error(
-        `cannot load the denovmm core: ${l.hints.join("; ")}; or install ` +
-          `the prebuilt addon: npm install ${PLATFORM_PACKAGE}`,
-      );
+      throw new Error(`cannot load the denovmm core: ${l.hints.join("; ")}`);
     }
     path = l.path;
     hints = l.hints;
   }
   const hit = cache.get(path);
   if (hit) return hit;
-  if (typeof Deno !== "undefined") checkFfiPermission(path);
+  if (host.runtime === "deno") checkFfiPermission(path);
   if (isAddonPath(path)) {
     const b = openNapiBackend(path, hints);
     cache.set(path, b);

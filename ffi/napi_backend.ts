@@ -13,15 +13,15 @@ import { createRequire } from "node:module";
 import { resolve } from "node:path";
 import { ABI_VERSION } from "./abi.ts";
 import { type CoreBackend, CoreError } from "./backend.ts";
+import { findPlatformPackage } from "./platform_package.ts";
 import type { CoreSymbols } from "./library.ts";
 
-/** The npm package holding this platform's prebuilt addon. */
-export const PLATFORM_PACKAGE = "@denovmm/core-linux-x64-gnu";
+export { PLATFORM_PACKAGE } from "./platform_package.ts";
 
 /**
  * The prebuilt addon of the npm platform package as Node would resolve it
  * from `fromDir` (default: the working directory), or undefined when it
- * is not installed there (or reading is not allowed).
+ * is not installed there.
  *
  * @example
  * ```ts ignore
@@ -30,13 +30,7 @@ export const PLATFORM_PACKAGE = "@denovmm/core-linux-x64-gnu";
  * ```
  */
 export function findPlatformAddon(fromDir = "."): string | undefined {
-  try {
-    return createRequire(resolve(fromDir, "package.json")).resolve(
-      PLATFORM_PACKAGE,
-    );
-  } catch {
-    return undefined;
-  }
+  return findPlatformPackage(fromDir, "")?.addon;
 }
 
 /** The addon's exports beyond the C ABI's functions. */

@@ -1,6 +1,6 @@
 // The npm packages as users get them: both tarballs packed, installed
 // into a temporary project with no registry (`--offline`, empty cache),
-// and hello booted through the installed `@denovmm/core`.
+// and hello booted through the installed `@denovmm/vmm/core`.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -44,7 +44,7 @@ test("packed tarballs install offline and boot hello", { skip: why ?? false }, (
   delete process.env.DENOVMM_NODE; // the platform package, not an override
   let dv;
   try {
-    dv = req("@denovmm/core");
+    dv = req("@denovmm/vmm/core");
   } finally {
     if (env !== undefined) process.env.DENOVMM_NODE = env;
   }
@@ -106,7 +106,7 @@ test("without the platform package the error names it and the fix", { skip: why 
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const r = (() => {
     try {
-      execFileSync("node", ["-e", 'require("@denovmm/core")'], {
+      execFileSync("node", ["-e", 'require("@denovmm/vmm/core")'], {
         cwd: dir,
         env: { ...process.env, DENOVMM_NODE: "" },
         stdio: ["ignore", "pipe", "pipe"],

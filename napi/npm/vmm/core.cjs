@@ -1,5 +1,5 @@
 // Loads the denovmm core addon of this platform: $DENOVMM_NODE if set,
-// else the platform package. Errors name the platform and the fix.
+// else the addon of the platform package. Errors name the platform and the fix.
 "use strict";
 const ABI_VERSION = 3;
 
@@ -19,17 +19,17 @@ function load() {
   const pkg = platformPackage();
   if (!pkg) {
     throw new Error(
-      `@denovmm/core: no prebuilt core for ${process.platform}-${process.arch}` +
+      `@denovmm/vmm/core: no prebuilt core for ${process.platform}-${process.arch}` +
         " (KVM needs Linux; prebuilt: linux-x64-gnu); build napi/ from the " +
         "repository and set DENOVMM_NODE to the .node file",
     );
   }
   try {
-    return require(pkg);
+    return require(require(pkg).addon);
   } catch (e) {
     if (e && e.code === "MODULE_NOT_FOUND" && String(e.message).includes(pkg)) {
       throw new Error(
-        `@denovmm/core: the platform package ${pkg} is not installed ` +
+        `@denovmm/vmm/core: the platform package ${pkg} is not installed ` +
           "(optional dependencies skipped?); install it: npm install " + pkg,
       );
     }
@@ -40,7 +40,7 @@ function load() {
 const core = load();
 if (core.dv_abi_version() !== ABI_VERSION) {
   throw new Error(
-    `@denovmm/core: the addon speaks ABI ${core.dv_abi_version()}, this ` +
+    `@denovmm/vmm/core: the addon speaks ABI ${core.dv_abi_version()}, this ` +
       `package ABI ${ABI_VERSION}; install matching versions`,
   );
 }
