@@ -79,6 +79,22 @@ test("packed: hello boots from the installed packages (no DENOVMM_LIB)", { skip 
   assert.match(readFileSync(join(pkg, "plugins", "mod.d.ts"), "utf8"), /virtio/);
 });
 
+test("packed: the declarations type-check a strict TS consumer (no skipLibCheck, no @types/node)", { skip }, () => {
+  writeFileSync(join(dir, "consumer.ts"), `
+import { createMachine, spawnVm, type RunResult } from "@denovmm/vmm";
+import { pciBusPlugin, virtioBlk } from "@denovmm/vmm/plugins";
+const pci = pciBusPlugin({ devices: [{ device: 2, function: virtioBlk({ path: "d.img" }) }] });
+const m = createMachine({ serialOutput: (b: number) => void b, plugins: [pci] });
+const r: RunResult = m.vm.run({ timeoutMs: 1 });
+console.log(r.reason, typeof spawnVm);
+`);
+  // lib esnext: the API is Disposable (\`using m = createMachine()\`)
+  execFileSync(TSC, [
+    "--noEmit", "--strict", "--module", "nodenext", "--moduleResolution", "nodenext",
+    "--target", "es2022", "--lib", "esnext,dom", "consumer.ts",
+  ], { cwd: dir, stdio: ["ignore", "inherit", "inherit"] });
+});
+
 test("packed: TS plugins raise interrupts (testdev lines -> TS PIC -> ExtINT)", { skip }, () => {
   const got = scenario("pic", `
 import { createMachine } from "@denovmm/vmm";
