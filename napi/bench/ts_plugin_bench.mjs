@@ -10,7 +10,7 @@
 // - `deno`: the same leg from source under ./deno on the C library.
 // The legs are warmed first (`warm` exits: V8 reaches Turbofan on the run
 // loop only after ~20-25k exits). Reports ns/exit of each and the
-// per-round ratios node/C and deno/C: median, min-max, over the rounds.
+// per-round ratios node/C and deno/C: median [quartiles] (min-max).
 import { execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createInterface } from "node:readline";
@@ -55,11 +55,16 @@ function leg(cmd, args, env) {
   };
 }
 
-const median = (a) => {
+/** Quantile `q` of `a` (linear interpolation). */
+const quantile = (a, q) => {
   const s = [...a].sort((x, y) => x - y);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+  const i = (s.length - 1) * q;
+  return s[Math.floor(i)] + (s[Math.ceil(i)] - s[Math.floor(i)]) * (i - Math.floor(i));
 };
-const spread = (a) => ({ median: median(a), min: Math.min(...a), max: Math.max(...a) });
+const spread = (a) => ({
+  median: quantile(a, 0.5), p25: quantile(a, 0.25), p75: quantile(a, 0.75),
+  min: Math.min(...a), max: Math.max(...a),
+});
 
 async function main() {
   const why = missing();
@@ -95,7 +100,8 @@ async function main() {
       nsPerExit: Object.fromEntries(methods.map((m) => [m, spread(ns[m])])),
       ratioToC: { node: ratio("node"), deno: ratio("deno") },
     };
-    const f = (s, d = 0) => `${s.median.toFixed(d)} (${s.min.toFixed(d)}-${s.max.toFixed(d)})`;
+    const f = (s, d = 0) =>
+      `${s.median.toFixed(d)} [${s.p25.toFixed(d)}-${s.p75.toFixed(d)}] (${s.min.toFixed(d)}-${s.max.toFixed(d)})`;
     for (const m of methods) console.log(`${m.padEnd(5)} ns/exit ${f(report.nsPerExit[m])}`);
     for (const m of ["node", "deno"]) console.log(`${m}/C ratio ${f(report.ratioToC[m], 3)}`);
     console.log(JSON.stringify(report));
