@@ -7,7 +7,8 @@
 // - `node`: bench/ts_plugin_leg.ts compiled by tsc (napi/node_modules),
 //   a long-lived `node` process: createVm + the bus + a trivial TS plugin
 //   counting the writes, on the addon;
-// - `deno`: the same leg from source under ./deno on the C library.
+// - `deno`: the same leg from source under ./deno on the C library;
+// - `deno-napi`: that Deno leg on the addon (backend vs runtime).
 // The legs are warmed first (`warm` exits: V8 reaches Turbofan on the run
 // loop only after ~20-25k exits). Reports ns/exit of each and the
 // per-round ratios node/C and deno/C: median [quartiles] (min-max).
@@ -82,11 +83,13 @@ async function main() {
     const legs = {
       node: leg("node", [join(out, "bench", "ts_plugin_leg.js")], { DENOVMM_LIB: ADDON_PATH }),
       deno: leg(join(ROOT, "deno"), ["run", "-A", join(ROOT, "bench", "ts_plugin_leg.ts")], { DENOVMM_LIB: "" }),
+      // the same Deno leg on the addon: separates the backend from the runtime
+      "deno-napi": leg(join(ROOT, "deno"), ["run", "-A", join(ROOT, "bench", "ts_plugin_leg.ts")], { DENOVMM_LIB: ADDON_PATH }),
     };
     for (const l of Object.values(legs)) await l.ask(`WARM ${warm}`);
     cRound(c); // warm-up, dropped
-    const methods = ["c", "node", "deno"];
-    const ns = { c: [], node: [], deno: [] };
+    const methods = ["c", "node", "deno", "deno-napi"];
+    const ns = Object.fromEntries(methods.map((m) => [m, []]));
     for (let r = 0; r < rounds; r++) {
       for (let i = 0; i < methods.length; i++) {
         const m = methods[(i + r) % methods.length];
@@ -98,12 +101,12 @@ async function main() {
     const report = {
       date: new Date().toISOString(), count, rounds, warm,
       nsPerExit: Object.fromEntries(methods.map((m) => [m, spread(ns[m])])),
-      ratioToC: { node: ratio("node"), deno: ratio("deno") },
+      ratioToC: Object.fromEntries(methods.slice(1).map((m) => [m, ratio(m)])),
     };
     const f = (s, d = 0) =>
       `${s.median.toFixed(d)} [${s.p25.toFixed(d)}-${s.p75.toFixed(d)}] (${s.min.toFixed(d)}-${s.max.toFixed(d)})`;
-    for (const m of methods) console.log(`${m.padEnd(5)} ns/exit ${f(report.nsPerExit[m])}`);
-    for (const m of ["node", "deno"]) console.log(`${m}/C ratio ${f(report.ratioToC[m], 3)}`);
+    for (const m of methods) console.log(`${m.padEnd(9)} ns/exit ${f(report.nsPerExit[m])}`);
+    for (const m of methods.slice(1)) console.log(`${m}/C ratio ${f(report.ratioToC[m], 3)}`);
     console.log(JSON.stringify(report));
   } finally {
     rmSync(out, { recursive: true, force: true });
