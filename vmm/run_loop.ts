@@ -211,7 +211,7 @@ export class RunLoop {
         // KVM's LAPIC in split mode) a LAPIC EOI is not broadcast to the
         // IOAPICs; the guest EOIs through the IOAPIC's EOI register. KVM
         // still reports the exit, so the filter is ours.
-        if (eoiBroadcastSuppressed(this.#core)) {
+        if (eoiBroadcastSuppressed(this.#core, rec.vcpu)) {
           this.#stats.suppressedEoiBroadcasts++;
           return undefined;
         }

@@ -271,6 +271,7 @@ export class Vm implements Disposable, AsyncDisposable {
     return {
       core: this.#core,
       irqchip: this.irqchip,
+      vcpus: this.vcpus,
       memory: this.#ram,
       clock: this.#clock,
       closed: () => this.#closed,
