@@ -19,6 +19,10 @@
  * the guest lowered the line is counted as spurious: the host quirk of
  * README "What this project's KVM host does differently"), and Remote IRR
  * of both pins ends clear.
+ * With arg2 = P > 0, per-vCPU PV timers (port 107, period P us, vector
+ * 0x20): AP 1 alone ticks only AP 1 (and reads its own period back, the
+ * BSP reads 0), then the BSP alone only the BSP, then both tick at once;
+ * per-CPU tick counts reported as case 0x200.
  * arg0 = vCPUs (2..16). Exit status = failures. */
 #include "lib/smp_boot.h"
 
@@ -52,6 +56,20 @@ static volatile u32 level_up[2];
 static volatile u32 level_hits[2][MAX_CPUS];
 static volatile u32 level_total[2];
 static volatile u32 level_spurious[2];
+
+#define VEC_TICK      0x20
+#define TICKS         5
+static volatile u32 ticks[MAX_CPUS];
+static volatile u32 timer_want[MAX_CPUS], timer_read[MAX_CPUS], timer_acks;
+
+static void tick_handler(u64 v, struct frame *f)
+{
+    (void)v; (void)f;
+    u32 id = lapic_id();
+    if (id < MAX_CPUS)
+        ticks[id]++;
+    lapic_eoi();
+}
 
 static void apply_mode(void)
 {
@@ -100,7 +118,7 @@ static void level_handler(u64 v, struct frame *f)
 
 static void ap_main(void)
 {
-    u32 seen = mode_seq;
+    u32 seen = mode_seq, id = lapic_id(), timer = 0;
     apply_mode();
     smp_ap_online();
     for (;;) {
@@ -109,6 +127,12 @@ static void ap_main(void)
             seen = mode_seq;
             apply_mode();
             __atomic_fetch_add(&mode_acks, 1, __ATOMIC_SEQ_CST);
+        }
+        if (id < MAX_CPUS && timer_want[id] != timer) {
+            timer = timer_want[id];
+            outl(PORT_PVTIMER, timer);
+            timer_read[id] = inl(PORT_PVTIMER);
+            __atomic_fetch_add(&timer_acks, 1, __ATOMIC_SEQ_CST);
         }
         sti_hlt();
     }
@@ -261,9 +285,57 @@ static void level_lines(void)
     CHECK("level_remote_irr_clear", !irr);
 }
 
+/* Arm (us > 0) or stop CPU `id`'s PV timer from that CPU. */
+static void set_timer(u32 id, u32 us)
+{
+    if (id == 0) {
+        outl(PORT_PVTIMER, us);
+        timer_read[0] = inl(PORT_PVTIMER);
+        return;
+    }
+    u32 acks = timer_acks;
+    timer_want[id] = us;
+    smp_send_ipi(id, VEC_WAKE);
+    smp_wait_until(&timer_acks, acks + 1);
+}
+
+static void pv_timers(u32 us)
+{
+    set_timer(1, us);
+    smp_wait_until(&ticks[1], TICKS);
+    u32 bsp_period = inl(PORT_PVTIMER);
+    int ok = ticks[1] >= TICKS && ticks[0] == 0 && timer_read[1] == us && bsp_period == 0;
+    set_timer(1, 0);
+    rt_settle();
+    CHECK("pv_timer_ap_alone", ok);
+    if (!ok)
+        kprintf("pv ap alone: ticks %u/%u read %u bsp %u\n", ticks[0], ticks[1],
+                timer_read[1], bsp_period);
+
+    u32 ap_stopped = ticks[1];
+    set_timer(0, us);
+    smp_wait_until(&ticks[0], TICKS);
+    set_timer(0, 0);
+    rt_settle();
+    ok = ticks[0] >= TICKS && ticks[1] == ap_stopped && timer_read[0] == 0;
+    CHECK("pv_timer_bsp_alone", ok);
+
+    u32 b0 = ticks[0], a0 = ticks[1];
+    set_timer(1, us);
+    set_timer(0, us);
+    smp_wait_until(&ticks[0], b0 + TICKS);
+    smp_wait_until(&ticks[1], a0 + TICKS);
+    set_timer(0, 0);
+    set_timer(1, 0);
+    CHECK("pv_timer_both", ticks[0] >= b0 + TICKS && ticks[1] >= a0 + TICKS);
+    for (u32 id = 0; id < ncpus; id++)
+        outl(PORT_TABLE, (0x200u << 16) | (id << 8) | (ticks[id] & 0xff));
+    kprintf("ioapic_smp: pv timer ticks cpu0=%u cpu1=%u\n", ticks[0], ticks[1]);
+}
+
 int main(u64 arg0, u64 arg1, u64 arg2, u64 arg3)
 {
-    (void)arg2; (void)arg3;
+    (void)arg3;
     ncpus = (u32)arg0;
     idt_init();
     irq_register(VEC_WAKE, wake_handler);
@@ -271,6 +343,7 @@ int main(u64 arg0, u64 arg1, u64 arg2, u64 arg3)
         irq_register((u8)(VEC_CASE0 + c), case_handler);
     irq_register(VEC_LEVEL0, level_handler);
     irq_register(VEC_LEVEL0 + 1, level_handler);
+    irq_register(VEC_TICK, tick_handler);
     lapic_enable();
     if (ncpus < 2 || ncpus > MAX_CPUS || lapic_id() != 0) {
         kprintf("ioapic_smp: need 2..%u vCPUs, got %u\n", MAX_CPUS, ncpus);
@@ -283,6 +356,8 @@ int main(u64 arg0, u64 arg1, u64 arg2, u64 arg3)
     if (arg1)
         destinations(VIA_MSI);
     level_lines();
+    if (arg2)
+        pv_timers((u32)arg2);
     kprintf("ioapic_smp: cpus=%u cases=%u unexpected=%u\n", ncpus, ncase, unexpected_irqs);
     return (int)failures;
 }

@@ -111,12 +111,16 @@ Deno.test({
         await t.step(`${n} vCPUs, ${irqchip} irqchip`, () => {
           const msi = msiPlugin();
           const tab = tablePlugin();
-          const { result, out, machine } = bootGuest("ioapic_smp", [n, 1], {
-            irqchip,
-            vcpus: n,
-            plugins: [msi, tab],
-            timeoutMs: 240_000,
-          });
+          const { result, out, machine } = bootGuest(
+            "ioapic_smp",
+            [n, 1, 1000],
+            {
+              irqchip,
+              vcpus: n,
+              plugins: [msi, tab],
+              timeoutMs: 240_000,
+            },
+          );
           using _ = machine;
           assert.deepEqual(failures(out), [], out);
           assert.deepEqual(passes(out), [
@@ -125,6 +129,9 @@ Deno.test({
             ...CHECKS.map((c) => `msi_${c}`),
             "level_each_cpu_retriggers_exactly",
             "level_remote_irr_clear",
+            "pv_timer_ap_alone",
+            "pv_timer_bsp_alone",
+            "pv_timer_both",
           ], out);
           assert.deepEqual(result, { reason: "exit", status: 1 }, out);
           // The host's view of the same counts.
@@ -145,7 +152,11 @@ Deno.test({
               assert.deepEqual(row, fixed[c], `case ${c}`);
             }
           }
-          assert.equal(tab.table.size, fixed.length + 2, "every case reported");
+          assert.equal(tab.table.size, fixed.length + 3, "every case reported");
+          // Per-vCPU PV timers: ticks reached vCPUs 0 and 1 only.
+          const tk = tab.table.get(0x200)!;
+          assert.ok(tk[0] >= 10 && tk[1] >= 10, `ticks ${tk}`);
+          for (let i = 2; i < n; i++) assert.equal(tk[i], 0, `CPU ${i} ticks`);
           assert.deepEqual(
             tab.table.get(0x100),
             Array.from({ length: n }, (_, i) => i === 1 ? 4 : 0),
