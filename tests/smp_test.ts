@@ -165,6 +165,43 @@ Deno.test({
     );
 
     await t.step(
+      "an AP exit parked when a run ends is handled by the next run, never lost (many short runs)",
+      () => {
+        const k = 300;
+        const byVcpu = [0, 0];
+        let outOfOrder = 0;
+        const hammer: Plugin = {
+          name: "hammer",
+          setup: () => [{
+            range: { space: "pio", base: 0x614, length: 4 },
+            read: (_a, d) => d.fill(0),
+            write: (a, d) => {
+              const v = new DataView(d.buffer, d.byteOffset).getUint32(0, true);
+              if (v === byVcpu[a.vcpu]) byVcpu[a.vcpu]++;
+              else outOfOrder++;
+            },
+          }],
+        };
+        let out = "";
+        using m = createMachine({
+          vcpus: 2,
+          plugins: [reportPlugin(), hammer],
+          serialOutput: (b) => out += String.fromCharCode(b),
+        });
+        m.vm.load(guestPath("smp"), [2, 1, 0, k]);
+        let r = m.vm.run({ timeoutMs: 1 });
+        let runs = 1;
+        for (; r.reason === "timeout" && runs < 200_000; runs++) {
+          r = m.vm.run({ timeoutMs: 1 });
+        }
+        assert.deepEqual(failures(out), [], out);
+        assert.deepEqual(r, { reason: "exit", status: 1 }, out);
+        assert.deepEqual(byVcpu, [k, k], `after ${runs} runs`);
+        assert.equal(outOfOrder, 0);
+      },
+    );
+
+    await t.step(
       "a plugin adds a range during a run while APs wait for SIPI (no AP holds the range table in KVM_RUN)",
       () => {
         let vmRef: Vm | undefined;

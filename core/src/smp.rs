@@ -18,9 +18,11 @@
 //!
 //! The threads live for one run of the caller: [`Vm::start_aps`] spawns
 //! them, [`Vm::stop_aps`] (also at shutdown) sets `quit`, stops every AP
-//! and joins the threads. An AP parked when its threads stop loses its
-//! pending exit (a write is not delivered, a read completes with the
-//! record's stale data).
+//! and joins the threads. An AP parked when its threads stop keeps its
+//! exit: the slot stays parked, and the AP's next thread (the next run)
+//! hands the same exit to the caller before it enters `KVM_RUN` again, so
+//! no write is lost and no read completes with stale data. [`Vm::reset`]
+//! and a state load drop it (the vCPU's state is replaced).
 
 use crate::error::{Error, Result};
 use crate::exit::Reason;
@@ -78,17 +80,20 @@ fn ap_thread(vm: Arc<Vm>, index: u32) {
     let aps = &vm.aps;
     let slot = &aps.slots[index as usize];
     loop {
-        if aps.quit.load(Ordering::Acquire) || !vm.alive() {
-            return;
-        }
-        match vm.run(index) {
-            Ok(r) if ap_ignores(r) => continue,
-            Ok(_) => {}
-            // The failure reaches the caller as an internal error in this
-            // vCPU's record.
-            Err(_) => vm.mark_failed(index),
-        }
-        {
+        // An exit left parked by the previous run goes to the caller
+        // before this AP runs again.
+        let carried = *lock(&slot.state) == Slot::Parked;
+        if !carried {
+            if aps.quit.load(Ordering::Acquire) || !vm.alive() {
+                return;
+            }
+            match vm.run(index) {
+                Ok(r) if ap_ignores(r) => continue,
+                Ok(_) => {}
+                // The failure reaches the caller as an internal error in this
+                // vCPU's record.
+                Err(_) => vm.mark_failed(index),
+            }
             let mut st = lock(&slot.state);
             *st = Slot::Parked;
             slot.go.store(false, Ordering::Release);
@@ -101,10 +106,13 @@ fn ap_thread(vm: Arc<Vm>, index: u32) {
             std::hint::spin_loop();
         }
         let mut st = lock(&slot.state);
-        while *st != Slot::Running && !aps.quit.load(Ordering::Acquire) {
+        while *st != Slot::Running {
+            if aps.quit.load(Ordering::Acquire) {
+                // Still parked (or taken): the exit waits for the next run.
+                return;
+            }
             st = slot.cv.wait(st).unwrap_or_else(|p| p.into_inner());
         }
-        *st = Slot::Running;
     }
 }
 
@@ -133,8 +141,8 @@ impl Vm {
         Ok(())
     }
 
-    /// Stop every AP thread and join it; exits still parked are dropped.
-    /// Idempotent. Not from an AP thread.
+    /// Stop every AP thread and join it; exits still parked stay parked
+    /// for the next run. Idempotent. Not from an AP thread.
     pub fn stop_aps(&self) {
         let mut threads = lock(&self.aps.threads);
         if threads.is_empty() {
@@ -150,14 +158,27 @@ impl Vm {
         for t in threads.drain(..) {
             let _ = t.join();
         }
+        // A taken exit is always released by the caller before the run
+        // ends; should one not be, it is handed over again.
         for s in &self.aps.slots {
-            *lock(&s.state) = Slot::Running;
+            let mut st = lock(&s.state);
+            if *st == Slot::Taken {
+                *st = Slot::Parked;
+            }
         }
         // A STOP an AP did not consume would end its next run at once;
         // drop it (the AP threads are gone, nothing else reads it).
         for v in self.vcpus.iter().skip(1) {
             v.kick.take(STOP);
             v.kick.clear_immediate_exit();
+        }
+    }
+
+    /// Drop every parked AP exit (the vCPUs were reset or their state
+    /// replaced). Only while no AP thread runs.
+    pub(crate) fn drop_parked_aps(&self) {
+        for s in &self.aps.slots {
+            *lock(&s.state) = Slot::Running;
         }
     }
 

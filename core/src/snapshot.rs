@@ -444,6 +444,7 @@ impl Vm {
                 Ok(())
             })?;
         }
+        self.drop_parked_aps();
         Ok(())
     }
 
