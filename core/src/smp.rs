@@ -23,6 +23,12 @@
 //! hands the same exit to the caller before it enters `KVM_RUN` again, so
 //! no write is lost and no read completes with stale data. [`Vm::reset`]
 //! and a state load drop it (the vCPU's state is replaced).
+//!
+//! A caller running in slices (`runAsync`) ends a slice with
+//! [`Vm::detach_aps`] instead: the AP threads keep running the guest (their
+//! plugin exits park until the next slice takes them), the next
+//! [`Vm::start_aps`] adopts them, and any call that needs an AP's vCPU
+//! (its registers, state, reset, snapshot) stops them first.
 
 use crate::error::{Error, Result};
 use crate::exit::Reason;
@@ -63,13 +69,15 @@ const PARK_SPINS: u32 = 2_000;
 pub(crate) struct Aps {
     slots: Vec<ApSlot>,
     quit: AtomicBool,
+    /// The threads run between two runs of the caller (see `detach_aps`).
+    detached: AtomicBool,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Aps {
     pub(crate) fn new(vcpus: u32) -> Self {
         let slots = (0..vcpus).map(|_| ApSlot { state: Mutex::new(Slot::Running), cv: Condvar::new(), go: AtomicBool::new(false) }).collect();
-        Aps { slots, quit: AtomicBool::new(false), threads: Mutex::new(Vec::new()) }
+        Aps { slots, quit: AtomicBool::new(false), detached: AtomicBool::new(false), threads: Mutex::new(Vec::new()) }
     }
 }
 
@@ -129,6 +137,7 @@ impl Vm {
     /// with one vCPU or while they run.
     pub fn start_aps(self: &Arc<Self>) -> Result<()> {
         let mut threads = lock(&self.aps.threads);
+        self.aps.detached.store(false, Ordering::Release);
         if self.vcpus.len() < 2 || !threads.is_empty() {
             return Ok(());
         }
@@ -148,6 +157,7 @@ impl Vm {
     /// for the next run. Idempotent. Not from an AP thread.
     pub fn stop_aps(&self) {
         let mut threads = lock(&self.aps.threads);
+        self.aps.detached.store(false, Ordering::Release);
         if threads.is_empty() {
             return;
         }
@@ -182,6 +192,29 @@ impl Vm {
     pub(crate) fn drop_parked_aps(&self) {
         for s in &self.aps.slots {
             *lock(&s.state) = Slot::Running;
+        }
+    }
+
+    /// End the caller's run leaving the AP threads running: the next
+    /// [`Vm::start_aps`] adopts them; [`Vm::stop_aps`], or any call that
+    /// needs an AP's vCPU, stops them. No-op without AP threads.
+    pub fn detach_aps(&self) {
+        let threads = lock(&self.aps.threads);
+        if !threads.is_empty() {
+            self.aps.detached.store(true, Ordering::Release);
+        }
+    }
+
+    pub(crate) fn aps_detached(&self) -> bool {
+        self.aps.detached.load(Ordering::Acquire)
+    }
+
+    /// Stop AP threads left running between runs (see
+    /// [`Vm::detach_aps`]) before an operation that needs the whole VM
+    /// still: state save/load, reset, guest memory save/copy/load.
+    pub(crate) fn quiesce_detached_aps(&self) {
+        if self.aps_detached() {
+            self.stop_aps();
         }
     }
 
