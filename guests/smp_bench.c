@@ -1,7 +1,7 @@
 /* smp_bench (benchmark): arg0 = vCPUs (1..16), arg1 = mode, arg2 = K.
  *  mode 1, IPI round trip (2+ vCPUs): K times the BSP sends a fixed IPI to
- *    AP 1, whose handler answers with a fixed IPI to the BSP; the BSP spins
- *    on memory (no exit) for the answer. Prints "smp_bench: ipi_rtt=<cycles>"
+ *    AP 1, whose handler answers with a fixed IPI to the BSP; the BSP waits
+ *    in `sti; hlt` for the answer. Prints "smp_bench: ipi_rtt=<cycles>"
  *    (TSC cycles per round trip).
  *  mode 2, TS-exit throughput: the CPUs in the mask arg3 & 0xFF each write
  *    K times to a TS port, all starting together: port 0x614 for all, or
@@ -72,14 +72,21 @@ int main(u64 arg0, u64 arg1, u64 arg2, u64 arg3)
     if (mode == 1) {
         if (n < 2)
             return (int)failures + 1;
-        sti();
+        /* The BSP halts until the answer: both vCPU threads sleep in KVM
+         * between the IPIs, as a waiting OS would (a spinning BSP would
+         * hold a core the AP's thread needs on a small host). */
         u64 t0 = rdtsc();
         for (u32 i = 1; i <= k; i++) {
             smp_send_ipi(1, VEC_PING);
-            for (u32 s = 0; s < 100000000 && pongs < i; s++)
-                cpu_relax();
+            for (u32 s = 0; s < 100000000; s++) {
+                cli();
+                if (pongs >= i)
+                    break;
+                sti_hlt();
+            }
         }
         u64 t = rdtsc() - t0;
+        sti();
         cli();
         CHECK("smp_bench_ipi_all_answered", pongs == k);
         kprintf("smp_bench: ipi_rtt=%u\n", (u32)(t / k));
