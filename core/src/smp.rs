@@ -92,8 +92,9 @@ fn ap_thread(vm: Arc<Vm>, index: u32) {
     let slot = &aps.slots[index as usize];
     loop {
         // An exit left parked by the previous run goes to the caller
-        // before this AP runs again.
-        let carried = *lock(&slot.state) == Slot::Parked;
+        // before this AP runs again; the caller may already have taken it
+        // before this thread got here (then it waits for the release).
+        let carried = *lock(&slot.state) != Slot::Running;
         if !carried {
             if aps.quit.load(Ordering::Acquire) || !vm.alive() {
                 return;
