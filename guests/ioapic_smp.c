@@ -19,6 +19,12 @@
  * the guest lowered the line is counted as spurious: the host quirk of
  * README "What this project's KVM host does differently"), and Remote IRR
  * of both pins ends clear.
+ * With arg3 & 1, directed EOI on an AP (split irqchip, where the LAPIC
+ * offers "suppress EOI broadcast"): CPU 1 alone sets SVR bit 12, level pin
+ * 7 (vector 0x72) to CPU 1 retriggers LEVEL_K times, its handler EOIs its
+ * LAPIC and then the IOAPIC's EOI register: after the LAPIC EOI Remote IRR
+ * must still be set (the AP's EOI is not broadcast, whatever vCPU 0's SVR
+ * says), after the IOAPIC EOI clear.
  * With arg2 = P > 0, per-vCPU PV timers (port 107, period P us, vector
  * 0x20): AP 1 alone ticks only AP 1 (and reads its own period back, the
  * BSP reads 0), then the BSP alone only the BSP, then both tick at once;
@@ -71,9 +77,37 @@ static void tick_handler(u64 v, struct frame *f)
     lapic_eoi();
 }
 
+#define DIR_PIN   7
+#define VEC_DIR   0x72
+static volatile u32 directed_mask;            /* CPUs with SVR bit 12 set */
+static volatile u32 dir_up, dir_total, dir_spurious, dir_irr_bad;
+static volatile u32 dir_hits[MAX_CPUS];
+
+static void directed_handler(u64 v, struct frame *f)
+{
+    (void)v; (void)f;
+    u32 id = lapic_id();
+    if (!dir_up) {
+        dir_spurious++;
+    } else {
+        if (id < MAX_CPUS)
+            dir_hits[id]++;
+        if (++dir_total >= LEVEL_K) {
+            dir_up = 0;
+            irq_line(DIR_PIN, 0);
+        }
+    }
+    lapic_eoi();
+    if (!(ioapic_redir_lo(DIR_PIN) & IOAPIC_RTE_REMOTE_IRR))
+        dir_irr_bad++;                        /* the LAPIC EOI reached the IOAPIC */
+    ioapic_eoi(VEC_DIR);
+}
+
 static void apply_mode(void)
 {
     u32 id = lapic_id();
+    u32 svr = lapic_read(LAPIC_SVR) & ~(1u << 12);
+    lapic_write(LAPIC_SVR, svr | ((directed_mask >> id) & 1 ? 1u << 12 : 0));
     if (want_mode == FLAT) {
         lapic_write(LAPIC_DFR, 0xFFFFFFFFu);
         lapic_write(LAPIC_LDR, (1u << id) << 24);
@@ -285,6 +319,31 @@ static void level_lines(void)
     CHECK("level_remote_irr_clear", !irr);
 }
 
+static void directed_eoi(void)
+{
+    if (!(lapic_read(LAPIC_VERSION) & (1u << 24))) {
+        kprintf("ioapic_smp: directed EOI not offered\n");
+        return;
+    }
+    directed_mask = 1u << 1;
+    set_mode(FLAT);
+    irq_line(DIR_PIN, 0);
+    ioapic_set_redir(DIR_PIN, VEC_DIR, 1, 0, 1);
+    dir_up = 1;
+    irq_line(DIR_PIN, 1);
+    smp_wait_until(&dir_total, LEVEL_K);
+    rt_settle();
+    int ok = dir_hits[1] == LEVEL_K && dir_total == LEVEL_K;
+    int irr = (ioapic_redir_lo(DIR_PIN) & IOAPIC_RTE_REMOTE_IRR) != 0;
+    ioapic_mask(DIR_PIN, 1);
+    directed_mask = 0;
+    set_mode(FLAT);
+    kprintf("ioapic_smp: directed cpu1=%u spurious=%u irr_cleared_by_lapic_eoi=%u remote_irr=%d\n",
+            dir_hits[1], dir_spurious, dir_irr_bad, irr);
+    CHECK("directed_eoi_on_ap_retriggers_exactly", ok);
+    CHECK("directed_eoi_on_ap_lapic_eoi_not_broadcast", dir_irr_bad == 0 && !irr);
+}
+
 /* Arm (us > 0) or stop CPU `id`'s PV timer from that CPU. */
 static void set_timer(u32 id, u32 us)
 {
@@ -335,7 +394,6 @@ static void pv_timers(u32 us)
 
 int main(u64 arg0, u64 arg1, u64 arg2, u64 arg3)
 {
-    (void)arg3;
     ncpus = (u32)arg0;
     idt_init();
     irq_register(VEC_WAKE, wake_handler);
@@ -344,6 +402,7 @@ int main(u64 arg0, u64 arg1, u64 arg2, u64 arg3)
     irq_register(VEC_LEVEL0, level_handler);
     irq_register(VEC_LEVEL0 + 1, level_handler);
     irq_register(VEC_TICK, tick_handler);
+    irq_register(VEC_DIR, directed_handler);
     lapic_enable();
     if (ncpus < 2 || ncpus > MAX_CPUS || lapic_id() != 0) {
         kprintf("ioapic_smp: need 2..%u vCPUs, got %u\n", MAX_CPUS, ncpus);
@@ -356,6 +415,8 @@ int main(u64 arg0, u64 arg1, u64 arg2, u64 arg3)
     if (arg1)
         destinations(VIA_MSI);
     level_lines();
+    if (arg3 & 1)
+        directed_eoi();
     if (arg2)
         pv_timers((u32)arg2);
     kprintf("ioapic_smp: cpus=%u cases=%u unexpected=%u\n", ncpus, ncase, unexpected_irqs);

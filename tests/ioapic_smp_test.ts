@@ -113,7 +113,7 @@ Deno.test({
           const tab = tablePlugin();
           const { result, out, machine } = bootGuest(
             "ioapic_smp",
-            [n, 1, 1000],
+            [n, 1, 1000, 1],
             {
               irqchip,
               vcpus: n,
@@ -129,6 +129,13 @@ Deno.test({
             ...CHECKS.map((c) => `msi_${c}`),
             "level_each_cpu_retriggers_exactly",
             "level_remote_irr_clear",
+            // The LAPIC offers directed EOI with our IOAPIC only.
+            ...(irqchip === "split"
+              ? [
+                "directed_eoi_on_ap_retriggers_exactly",
+                "directed_eoi_on_ap_lapic_eoi_not_broadcast",
+              ]
+              : []),
             "pv_timer_ap_alone",
             "pv_timer_bsp_alone",
             "pv_timer_both",
