@@ -80,7 +80,7 @@ static void tick_handler(u64 v, struct frame *f)
 #define DIR_PIN   7
 #define VEC_DIR   0x72
 static volatile u32 directed_mask;            /* CPUs with SVR bit 12 set */
-static volatile u32 dir_up, dir_total, dir_spurious, dir_irr_bad;
+static volatile u32 dir_up, dir_total, dir_spurious, dir_irr_bad, dir_done;
 static volatile u32 dir_hits[MAX_CPUS];
 
 static void directed_handler(u64 v, struct frame *f)
@@ -101,6 +101,9 @@ static void directed_handler(u64 v, struct frame *f)
     if (!(ioapic_redir_lo(DIR_PIN) & IOAPIC_RTE_REMOTE_IRR))
         dir_irr_bad++;                        /* the LAPIC EOI reached the IOAPIC */
     ioapic_eoi(VEC_DIR);
+    /* Last: the BSP touches the IOAPIC only once this handler is done
+     * (IOREGSEL/IOWIN pairs from two CPUs would interleave). */
+    __atomic_fetch_add(&dir_done, 1, __ATOMIC_SEQ_CST);
 }
 
 static void apply_mode(void)
@@ -331,7 +334,7 @@ static void directed_eoi(void)
     ioapic_set_redir(DIR_PIN, VEC_DIR, 1, 0, 1);
     dir_up = 1;
     irq_line(DIR_PIN, 1);
-    smp_wait_until(&dir_total, LEVEL_K);
+    smp_wait_until(&dir_done, LEVEL_K);
     rt_settle();
     int ok = dir_hits[1] == LEVEL_K && dir_total == LEVEL_K;
     int irr = (ioapic_redir_lo(DIR_PIN) & IOAPIC_RTE_REMOTE_IRR) != 0;
