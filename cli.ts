@@ -155,13 +155,11 @@ async function boot(config: CliConfig): Promise<CliOutcome> {
     machineMod,
     io,
     { SerialFeeder, enqueueInRoom },
-    { runAsync },
     { exitCodeOf },
   ] = await Promise.all([
     import("./vmm/machine.ts"),
     import("./vmm/cli_io.ts"),
     import("./plugins/serial/streams.ts"),
-    import("./vmm/run_async.ts"),
     import("./vmm/exit_codes.ts"),
   ]);
   const out = new io.OutputSink((b) => Deno.stdout.writeSync(b));
@@ -251,7 +249,7 @@ async function boot(config: CliConfig): Promise<CliOutcome> {
       });
     }
     const tRun = performance.now();
-    const result = await runAsync(vm, {
+    const result = await vm.runAsync({
       timeoutMs: config.timeoutMs,
       signal: ac.signal,
       onSlice: () => feeder?.pump(),

@@ -7,6 +7,12 @@
  * of the AP/BSP ratio and of the difference in µs per exit (TSC kHz from
  * the core).
  *
+ * Then, with the `smp_bench` guest, interleaved per round: the IPI round
+ * trip between two vCPUs (in-kernel LAPIC, BSP -> AP 1 -> BSP, guest TSC),
+ * and TS-exit throughput (exits per second of guest TSC time) of: a
+ * one-vCPU VM; a two-vCPU VM with only the BSP writing; both vCPUs writing
+ * the same plugin's port; both writing a port of their own plugin.
+ *
  * ```sh
  * deno run -A bench/run_smp_bench.ts [--rounds 11] [--count 2000] [--irqchip kernel]
  * ```
@@ -23,19 +29,22 @@ const { values } = parseArgs({
     rounds: { type: "string", default: "11" },
     count: { type: "string", default: "2000" },
     irqchip: { type: "string", default: "kernel" },
+    "handoff-only": { type: "boolean", default: false },
   },
 });
 const rounds = Number(values.rounds);
 const count = Number(values.count);
 const irqchip = values.irqchip === "split" ? "split" : "kernel";
 const guest = new URL("../guests/build/smp.elf", import.meta.url).pathname;
+const benchGuest =
+  new URL("../guests/build/smp_bench.elf", import.meta.url).pathname;
 
-function sink(): Plugin {
+function sink(base = 0x610, length = 8): Plugin {
   return {
-    name: "smp-bench-sink",
+    name: `smp-bench-sink-${base.toString(16)}`,
     setup: () => [
       {
-        range: { space: "pio", base: 0x610, length: 8 },
+        range: { space: "pio", base, length },
         read: (_a, d) => d.fill(0),
         write: () => {},
       },
@@ -83,3 +92,64 @@ console.log(
 );
 console.log(`  AP/BSP time per TS exit: ${show(ratios, 3)}`);
 console.log(`  AP - BSP per TS exit (us): ${show(deltas, 2)}`);
+
+/** One smp_bench run; its output line's numbers. */
+function benchRun(
+  vcpus: number,
+  args: number[],
+  plugins: Plugin[],
+): { values: Record<string, number>; khz: number } {
+  let out = "";
+  using m = createMachine({
+    irqchip,
+    vcpus,
+    plugins,
+    serialOutput: (b) => out += String.fromCharCode(b),
+  });
+  m.vm.load(benchGuest, [vcpus, ...args]);
+  const res = m.vm.run({ timeoutMs: 300_000 });
+  if (res.reason !== "exit" || /FAIL/.test(out)) {
+    throw new Error(`smp_bench ${args}: ${JSON.stringify(res)}\n${out}`);
+  }
+  const values: Record<string, number> = {};
+  for (const [, k, v] of out.matchAll(/(\w+)=(\d+)/g)) values[k] = Number(v);
+  return { values, khz: m.vm.tscKhz() };
+}
+
+if (values["handoff-only"]) Deno.exit(0);
+const ipiUs: number[] = [];
+const configs = {
+  "1-vCPU VM, BSP": { vcpus: 1, mask: 1, plugins: () => [sink(0x614, 4)] },
+  "2-vCPU VM, BSP only": { vcpus: 2, mask: 1, plugins: () => [sink(0x614, 4)] },
+  "2-vCPU VM, both, same plugin": {
+    vcpus: 2,
+    mask: 3,
+    plugins: () => [sink(0x614, 4)],
+  },
+  "2-vCPU VM, both, own plugins": {
+    vcpus: 2,
+    mask: 3 | 0x100,
+    plugins: () => [sink(0x614, 4), sink(0x618, 4)],
+  },
+};
+const rates: Record<string, number[]> = {};
+for (const name of Object.keys(configs)) rates[name] = [];
+for (let r = 0; r < rounds; r++) {
+  const ipi = benchRun(2, [1, count], [sink(0x614, 4)]);
+  ipiUs.push(ipi.values.ipi_rtt / ipi.khz * 1000);
+  for (const [name, c] of Object.entries(configs)) {
+    const { values, khz } = benchRun(c.vcpus, [2, count, c.mask], c.plugins());
+    // exits per second of guest TSC time
+    rates[name].push(values.exits / (values.kcycles / khz));
+  }
+}
+console.log(`  IPI round trip BSP -> AP 1 -> BSP (us): ${show(ipiUs, 2)}`);
+const base = rates["1-vCPU VM, BSP"];
+for (const [name, xs] of Object.entries(rates)) {
+  const ratio = xs.map((x, i) => x / base[i]);
+  console.log(
+    `  TS exits/s, ${name}: ${show(xs, 0)}; / 1-vCPU VM same round: ${
+      show(ratio, 3)
+    }`,
+  );
+}

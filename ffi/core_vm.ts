@@ -224,6 +224,15 @@ export class CoreVm {
   }
 
   /**
+   * End a run leaving the AP threads running (runs in slices): the next
+   * {@link startAps} adopts them; {@link stopAps}, or a call that needs an
+   * AP's vCPU or the whole VM still (state, reset, snapshot), stops them.
+   */
+  detachAps(): void {
+    this.check(this.#sym.dv_vm_detach_aps(this.handle), "detach APs");
+  }
+
+  /**
    * Take the APs parked on an exit for the caller: their indices go to
    * `out` (at most its length, 1..64); returns how many. Release each with
    * {@link releaseAp} once its exit record is handled.

@@ -61,6 +61,7 @@ export const SYMBOLS = {
   dv_vm_reset: { parameters: [VM, "u32"], result: "i32" },
   dv_vm_start_aps: { parameters: [VM], result: "i32" },
   dv_vm_stop_aps: { parameters: [VM], result: "i32" },
+  dv_vm_detach_aps: { parameters: [VM], result: "i32" },
   dv_vm_take_parked: { parameters: [VM, "buffer", "u32"], result: "i32" },
   dv_vm_release_ap: { parameters: [VM, "u32"], result: "i32" },
   dv_vcpu_mp_state: { parameters: [VM, "u32"], result: "i32" },

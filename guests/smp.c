@@ -13,88 +13,16 @@
  * 0x614 (a TS plugin), then AP 1 times K writes, both with rdtsc, and
  * prints "smp: handoff bsp=<cycles/exit> ap=<cycles/exit>".
  * Exit status = failures. */
-#include "lib/rt.h"
+#include "lib/smp_boot.h"
 
-#define TRAMP_BASE  0x7000UL   /* SIPI vector 0x07; below the boot GDT's neighbours */
 #define PORT_SMP    0x610
-#define MAX_CPUS    16
+#define MAX_CPUS    SMP_MAX_CPUS
 #define VEC_AP      0x50
 #define VEC_REPLY   0x60       /* + APIC ID */
 #define VEC_BCAST   0x51
 #define VEC_IO      0x53
 #define IO_PIN      3
-#define WAIT_ITERS  2000000    /* outb 0x80 polls: bounded, not timed */
 
-/* The trampoline, copied to TRAMP_BASE. Kept in a data section so that
- * the 64-bit forbidden-instruction scan does not decode its 16/32-bit
- * code. Addresses are TRAMP_BASE + offset in the blob. */
-__asm__(
-    ".section .rodata.smp_tramp, \"a\"\n"
-    ".set TB, 0x7000\n"
-    ".globl tramp_start, tramp_end, tramp_cr3, tramp_stack, tramp_entry\n"
-    ".code16\n"
-    "tramp_start:\n"
-    "    cli\n"
-    "    movw %cs, %ax\n"
-    "    movw %ax, %ds\n"
-    "    lgdtl (tramp_gdtr - tramp_start)\n"
-    "    movl %cr0, %eax\n"
-    "    orl $1, %eax\n"
-    "    movl %eax, %cr0\n"
-    "    ljmpl $0x18, $(TB + tramp32 - tramp_start)\n"
-    ".code32\n"
-    "tramp32:\n"
-    "    movw $0x10, %ax\n"
-    "    movw %ax, %ds\n"
-    "    movw %ax, %es\n"
-    "    movw %ax, %ss\n"
-    "    movl %cr4, %eax\n"
-    "    orl $0x20, %eax\n"                 /* PAE */
-    "    movl %eax, %cr4\n"
-    "    movl (TB + tramp_cr3 - tramp_start), %eax\n"
-    "    movl %eax, %cr3\n"
-    "    movl $0xC0000080, %ecx\n"          /* EFER.LME */
-    "    rdmsr\n"
-    "    orl $0x100, %eax\n"
-    "    wrmsr\n"
-    "    movl $0x80010033, %eax\n"          /* PG WP NE ET MP PE, caches on */
-    "    movl %eax, %cr0\n"
-    "    ljmpl $0x08, $(TB + tramp64 - tramp_start)\n"
-    ".code64\n"
-    "tramp64:\n"
-    "    movw $0x10, %ax\n"
-    "    movw %ax, %ds\n"
-    "    movw %ax, %es\n"
-    "    movw %ax, %ss\n"
-    "    movw %ax, %fs\n"
-    "    movw %ax, %gs\n"
-    "    movl $(TB + tramp_stack - tramp_start), %eax\n"
-    "    movq (%rax), %rsp\n"
-    "    movl $(TB + tramp_entry - tramp_start), %eax\n"
-    "    movq (%rax), %rax\n"
-    "    xorl %ebp, %ebp\n"
-    "    jmp *%rax\n"
-    "    .p2align 3\n"
-    "tramp_gdt:\n"
-    "    .quad 0\n"
-    "    .quad 0x00af9a000000ffff\n"        /* 0x08: 64-bit code (the IDT's selector) */
-    "    .quad 0x00cf92000000ffff\n"        /* 0x10: data */
-    "    .quad 0x00cf9a000000ffff\n"        /* 0x18: 32-bit code */
-    "tramp_gdtr:\n"
-    "    .word 31\n"
-    "    .long TB + tramp_gdt - tramp_start\n"
-    "    .p2align 3\n"
-    "tramp_cr3:   .quad 0\n"
-    "tramp_stack: .quad 0\n"
-    "tramp_entry: .quad 0\n"
-    "tramp_end:\n"
-    ".text\n");
-
-extern const u8 tramp_start[], tramp_end[], tramp_cr3[], tramp_stack[], tramp_entry[];
-
-static struct { u16 limit; u64 base; } __attribute__((packed)) idtr;
-static u8 ap_stacks[MAX_CPUS][4096] __attribute__((aligned(16)));
-static volatile u32 ap_started;
 static volatile u32 ap_ipis[MAX_CPUS];    /* by APIC ID, counted on the AP */
 static volatile u32 replies[MAX_CPUS];    /* by APIC ID, counted on the BSP */
 static u32 bsp_id;
@@ -117,13 +45,8 @@ static u64 time_writes(u32 k)
     return rdtsc() - t0;
 }
 
-static void send_ipi(u32 dest, u32 icr_lo)
-{
-    for (int i = 0; i < 100000 && (lapic_read(LAPIC_ICR_LO) & (1u << 12)); i++)
-        cpu_relax();
-    lapic_write(LAPIC_ICR_HI, dest << 24);
-    lapic_write(LAPIC_ICR_LO, icr_lo);
-}
+#define send_ipi smp_send_ipi
+#define wait_until smp_wait_until
 
 static void ap_ipi_handler(u64 v, struct frame *f)
 {
@@ -174,11 +97,9 @@ static void reply_handler(u64 v, struct frame *f)
 
 static void ap_main(void)
 {
-    __asm__ volatile("lidt %0" :: "m"(idtr) : "memory");
-    lapic_enable();
     u32 id = lapic_id();
     outl(PORT_SMP, id);
-    __atomic_fetch_add(&ap_started, 1, __ATOMIC_SEQ_CST);
+    smp_ap_online();
     for (;;) {
         if (hammer && id == 1) {
             ap_cycles = time_writes(hammer);
@@ -194,21 +115,11 @@ static void ap_main(void)
     }
 }
 
-static u32 wait_until(volatile u32 *c, u32 target)
-{
-    sti();
-    for (int i = 0; i < WAIT_ITERS && *c < target; i++)
-        outb(PORT_NULL, 0);
-    cli();
-    return *c;
-}
-
 int main(u64 arg0, u64 arg1, u64 arg2, u64 arg3)
 {
     (void)arg3;
     u32 n = (u32)arg0, rounds = (u32)arg1;
     idt_init();
-    __asm__ volatile("sidt %0" : "=m"(idtr) :: "memory");
     irq_register(VEC_AP, ap_ipi_handler);
     irq_register(2, nmi_handler);
     irq_register(VEC_BCAST, bcast_handler);
@@ -236,23 +147,7 @@ int main(u64 arg0, u64 arg1, u64 arg2, u64 arg3)
         return (int)failures + 1;
     }
 
-    u64 cr3;
-    __asm__ volatile("movq %%cr3, %0" : "=r"(cr3));
-    usize len = (usize)(tramp_end - tramp_start);
-    memcpy((void *)TRAMP_BASE, tramp_start, len);
-    *(volatile u64 *)(TRAMP_BASE + (usize)(tramp_cr3 - tramp_start)) = cr3;
-    *(volatile u64 *)(TRAMP_BASE + (usize)(tramp_entry - tramp_start)) = (u64)ap_main;
-
-    for (u32 id = 1; id < n; id++) {
-        *(volatile u64 *)(TRAMP_BASE + (usize)(tramp_stack - tramp_start)) =
-            (u64)&ap_stacks[id][4096];
-        send_ipi(id, 0x4500);                            /* INIT */
-        send_ipi(id, 0x4600 | (u32)(TRAMP_BASE >> 12));  /* SIPI */
-        if (wait_until(&ap_started, id) < id) {
-            send_ipi(id, 0x4600 | (u32)(TRAMP_BASE >> 12));  /* second SIPI */
-            wait_until(&ap_started, id);
-        }
-    }
+    u32 ap_started = smp_start_aps(n, ap_main);
     CHECK("smp_all_aps_started", ap_started == n - 1);
 
     for (u32 r = 1; r <= rounds; r++) {

@@ -165,6 +165,89 @@ Deno.test({
     );
 
     await t.step(
+      "an AP exit parked when a run ends is handled by the next run, never lost (many short runs)",
+      () => {
+        const k = 300;
+        const byVcpu = [0, 0];
+        let outOfOrder = 0;
+        const hammer: Plugin = {
+          name: "hammer",
+          setup: () => [{
+            range: { space: "pio", base: 0x614, length: 4 },
+            read: (_a, d) => d.fill(0),
+            write: (a, d) => {
+              const v = new DataView(d.buffer, d.byteOffset).getUint32(0, true);
+              if (v === byVcpu[a.vcpu]) byVcpu[a.vcpu]++;
+              else outOfOrder++;
+            },
+          }],
+        };
+        let out = "";
+        using m = createMachine({
+          vcpus: 2,
+          plugins: [reportPlugin(), hammer],
+          serialOutput: (b) => out += String.fromCharCode(b),
+        });
+        m.vm.load(guestPath("smp"), [2, 1, 0, k]);
+        let r = m.vm.run({ timeoutMs: 1 });
+        let runs = 1;
+        for (; r.reason === "timeout" && runs < 200_000; runs++) {
+          r = m.vm.run({ timeoutMs: 1 });
+        }
+        assert.deepEqual(failures(out), [], out);
+        assert.deepEqual(r, { reason: "exit", status: 1 }, out);
+        assert.deepEqual(byVcpu, [k, k], `after ${runs} runs`);
+        assert.equal(outOfOrder, 0);
+      },
+    );
+
+    await t.step(
+      "runAsync keeps the AP threads between slices; a call that needs an AP stops them; every AP exit arrives once",
+      async () => {
+        const k = 300;
+        const byVcpu = [0, 0];
+        const hammer: Plugin = {
+          name: "hammer",
+          setup: () => [{
+            range: { space: "pio", base: 0x614, length: 4 },
+            read: (_a, d) => d.fill(0),
+            write: (a, d) => {
+              const v = new DataView(d.buffer, d.byteOffset).getUint32(0, true);
+              if (v === byVcpu[a.vcpu]) byVcpu[a.vcpu]++;
+            },
+          }],
+        };
+        let out = "";
+        using m = createMachine({
+          vcpus: 2,
+          plugins: [reportPlugin(), hammer],
+          serialOutput: (b) => out += String.fromCharCode(b),
+        });
+        const vm = m.vm;
+        vm.load(guestPath("smp"), [2, 1, 0, k]);
+        let slices = 0, kept = 0, stopped = false;
+        const r = await vm.runAsync({
+          sliceMs: 1,
+          timeoutMs: 120_000,
+          onSlice: () => {
+            slices++;
+            if (vm.apThreads() === 1) kept++;
+            if (kept === 3 && !stopped) {
+              stopped = true;
+              assert.ok(vm.mpState(1) >= 0, "an AP's state is readable");
+              assert.equal(vm.apThreads(), 0, "mpState(1) stopped them");
+            }
+          },
+        });
+        assert.deepEqual(failures(out), [], out);
+        assert.deepEqual(r, { reason: "exit", status: 1 }, out);
+        assert.deepEqual(byVcpu, [k, k], `after ${slices} slices`);
+        assert.ok(kept > 0, "AP threads kept between slices");
+        assert.equal(vm.apThreads(), 0, "joined at the end");
+      },
+    );
+
+    await t.step(
       "a plugin adds a range during a run while APs wait for SIPI (no AP holds the range table in KVM_RUN)",
       () => {
         let vmRef: Vm | undefined;

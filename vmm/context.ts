@@ -42,6 +42,8 @@ export interface ContextHost {
   readonly core: CoreVm;
   /** Irqchip arrangement. */
   readonly irqchip: "kernel" | "split";
+  /** Number of vCPUs (default 1). */
+  readonly vcpus?: number;
   /** Guest RAM. */
   readonly memory: GuestMemory;
   /** Plugin clock. */
@@ -205,9 +207,22 @@ export class PluginContexts {
       },
       lapicHasVector: (vector: number): boolean => {
         const word = 0x10 * ((vector & 0xff) >> 5);
-        const [isr, irr] = core.lapicRead(0, [0x100 + word, 0x200 + word]);
         const bit = 1 << (vector & 31);
-        return ((isr | irr) & bit) !== 0;
+        // Any vCPU's LAPIC: a level interrupt may be routed to an AP. An AP
+        // inside KVM_RUN cannot be read (its vCPU is busy) and counts as
+        // not holding it: a wrong answer costs one spurious retrigger,
+        // which level handlers tolerate.
+        for (let i = 0; i < (host.vcpus ?? 1); i++) {
+          let regs: number[];
+          try {
+            regs = core.lapicRead(i, [0x100 + word, 0x200 + word]);
+          } catch (e) {
+            if (i === 0) throw e;
+            continue;
+          }
+          if (((regs[0] | regs[1]) & bit) !== 0) return true;
+        }
+        return false;
       },
       msiIrqfd: (): MsiIrqfd => {
         const gsi = core.routeAllocate();

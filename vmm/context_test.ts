@@ -175,3 +175,28 @@ Deno.test("reset lowers every source without signalling", () => {
   irq.set(true); // raised again after reset: the irqchip sees it
   assert.deepEqual(lines, [[4, true], [4, true]]);
 });
+
+Deno.test("irqchip context: lapicHasVector looks in every vCPU's LAPIC it can read", () => {
+  const { h } = host("split");
+  // vCPU 0: nothing; vCPU 1: vector 0x71 in service (ISR word 3, bit 17);
+  // vCPU 2: inside KVM_RUN (busy).
+  const reads: number[] = [];
+  const core = {
+    lapicRead: (vcpu: number, offsets: readonly number[]) => {
+      reads.push(vcpu);
+      if (vcpu === 2) throw new Error("vCPU 2 is running");
+      if (vcpu === 1 && offsets[0] === 0x130) return [1 << 17, 0];
+      return [0, 0];
+    },
+  } as unknown as CoreVm;
+  const chip = new PluginContexts({ ...h, core, vcpus: 3 }).irqchip("ioapic");
+  assert.equal(chip.lapicHasVector(0x71), true);
+  assert.deepEqual(reads, [0, 1]);
+  reads.length = 0;
+  assert.equal(chip.lapicHasVector(0x72), false, "a busy vCPU is skipped");
+  assert.deepEqual(reads, [0, 1, 2]);
+  const one = new PluginContexts({ ...h, core }).irqchip("ioapic");
+  reads.length = 0;
+  assert.equal(one.lapicHasVector(0x71), false, "one vCPU: only vCPU 0");
+  assert.deepEqual(reads, [0]);
+});

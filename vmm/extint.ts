@@ -14,9 +14,12 @@ const LAPIC_SVR_SUPPRESS_EOI_BROADCAST = 1 << 12;
 const LAPIC_SVR = 0xf0;
 const LAPIC_ISR = 0x100;
 
-/** True when vCPU 0's LAPIC suppresses EOI broadcast (SVR bit 12). */
-export function eoiBroadcastSuppressed(core: CoreVm): boolean {
-  const [svr] = core.lapicRead(0, [LAPIC_SVR]);
+/**
+ * True when vCPU `vcpu`'s LAPIC (default vCPU 0) suppresses EOI broadcast
+ * (SVR bit 12): each LAPIC has its own SVR, so the EOI-ing vCPU decides.
+ */
+export function eoiBroadcastSuppressed(core: CoreVm, vcpu = 0): boolean {
+  const [svr] = core.lapicRead(vcpu, [LAPIC_SVR]);
   return (svr & LAPIC_SVR_SUPPRESS_EOI_BROADCAST) !== 0;
 }
 

@@ -108,8 +108,12 @@ export class RunLoop {
     this.#pump.reset();
   }
 
-  /** Run until the run ends (see `Vm.run`). */
-  run(options: RunOptions): RunResult {
+  /**
+   * Run until the run ends (see `Vm.run`). With `keepAps` (runs in
+   * slices) a run that ends by its timeout leaves the AP threads running
+   * for the next slice (`CoreVm.detachAps`); every other end stops them.
+   */
+  run(options: RunOptions, keepAps = false): RunResult {
     this.#end = undefined;
     const core = this.#core;
     const timed = options.timeoutMs !== undefined;
@@ -120,18 +124,22 @@ export class RunLoop {
       }
       core.setTimeout(Math.max(1, Math.round(ms * 1e6)));
     }
+    let result: RunResult | undefined;
     try {
       for (const t of this.#tickSources) t.resume();
       if (this.#smp) core.startAps();
       for (;;) {
-        const end = this.#slice();
-        if (end !== undefined) return end;
+        result = this.#slice();
+        if (result !== undefined) return result;
       }
     } catch (e) {
-      return { reason: "error", detail: (e as Error).message };
+      return result = { reason: "error", detail: (e as Error).message };
     } finally {
       if (!this.#closed()) {
-        if (this.#smp) core.stopAps();
+        if (this.#smp) {
+          if (keepAps && result?.reason === "timeout") core.detachAps();
+          else core.stopAps();
+        }
         if (timed) core.setTimeout(0);
         for (const t of this.#tickSources) t.suspend();
       }
@@ -211,7 +219,7 @@ export class RunLoop {
         // KVM's LAPIC in split mode) a LAPIC EOI is not broadcast to the
         // IOAPICs; the guest EOIs through the IOAPIC's EOI register. KVM
         // still reports the exit, so the filter is ours.
-        if (eoiBroadcastSuppressed(this.#core)) {
+        if (eoiBroadcastSuppressed(this.#core, rec.vcpu)) {
           this.#stats.suppressedEoiBroadcasts++;
           return undefined;
         }

@@ -271,6 +271,7 @@ export class Vm implements Disposable, AsyncDisposable {
     return {
       core: this.#core,
       irqchip: this.irqchip,
+      vcpus: this.vcpus,
       memory: this.#ram,
       clock: this.#clock,
       closed: () => this.#closed,
@@ -419,7 +420,19 @@ export class Vm implements Disposable, AsyncDisposable {
    */
   runAsync(options: AsyncRunOptions = {}): Promise<RunResult> {
     this.#alive();
-    return runAsync(this, options);
+    // The AP threads keep running between slices (their plugin exits wait
+    // for the next slice); anything that needs them still stops them, and
+    // so does the end of the async run.
+    const slices = {
+      run: (o: RunOptions): RunResult => {
+        this.#alive();
+        this.exitStatus = null;
+        return this.#loop.run(o, true);
+      },
+    };
+    return runAsync(slices, options).finally(() => {
+      if (!this.#closed) this.#core.stopAps();
+    });
   }
 
   /**

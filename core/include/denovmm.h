@@ -1067,9 +1067,15 @@ int32_t dv_vm_reset(uint32_t vm, uint32_t flags);
 // releases the AP with [`dv_vm_release_ap`]. Returns 0.
 int32_t dv_vm_start_aps(uint32_t vm);
 
-// Stop every AP thread and join it (exits still parked are dropped).
-// Idempotent. Returns 0.
+// Stop every AP thread and join it (an exit still parked stays parked
+// and is handed over by the next run). Idempotent. Returns 0.
 int32_t dv_vm_stop_aps(uint32_t vm);
+
+// End a run leaving the AP threads running (a caller that runs in
+// slices): the next [`dv_vm_start_aps`] adopts them; [`dv_vm_stop_aps`],
+// or any call that needs an AP's vCPU (registers, state, reset, snapshot),
+// stops them first. No-op without AP threads. Returns 0.
+int32_t dv_vm_detach_aps(uint32_t vm);
 
 // Write the indices of up to `cap` parked APs to `out` and mark them
 // taken; returns how many (0 when none). Each exit is in that vCPU's

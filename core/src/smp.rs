@@ -18,9 +18,17 @@
 //!
 //! The threads live for one run of the caller: [`Vm::start_aps`] spawns
 //! them, [`Vm::stop_aps`] (also at shutdown) sets `quit`, stops every AP
-//! and joins the threads. An AP parked when its threads stop loses its
-//! pending exit (a write is not delivered, a read completes with the
-//! record's stale data).
+//! and joins the threads. An AP parked when its threads stop keeps its
+//! exit: the slot stays parked, and the AP's next thread (the next run)
+//! hands the same exit to the caller before it enters `KVM_RUN` again, so
+//! no write is lost and no read completes with stale data. [`Vm::reset`]
+//! and a state load drop it (the vCPU's state is replaced).
+//!
+//! A caller running in slices (`runAsync`) ends a slice with
+//! [`Vm::detach_aps`] instead: the AP threads keep running the guest (their
+//! plugin exits park until the next slice takes them), the next
+//! [`Vm::start_aps`] adopts them, and any call that needs an AP's vCPU
+//! (its registers, state, reset, snapshot) stops them first.
 
 use crate::error::{Error, Result};
 use crate::exit::Reason;
@@ -51,6 +59,9 @@ struct ApSlot {
 
 /// Spins of a parked AP on its slot before it sleeps on the condition
 /// variable: a release within a few microseconds then costs no futex wake.
+/// Measured on the 2-core nested dev host (bench:smp, 2026-12-03): 0 spins
+/// adds 58-84 us per AP exit, 2,000 36-41 us, 50,000 300-2,800 us (the
+/// spinning AP takes the core the JS thread needs).
 const PARK_SPINS: u32 = 2_000;
 
 /// The AP threads of a VM and their exit slots (index = vCPU index; slot 0
@@ -58,13 +69,15 @@ const PARK_SPINS: u32 = 2_000;
 pub(crate) struct Aps {
     slots: Vec<ApSlot>,
     quit: AtomicBool,
+    /// The threads run between two runs of the caller (see `detach_aps`).
+    detached: AtomicBool,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Aps {
     pub(crate) fn new(vcpus: u32) -> Self {
         let slots = (0..vcpus).map(|_| ApSlot { state: Mutex::new(Slot::Running), cv: Condvar::new(), go: AtomicBool::new(false) }).collect();
-        Aps { slots, quit: AtomicBool::new(false), threads: Mutex::new(Vec::new()) }
+        Aps { slots, quit: AtomicBool::new(false), detached: AtomicBool::new(false), threads: Mutex::new(Vec::new()) }
     }
 }
 
@@ -78,17 +91,21 @@ fn ap_thread(vm: Arc<Vm>, index: u32) {
     let aps = &vm.aps;
     let slot = &aps.slots[index as usize];
     loop {
-        if aps.quit.load(Ordering::Acquire) || !vm.alive() {
-            return;
-        }
-        match vm.run(index) {
-            Ok(r) if ap_ignores(r) => continue,
-            Ok(_) => {}
-            // The failure reaches the caller as an internal error in this
-            // vCPU's record.
-            Err(_) => vm.mark_failed(index),
-        }
-        {
+        // An exit left parked by the previous run goes to the caller
+        // before this AP runs again; the caller may already have taken it
+        // before this thread got here (then it waits for the release).
+        let carried = *lock(&slot.state) != Slot::Running;
+        if !carried {
+            if aps.quit.load(Ordering::Acquire) || !vm.alive() {
+                return;
+            }
+            match vm.run(index) {
+                Ok(r) if ap_ignores(r) => continue,
+                Ok(_) => {}
+                // The failure reaches the caller as an internal error in this
+                // vCPU's record.
+                Err(_) => vm.mark_failed(index),
+            }
             let mut st = lock(&slot.state);
             *st = Slot::Parked;
             slot.go.store(false, Ordering::Release);
@@ -101,10 +118,13 @@ fn ap_thread(vm: Arc<Vm>, index: u32) {
             std::hint::spin_loop();
         }
         let mut st = lock(&slot.state);
-        while *st != Slot::Running && !aps.quit.load(Ordering::Acquire) {
+        while *st != Slot::Running {
+            if aps.quit.load(Ordering::Acquire) {
+                // Still parked (or taken): the exit waits for the next run.
+                return;
+            }
             st = slot.cv.wait(st).unwrap_or_else(|p| p.into_inner());
         }
-        *st = Slot::Running;
     }
 }
 
@@ -118,6 +138,7 @@ impl Vm {
     /// with one vCPU or while they run.
     pub fn start_aps(self: &Arc<Self>) -> Result<()> {
         let mut threads = lock(&self.aps.threads);
+        self.aps.detached.store(false, Ordering::Release);
         if self.vcpus.len() < 2 || !threads.is_empty() {
             return Ok(());
         }
@@ -133,10 +154,11 @@ impl Vm {
         Ok(())
     }
 
-    /// Stop every AP thread and join it; exits still parked are dropped.
-    /// Idempotent. Not from an AP thread.
+    /// Stop every AP thread and join it; exits still parked stay parked
+    /// for the next run. Idempotent. Not from an AP thread.
     pub fn stop_aps(&self) {
         let mut threads = lock(&self.aps.threads);
+        self.aps.detached.store(false, Ordering::Release);
         if threads.is_empty() {
             return;
         }
@@ -150,14 +172,50 @@ impl Vm {
         for t in threads.drain(..) {
             let _ = t.join();
         }
+        // A taken exit is always released by the caller before the run
+        // ends; should one not be, it is handed over again.
         for s in &self.aps.slots {
-            *lock(&s.state) = Slot::Running;
+            let mut st = lock(&s.state);
+            if *st == Slot::Taken {
+                *st = Slot::Parked;
+            }
         }
         // A STOP an AP did not consume would end its next run at once;
         // drop it (the AP threads are gone, nothing else reads it).
         for v in self.vcpus.iter().skip(1) {
             v.kick.take(STOP);
             v.kick.clear_immediate_exit();
+        }
+    }
+
+    /// Drop every parked AP exit (the vCPUs were reset or their state
+    /// replaced). Only while no AP thread runs.
+    pub(crate) fn drop_parked_aps(&self) {
+        for s in &self.aps.slots {
+            *lock(&s.state) = Slot::Running;
+        }
+    }
+
+    /// End the caller's run leaving the AP threads running: the next
+    /// [`Vm::start_aps`] adopts them; [`Vm::stop_aps`], or any call that
+    /// needs an AP's vCPU, stops them. No-op without AP threads.
+    pub fn detach_aps(&self) {
+        let threads = lock(&self.aps.threads);
+        if !threads.is_empty() {
+            self.aps.detached.store(true, Ordering::Release);
+        }
+    }
+
+    pub(crate) fn aps_detached(&self) -> bool {
+        self.aps.detached.load(Ordering::Acquire)
+    }
+
+    /// Stop AP threads left running between runs (see
+    /// [`Vm::detach_aps`]) before an operation that needs the whole VM
+    /// still: state save/load, reset, guest memory save/copy/load.
+    pub(crate) fn quiesce_detached_aps(&self) {
+        if self.aps_detached() {
+            self.stop_aps();
         }
     }
 

@@ -256,6 +256,7 @@ impl Vm {
     /// clock as a blob (see [`crate::ffi::dv_vm_state_save`]). Busy while
     /// a vCPU runs.
     pub fn state_save(&self) -> Result<Vec<u8>> {
+        self.quiesce_detached_aps();
         let mut w = Writer(Vec::with_capacity(16 << 10), 0);
         w.0.extend([0u8; 16]);
         let xsave = self.kvm.check_extension(Cap::Xsave);
@@ -318,6 +319,7 @@ impl Vm {
     /// every vCPU complete) before anything is written. Busy while a vCPU
     /// runs.
     pub fn state_load(&self, blob: &[u8]) -> Result<()> {
+        self.quiesce_detached_aps();
         let (_, flags, recs) = parse(blob)?;
         let kernel = flags & FLAG_KERNEL_IRQCHIP != 0;
         if kernel != (self.config.irqchip == IrqchipMode::Kernel) {
@@ -444,6 +446,7 @@ impl Vm {
                 Ok(())
             })?;
         }
+        self.drop_parked_aps();
         Ok(())
     }
 
@@ -469,6 +472,7 @@ impl Vm {
     /// began) into `out` (bit i = page i of the RAM mapping) and clear
     /// KVM's log. Returns the number of pages KVM reported.
     pub fn dirty_bitmap(&self, out: &mut [u64]) -> Result<u64> {
+        self.quiesce_detached_aps();
         let words = self.bitmap_words();
         if out.len() < words {
             return Err(Error::invalid(format!("dirty bitmap of {} words, RAM needs {words}", out.len())));
@@ -512,6 +516,7 @@ impl Vm {
     /// a sparse file, which must be new). The file is extended to `offset
     /// + RAM size`. Returns (pages written, CRC32 of them, see [`page_crc`]).
     pub fn memory_save(&self, file: &File, offset: u64, bitmap: Option<&[u64]>) -> Result<(u64, u32)> {
+        self.quiesce_detached_aps();
         check_bitmap(self, bitmap)?;
         let ram = self.ram()?;
         file.set_len(offset + ram.len() as u64).map_err(|e| Error::os("extend memory file", e))?;
@@ -556,6 +561,7 @@ impl Vm {
     /// (with `bitmap` only those) are copied into RAM, and without a
     /// bitmap RAM is zeroed first and only the file's data extents are read.
     pub fn memory_load(&self, file: &File, offset: u64, map: bool, bitmap: Option<&[u64]>) -> Result<()> {
+        self.quiesce_detached_aps();
         check_bitmap(self, bitmap)?;
         let (host, size) = self.memory()?;
         let have = file.metadata().map_err(|e| Error::os("memory file", e))?.len();
@@ -622,6 +628,7 @@ impl Vm {
     /// page; RAM → buf then skips zero pages (`buf` must be zeroed).
     /// Returns the pages copied.
     pub fn memory_copy(&self, buf: &mut [u8], bitmap: Option<&[u64]>, to_ram: bool) -> Result<u64> {
+        self.quiesce_detached_aps();
         check_bitmap(self, bitmap)?;
         let ram = self.ram()?;
         if buf.len() != ram.len() {

@@ -159,7 +159,16 @@ impl Vm {
     /// Run `f` on vCPU `index`'s run state; Busy while that vCPU runs.
     pub(crate) fn with_vcpu<R>(&self, index: u32, f: impl FnOnce(&mut VcpuInner) -> Result<R>) -> Result<R> {
         let v = self.vcpu(index)?;
-        let mut g = v.inner.try_lock().map_err(|_| Error::new(Code::Busy, format!("vCPU {index} is running")))?;
+        let mut g = match v.inner.try_lock() {
+            Ok(g) => g,
+            // AP threads left running between the caller's runs (see
+            // `Vm::detach_aps`) give the vCPU back on demand.
+            Err(_) if index > 0 && self.aps_detached() => {
+                self.stop_aps();
+                v.inner.try_lock().map_err(|_| Error::new(Code::Busy, format!("vCPU {index} is running")))?
+            }
+            Err(_) => return Err(Error::new(Code::Busy, format!("vCPU {index} is running"))),
+        };
         f(&mut g)
     }
 

@@ -314,6 +314,8 @@ impl Vm {
     /// routes, irqfds and level sources (host configuration) stay. Busy if
     /// a vCPU runs.
     pub fn reset(&self, zero_memory: bool) -> Result<()> {
+        self.quiesce_detached_aps();
+        self.drop_parked_aps();
         for i in 0..self.vcpus.len() as u32 {
             self.reset_vcpu(i)?;
         }

@@ -371,6 +371,7 @@ plain_fns! {
     dv_vcpu_mp_state = "dv_vcpu_mp_state"(vm: u32, vcpu: u32);
     dv_vm_start_aps = "dv_vm_start_aps"(vm: u32);
     dv_vm_stop_aps = "dv_vm_stop_aps"(vm: u32);
+    dv_vm_detach_aps = "dv_vm_detach_aps"(vm: u32);
     dv_vm_release_ap = "dv_vm_release_ap"(vm: u32, vcpu: u32);
 }
 

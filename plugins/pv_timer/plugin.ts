@@ -1,6 +1,12 @@
 /**
  * Bus adapter for {@link PvTimer}: ports 107 (period) and 108 (halt).
  *
+ * With several vCPUs each vCPU has its own timer: a write to port 107
+ * arms (or reads back) the timer of the vCPU that made it, whose ticks go
+ * to that vCPU's LAPIC (an MSI target's destination becomes the vCPU's
+ * APIC ID, which is its index). vCPU 0 uses the configured target as is; a
+ * GSI target is one line, so every vCPU shares vCPU 0's timer.
+ *
  * @module
  */
 import type {
@@ -59,8 +65,13 @@ export interface PvTimerPluginOptions {
 export interface PvTimerState {
   /** Format version, currently 1. */
   readonly version: 1;
-  /** Effective period in µs; 0 when stopped. */
+  /** vCPU 0's effective period in µs; 0 when stopped. */
   readonly periodUs: number;
+  /**
+   * Periods of every vCPU's timer by vCPU index (index 0 = `periodUs`);
+   * absent when only vCPU 0 has one.
+   */
+  readonly vcpuPeriodsUs?: readonly number[];
 }
 
 /**
@@ -84,8 +95,10 @@ export interface PvTimerPlugin extends Plugin {
   restore(state: PvTimerState): void;
   /** True while the timer ticks. */
   readonly active: boolean;
-  /** The device, once set up. */
+  /** vCPU 0's device, once set up. */
   readonly timer: PvTimer | null;
+  /** vCPU `vcpu`'s device, once that vCPU armed it (vCPU 0: {@link timer}). */
+  timerOf(vcpu: number): PvTimer | null;
   /** Counters (null before setup). */
   readonly stats: PvTimerStats | null;
   /**
@@ -110,38 +123,56 @@ export function pvTimerPlugin(
   options: PvTimerPluginOptions = {},
 ): PvTimerPlugin {
   const target = options.target ?? PV_TIMER_DEFAULT_TARGET;
-  let timer: PvTimer | null = null;
+  const min = options.minUs ?? PV_TIMER_DEFAULT_MIN_US;
+  const max = options.maxUs ?? PV_TIMER_DEFAULT_MAX_US;
+  /** Timers by vCPU index; [0] from setup on, the others on first use. */
+  const timers: (PvTimer | undefined)[] = [];
+  let ctx: DeviceContext | null = null;
+  const make = (t: TickTarget): PvTimer => {
+    const c = ctx!;
+    return new PvTimer({
+      source: c.createTickSource(t),
+      halt: () => c.halt(),
+      log: (level, msg) => c.log(level, msg),
+      minUs: options.minUs,
+      maxUs: options.maxUs,
+    });
+  };
+  /** The timer a vCPU's port access reaches. */
+  const timerFor = (vcpu: number): PvTimer => {
+    if (vcpu === 0 || target.kind !== "msi") return timers[0]!;
+    return timers[vcpu] ??= make({ ...target, destination: vcpu });
+  };
+  const all = () => timers.filter((t): t is PvTimer => t !== undefined);
   return {
     name: "pv-timer",
     get active() {
-      return timer?.active ?? false;
+      return all().some((t) => t.active);
     },
     get timer() {
-      return timer;
+      return timers[0] ?? null;
+    },
+    timerOf(vcpu: number) {
+      return timers[vcpu] ?? null;
     },
     get stats() {
-      return timer?.stats ?? null;
+      return timers[0]?.stats ?? null;
     },
     tickCounters() {
-      return timer?.tickCounters() ?? null;
+      return timers[0]?.tickCounters() ?? null;
     },
-    setup(ctx: DeviceContext): readonly Region[] {
-      const t = new PvTimer({
-        source: ctx.createTickSource(target),
-        halt: () => ctx.halt(),
-        log: (level, msg) => ctx.log(level, msg),
-        minUs: options.minUs,
-        maxUs: options.maxUs,
-      });
-      timer = t;
+    setup(context: DeviceContext): readonly Region[] {
+      ctx = context;
+      timers.length = 0;
+      timers[0] = make(target);
       return [
         {
           range: { space: "pio", base: PV_TIMER_PERIOD_PORT, length: 1 },
-          read(_a: Access, data: Uint8Array): void {
-            writeLe(data, t.readPeriod());
+          read(a: Access, data: Uint8Array): void {
+            writeLe(data, timerFor(a.vcpu).readPeriod());
           },
           write(a: Access, data: Uint8Array): void {
-            t.writePeriod(a.size, readLe(data));
+            timerFor(a.vcpu).writePeriod(a.size, readLe(data));
           },
         },
         {
@@ -149,32 +180,61 @@ export function pvTimerPlugin(
           read(_a: Access, data: Uint8Array): void {
             data.fill(0);
           },
-          write(): void {
-            t.writeHalt();
+          write(a: Access): void {
+            timerFor(a.vcpu).writeHalt();
           },
         },
       ];
     },
     reset(): void {
-      timer?.reset();
+      for (const t of all()) t.reset();
     },
     close(): void {
-      timer?.close();
+      for (const t of all()) t.close();
     },
     snapshot(): PvTimerState {
-      return { version: 1, periodUs: timer?.periodUs ?? 0 };
+      const periodUs = timers[0]?.periodUs ?? 0;
+      if (timers.length <= 1) return { version: 1, periodUs };
+      return {
+        version: 1,
+        periodUs,
+        vcpuPeriodsUs: Array.from(timers, (t) => t?.periodUs ?? 0),
+      };
     },
     restore(state: PvTimerState): void {
       const f = stateFields(state, 1, "pv_timer");
-      const min = options.minUs ?? PV_TIMER_DEFAULT_MIN_US;
-      const max = options.maxUs ?? PV_TIMER_DEFAULT_MAX_US;
-      const periodUs = f.int("periodUs", 0, max);
-      if (periodUs !== 0 && periodUs < min) {
-        throw new TypeError(`pv_timer state: periodUs below ${min}`);
+      const check = (us: unknown, what: string): number => {
+        if (
+          typeof us !== "number" || !Number.isInteger(us) || us < 0 ||
+          us > max || (us !== 0 && us < min)
+        ) {
+          throw new TypeError(
+            `pv_timer state: ${what} must be 0 or an integer in ${min}..${max}`,
+          );
+        }
+        return us;
+      };
+      const periodUs = check(f.int("periodUs", 0, max), "periodUs");
+      const raw = (state as { vcpuPeriodsUs?: unknown }).vcpuPeriodsUs;
+      let periods = [periodUs];
+      if (raw !== undefined) {
+        if (!Array.isArray(raw) || raw.length > 64) {
+          throw new TypeError(
+            "pv_timer state: vcpuPeriodsUs must be an array of at most 64 periods",
+          );
+        }
+        periods = raw.map((us, i) => check(us, `vcpuPeriodsUs[${i}]`));
+        periods[0] = periodUs;
       }
-      if (!timer) throw new Error("pv_timer: not set up");
-      if (periodUs === 0) timer.reset();
-      else if (periodUs !== timer.periodUs) timer.writePeriod(4, periodUs);
+      if (!timers[0]) throw new Error("pv_timer: not set up");
+      for (let i = 0; i < Math.max(periods.length, timers.length); i++) {
+        const us = periods[i] ?? 0;
+        if (us === 0 && timers[i] === undefined) continue;
+        if (i > 0 && target.kind !== "msi") continue;
+        const t = timerFor(i);
+        if (us === 0) t.reset();
+        else if (us !== t.periodUs) t.writePeriod(4, us);
+      }
     },
   };
 }

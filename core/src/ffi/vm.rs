@@ -263,12 +263,24 @@ pub extern "C" fn dv_vm_start_aps(vm: u32) -> i32 {
     })
 }
 
-/// Stop every AP thread and join it (exits still parked are dropped).
-/// Idempotent. Returns 0.
+/// Stop every AP thread and join it (an exit still parked stays parked
+/// and is handed over by the next run). Idempotent. Returns 0.
 #[no_mangle]
 pub extern "C" fn dv_vm_stop_aps(vm: u32) -> i32 {
     with_vm(vm, |v| {
         v.stop_aps();
+        Ok(0)
+    })
+}
+
+/// End a run leaving the AP threads running (a caller that runs in
+/// slices): the next [`dv_vm_start_aps`] adopts them; [`dv_vm_stop_aps`],
+/// or any call that needs an AP's vCPU (registers, state, reset, snapshot),
+/// stops them first. No-op without AP threads. Returns 0.
+#[no_mangle]
+pub extern "C" fn dv_vm_detach_aps(vm: u32) -> i32 {
+    with_vm(vm, |v| {
+        v.detach_aps();
         Ok(0)
     })
 }
