@@ -33,6 +33,19 @@ import { formatCrashReport } from "./vmm/crash_report.ts";
 export { parseDuration, parseSize, type SizeOptions } from "./vmm/options.ts";
 export type { DeviceEnv, DeviceFactory } from "./vmm/cli_devices.ts";
 
+// DENOVMM_START_TIMES=1 (with --allow-env=DENOVMM_START_TIMES) prints the
+// ms since the runtime's time origin at which each boot stage ended, one
+// `denovmm-start-times {json}` line on stderr (bench/run_start_bench.ts).
+const startTimes: Record<string, number> | null =
+  Deno.permissions.querySync({ name: "env", variable: "DENOVMM_START_TIMES" })
+        .state === "granted" && Deno.env.get("DENOVMM_START_TIMES") === "1"
+    ? { module: round(performance.now()) }
+    : null;
+
+function mark(stage: string): void {
+  if (startTimes) startTimes[stage] = round(performance.now());
+}
+
 /** Outcome of {@link main}: exit code and a one-line error, if any. */
 export interface CliOutcome {
   /** Process exit code. */
@@ -86,6 +99,7 @@ export async function main(argv: string[]): Promise<CliOutcome> {
       return { code: ExitCode.Ok };
     }
     config = req.config;
+    mark("parsed");
   } catch (e) {
     return failure(e);
   }
@@ -164,6 +178,7 @@ async function boot(config: CliConfig): Promise<CliOutcome> {
     import("./vmm/run_async.ts"),
     import("./vmm/exit_codes.ts"),
   ]);
+  mark("imported");
   const out = new io.OutputSink((b) => Deno.stdout.writeSync(b));
   const log = io.stderrLogger(config.logLevel, () => out.flush());
   const feeder = config.stdin ? new SerialFeeder((b) => enqueue(b)) : null;
@@ -206,6 +221,7 @@ async function boot(config: CliConfig): Promise<CliOutcome> {
     machine = machineMod.createMachine(machineOptions);
   }
   const vm = machine.vm;
+  mark("created");
   function enqueue(b: Uint8Array): number {
     return enqueueInRoom(machine.serial.uart, b);
   }
@@ -235,6 +251,7 @@ async function boot(config: CliConfig): Promise<CliOutcome> {
         { cause: e },
       );
     }
+    mark("loaded");
     Deno.addSignalListener("SIGINT", onSigint);
     if (feeder) {
       const raw = Deno.stdin.isTerminal();
@@ -257,6 +274,7 @@ async function boot(config: CliConfig): Promise<CliOutcome> {
       onSlice: () => feeder?.pump(),
     });
     const tEnd = performance.now();
+    mark("exited");
     out.flush();
     stopStdin();
     stopStdin = () => {};
@@ -300,6 +318,7 @@ async function boot(config: CliConfig): Promise<CliOutcome> {
     stopStdin();
     Deno.removeSignalListener("SIGINT", onSigint);
     vm.close();
+    mark("closed");
   }
 }
 
@@ -337,6 +356,9 @@ if (import.meta.main) {
   if (error) {
     const tty = Deno.stderr.isTerminal() && !Deno.env.get("NO_COLOR");
     console.error(`${tty ? "\x1b[1;31mdenovmm:\x1b[0m" : "denovmm:"} ${error}`);
+  }
+  if (startTimes) {
+    console.error(`denovmm-start-times ${JSON.stringify(startTimes)}`);
   }
   Deno.exit(code);
 }

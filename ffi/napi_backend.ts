@@ -9,11 +9,40 @@
  * @module
  */
 
-import { createRequire } from "node:module";
-import { resolve } from "node:path";
 import { ABI_VERSION } from "./abi.ts";
 import { type CoreBackend, CoreError } from "./backend.ts";
 import type { CoreSymbols } from "./library.ts";
+
+/**
+ * A Node built-in, fetched on first use: a static `import "node:module"`
+ * makes Deno initialise its Node compatibility layer (~20-30 ms) in every
+ * process that imports the core, including the CLI, which never loads the
+ * addon. `process.getBuiltinModule` is synchronous (Deno 2, Node >= 20.16,
+ * Bun), so the sync `openLibrary` keeps working.
+ */
+function builtin<T>(id: "node:module" | "node:path"): T {
+  const p = (globalThis as {
+    process?: { getBuiltinModule?: (id: string) => unknown };
+  }).process;
+  const m = p?.getBuiltinModule?.(id);
+  if (!m) {
+    throw new Error(
+      `the napi backend needs ${id} through process.getBuiltinModule ` +
+        "(Deno 2, Node >= 20.16 or Bun)",
+    );
+  }
+  return m as T;
+}
+
+function createRequire(from: string): NodeJS.Require {
+  return builtin<typeof import("node:module")>("node:module").createRequire(
+    from,
+  );
+}
+
+function resolve(...parts: string[]): string {
+  return builtin<typeof import("node:path")>("node:path").resolve(...parts);
+}
 
 /** The npm package holding this platform's prebuilt addon. */
 export const PLATFORM_PACKAGE = "@denovmm/core-linux-x64-gnu";
