@@ -173,12 +173,15 @@ export function startStdin(options: {
   }
   const esc = options.raw ? new ConsoleEscape() : null;
   let stopped = false;
-  const reader = stdin.readable.getReader();
+  // Plain reads, not `stdin.readable`: the first use of Deno's web streams
+  // costs 3-17 ms here, on every CLI start.
+  const buf = new Uint8Array(4096);
   (async () => {
     try {
       for (;;) {
-        const { value, done } = await reader.read();
-        if (done || stopped) break;
+        const n = await stdin.read(buf);
+        if (n === null || stopped) break;
+        const value = buf.slice(0, n);
         if (esc) {
           const r = esc.feed(value);
           if (r.bytes.length > 0) options.onData(r.bytes);
@@ -205,6 +208,5 @@ export function startStdin(options: {
         // not a terminal any more
       }
     }
-    reader.releaseLock?.();
   };
 }
