@@ -52,35 +52,45 @@ interface BundleManifest {
  * The bundle's URL when its manifest matches the sources (all relative to
  * this module's directory) and this Deno, else null. Any error (no
  * bundle, no read permission, a module imported over the network) means
- * null: the sources are always a correct fallback.
+ * null: the sources are always a correct fallback. `load`, when given,
+ * starts importing the bundle while the sources are checked (the two
+ * overlap: the stats run on Deno's I/O threads).
  */
-export function currentBundle(
+export async function currentBundle(
   base: URL = new URL(".", import.meta.url),
-): URL | null {
+  load?: (bundle: URL) => Promise<unknown>,
+): Promise<URL | null> {
   if (base.protocol !== "file:") return null;
   try {
     const m = JSON.parse(
       Deno.readTextFileSync(new URL(".bundle/cli.json", base)),
     ) as BundleManifest;
     if (m.deno !== Deno.version.deno) return null;
-    for (
-      const [path, size, mtime] of [[m.bundle, -1, -1], ...m.sources] as const
-    ) {
-      const st = Deno.statSync(new URL(path, base));
-      if (size >= 0 && (st.size !== size || st.mtime?.getTime() !== mtime)) {
-        return null;
-      }
-    }
-    return new URL(m.bundle, base);
+    const dir = decodeURIComponent(base.pathname);
+    const bundle = new URL(m.bundle, base);
+    const loading = load?.(bundle).catch(() => null);
+    const fresh = await Promise.all(
+      m.sources.map(async ([path, size, mtime]) => {
+        const st = await Deno.stat(dir + path);
+        return st.size === size && st.mtime?.getTime() === mtime;
+      }),
+    );
+    await loading;
+    return fresh.every(Boolean) ? bundle : null;
   } catch {
     return null;
   }
 }
 
 if (import.meta.main) {
-  const bundle = currentBundle();
-  const mod = bundle
-    ? await importUrl(bundle.href) as typeof import("./vmm/cli_main.ts")
+  type CliMain = typeof import("./vmm/cli_main.ts");
+  let loaded: Promise<CliMain> | undefined;
+  const bundle = await currentBundle(
+    undefined,
+    (url) => loaded = importUrl(url.href) as Promise<CliMain>,
+  );
+  const mod = bundle && loaded
+    ? await loaded
     : await import("./vmm/cli_main.ts");
   await mod.runCli(Deno.args, bundle ? "bundle" : "source");
 }

@@ -23,11 +23,11 @@ function fixture(): { base: URL; dir: string } {
   return { base: new URL(`file://${dir}/`), dir };
 }
 
-Deno.test("currentBundle: a matching manifest names the bundle", () => {
+Deno.test("currentBundle: a matching manifest names the bundle", async () => {
   const { base, dir } = fixture();
   try {
     assert.equal(
-      currentBundle(base)?.href,
+      (await currentBundle(base))?.href,
       new URL(".bundle/cli.js", base).href,
     );
   } finally {
@@ -35,18 +35,18 @@ Deno.test("currentBundle: a matching manifest names the bundle", () => {
   }
 });
 
-Deno.test("currentBundle: an edited, missing or other-Deno source means source", () => {
+Deno.test("currentBundle: an edited, missing or other-Deno source means source", async () => {
   const { base, dir } = fixture();
   try {
     Deno.writeTextFileSync(`${dir}/vmm/a.ts`, "export const a = 22;");
-    assert.equal(currentBundle(base), null, "size changed");
+    assert.equal(await currentBundle(base), null, "size changed");
     const { base: b2, dir: d2 } = fixture();
     try {
       const t = new Date(Date.now() + 5000);
       Deno.utimeSync(`${d2}/vmm/a.ts`, t, t);
-      assert.equal(currentBundle(b2), null, "mtime changed");
+      assert.equal(await currentBundle(b2), null, "mtime changed");
       Deno.removeSync(`${d2}/vmm/a.ts`);
-      assert.equal(currentBundle(b2), null, "source gone");
+      assert.equal(await currentBundle(b2), null, "source gone");
     } finally {
       Deno.removeSync(d2, { recursive: true });
     }
@@ -57,11 +57,11 @@ Deno.test("currentBundle: an edited, missing or other-Deno source means source",
         `${d3}/.bundle/cli.json`,
         JSON.stringify({ ...m, deno: "0.0.1" }),
       );
-      assert.equal(currentBundle(b3), null, "other Deno");
+      assert.equal(await currentBundle(b3), null, "other Deno");
       Deno.removeSync(`${d3}/.bundle/cli.json`);
-      assert.equal(currentBundle(b3), null, "no manifest");
+      assert.equal(await currentBundle(b3), null, "no manifest");
       Deno.writeTextFileSync(`${d3}/.bundle/cli.json`, "{");
-      assert.equal(currentBundle(b3), null, "bad manifest");
+      assert.equal(await currentBundle(b3), null, "bad manifest");
     } finally {
       Deno.removeSync(d3, { recursive: true });
     }
@@ -70,9 +70,29 @@ Deno.test("currentBundle: an edited, missing or other-Deno source means source",
   }
 });
 
-Deno.test("currentBundle: a module not on disk has none", () => {
+Deno.test("currentBundle: a module not on disk has none", async () => {
   assert.equal(
-    currentBundle(new URL("https://jsr.io/@denovmm/vmm/0.1.0/")),
+    await currentBundle(new URL("https://jsr.io/@denovmm/vmm/0.1.0/")),
     null,
   );
+});
+
+Deno.test("currentBundle: `load` starts the import, the answer still decides", async () => {
+  const { base, dir } = fixture();
+  try {
+    const seen: string[] = [];
+    const load = (u: URL) => {
+      seen.push(u.href);
+      return Promise.resolve();
+    };
+    assert.ok(await currentBundle(base, load));
+    Deno.writeTextFileSync(`${dir}/vmm/a.ts`, "export const a = 22;");
+    assert.equal(await currentBundle(base, load), null);
+    assert.deepEqual(seen, [
+      new URL(".bundle/cli.js", base).href,
+      new URL(".bundle/cli.js", base).href,
+    ]);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
 });

@@ -257,7 +257,7 @@ Deno.test({
         };
         const { currentBundle } = await import("../cli.ts");
         const viaCli = await run(CLI);
-        assert.equal(viaCli.bundle, currentBundle() ? 1 : 0);
+        assert.equal(viaCli.bundle, (await currentBundle()) ? 1 : 0);
         const viaSource = await run(CLI.replace(/cli\.ts$/, "vmm/cli_main.ts"));
         assert.equal(viaSource.bundle, 0);
         assert.equal(viaCli.code, 0);
