@@ -18,7 +18,9 @@
  * - `inproc`: in this process, `createMachine` (the CLI's machine) + load +
  *   sync run to the debug exit, the library already open (the first,
  *   cold sample of the process is reported apart);
- * - `deno`: `deno run` of an empty module: the runtime's own floor.
+ * - `deno`: `deno run` of an empty module: the runtime's own floor;
+ * - `cli-compare` (with `--compare OTHER/cli.ts`): another checkout's CLI,
+ *   for a before/after in the same run.
  *
  * All guests print "hello" and exit through port 0xF4 with value 0
  * (QEMU's isa-debug-exit turns that into process status 1). Reports
@@ -40,8 +42,10 @@ import { median, quantile, table } from "./report.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
-  options: { rounds: { type: "string" } },
+  options: { rounds: { type: "string" }, compare: { type: "string" } },
 });
+// --compare OTHER/cli.ts: one more leg, another checkout's CLI (before/after)
+const compare = values.compare;
 const rounds = positiveInt(values.rounds, "rounds", 21);
 
 const root = (p: string) =>
@@ -131,9 +135,10 @@ const EMPTY = Deno.makeTempFileSync({
 const kernel = Deno.readFileSync(KERNEL);
 
 /** One sample per leg: ms, plus the CLI's and C's own stage times. */
-type Leg = "cli" | "qemu" | "c" | "inproc" | "deno";
+type Leg = "cli" | "cli-compare" | "qemu" | "c" | "inproc" | "deno";
 const samples: Record<Leg | "c-inproc", number[]> = {
   cli: [],
+  "cli-compare": [],
   qemu: [],
   c: [],
   "c-inproc": [],
@@ -176,6 +181,17 @@ const legs: Record<Leg, () => Promise<void>> = {
     );
     if (line) cliStages.push(JSON.parse(line.slice(20)));
   },
+  async "cli-compare"() {
+    const r = await spawn(Deno.execPath(), [
+      "run",
+      "--allow-ffi",
+      "--allow-read",
+      compare!,
+      KERNEL,
+    ]);
+    expect("cli-compare", r, 0);
+    samples["cli-compare"].push(r.ms);
+  },
   async qemu() {
     const r = await spawn(QEMU, [
       ..."-M microvm -accel kvm -nodefaults -no-user-config -nographic"
@@ -217,9 +233,10 @@ const legs: Record<Leg, () => Promise<void>> = {
 await buildCStart();
 const qemuMissing = await ensureQemu();
 if (qemuMissing) console.error(`QEMU leg skipped: ${qemuMissing}`);
-const order: Leg[] = ["cli", "qemu", "c", "inproc", "deno"].filter((l) =>
-  l !== "qemu" || !qemuMissing
-) as Leg[];
+const order: Leg[] = ["cli", "cli-compare", "qemu", "c", "inproc", "deno"]
+  .filter((l) =>
+    (l !== "qemu" || !qemuMissing) && (l !== "cli-compare" || compare)
+  ) as Leg[];
 
 // The process's first VM: dlopen, JIT and first KVM use (reported apart).
 const inprocFirst = inproc();
@@ -250,6 +267,7 @@ const stat = (xs: number[]) =>
     : null;
 const label: Record<string, string> = {
   cli: "CLI (deno run cli.ts), process",
+  "cli-compare": `CLI ${compare}, process`,
   qemu: "qemu -M microvm, process",
   c: "C VMM (c_start), process",
   deno: "deno run (empty module), process",
@@ -288,6 +306,15 @@ console.log();
 console.log(
   table(["ratio", "of medians", "per round median [p10–p90]", "target"], [
     ratio("CLI / QEMU", samples.cli, samples.qemu, perRound.cliQemu, 0.5),
+    ...(compare
+      ? [ratio(
+        "CLI / CLI --compare",
+        samples.cli,
+        samples["cli-compare"],
+        samples.cli.map((x, i) => x / samples["cli-compare"][i]),
+        1,
+      )]
+      : []),
     ratio(
       "in-process / C",
       samples.inproc,
@@ -329,6 +356,7 @@ Deno.writeTextFileSync(
     {
       date: new Date().toISOString(),
       rounds,
+      compare: compare ?? null,
       memMiB: MEM_MIB,
       kernel: KERNEL,
       qemu: qemuMissing ? { skipped: qemuMissing } : { skipped: null },
@@ -342,6 +370,9 @@ Deno.writeTextFileSync(
           ofMedians: median(samples.cli) / median(samples.qemu),
           perRound: perRound.cliQemu,
         },
+        cliOverCompare: compare
+          ? median(samples.cli) / median(samples["cli-compare"])
+          : null,
         inprocOverC: {
           ofMedians: median(samples.inproc) / median(samples["c-inproc"]),
           perRound: perRound.inprocC,
