@@ -4,10 +4,10 @@
  * each here, ~15 ms for the whole table), which a short-lived process such
  * as the CLI pays in full although a plain boot calls a fifth of them.
  * {@link BOOT_SYMBOLS} (create, load, run, the exit path's interrupt and
- * timer calls, destroy) are opened at once and are plain data properties,
+ * timer calls in kernel-irqchip mode, destroy) are opened at once and are plain data properties,
  * so the hot path sees the same object as before; every other symbol is
  * a getter that opens its concern's group (snapshot, SMP, irqfd/level/
- * routes, timers, inspection) the first time any of its symbols is read.
+ * routes, split-irqchip injection, timers, inspection) the first time any of its symbols is read.
  *
  * @module
  */
@@ -18,24 +18,17 @@ export const BOOT_SYMBOLS: ReadonlySet<string> = new Set([
   "dv_last_error",
   "dv_vm_create",
   "dv_vm_destroy",
-  "dv_vm_count",
   "dv_vm_load_elf",
   "dv_vm_load_multiboot",
   "dv_vm_memory",
   "dv_vm_range_add",
-  "dv_vm_range_remove",
-  "dv_vm_stop",
   "dv_vm_set_timeout",
   "dv_vm_set_wake",
   "dv_vcpu_run",
   "dv_vcpu_record",
   "dv_vcpu_lapic_eoi",
-  "dv_vcpu_set_irq_window",
-  "dv_vcpu_ready_for_injection",
-  "dv_vcpu_inject_extint",
   "dv_irq_line",
   "dv_irq_signal_msi",
-  "dv_irq_request",
   "dv_timer_create",
   "dv_timer_set_policy",
   "dv_timer_arm",
@@ -66,6 +59,11 @@ export function symbolGroup(name: string): string {
     return "smp";
   }
   if (/^dv_(irqfd|level|route)_/.test(name)) return "irq";
+  if (
+    /^dv_vcpu_(set_irq_window|ready_for_injection|inject_extint)$/.test(name)
+  ) {
+    return "split";
+  }
   if (/^dv_timer_/.test(name)) return "timer";
   return "misc";
 }
