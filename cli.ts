@@ -84,13 +84,14 @@ export async function currentBundle(
 
 if (import.meta.main) {
   type CliMain = typeof import("./vmm/cli_main.ts");
-  let loaded: Promise<CliMain> | undefined;
+  // A bundle that fails to load (a broken build) falls back to source too.
+  let loaded: Promise<CliMain | null> = Promise.resolve(null);
   const bundle = await currentBundle(
     undefined,
-    (url) => loaded = importUrl(url.href) as Promise<CliMain>,
+    (url) =>
+      loaded = (importUrl(url.href) as Promise<CliMain>).catch(() => null),
   );
-  const mod = bundle && loaded
-    ? await loaded
-    : await import("./vmm/cli_main.ts");
-  await mod.runCli(Deno.args, bundle ? "bundle" : "source");
+  const fromBundle = bundle ? await loaded : null;
+  const mod = fromBundle ?? await import("./vmm/cli_main.ts");
+  await mod.runCli(Deno.args, fromBundle ? "bundle" : "source");
 }
