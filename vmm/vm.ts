@@ -17,9 +17,7 @@ import type {
   GuestMemory,
   MsiMessage,
   Plugin,
-  Region,
 } from "../bus/types.ts";
-import { isIrqChipPlugin } from "../bus/irqchip.ts";
 import { CoreVm } from "../ffi/core_vm.ts";
 import { CoreViews } from "./vm_views.ts";
 import { lapicInService } from "./extint.ts";
@@ -28,7 +26,7 @@ import { type AsyncRunOptions, runAsync } from "./run_async.ts";
 import { InterruptDelivery } from "./interrupt_delivery.ts";
 import { loadElf, loadMultibootKernel } from "./guest_load.ts";
 import { PluginContexts } from "./context.ts";
-import { contextHost, vmSettings } from "./vm_host.ts";
+import { attachPlugin, contextHost, vmSettings } from "./vm_host.ts";
 import { restorePlugins, snapshotPlugins } from "./plugin_state.ts";
 import {
   type CoreTickSource,
@@ -213,26 +211,12 @@ export class Vm implements Disposable, AsyncDisposable {
   /** Attach a plugin: calls its `setup` and claims its regions. */
   add(plugin: Plugin): this {
     this.#alive();
-    if (this.#plugins.some((p) => p.name === plugin.name)) {
-      throw new Error(`a plugin named "${plugin.name}" is already attached`);
-    }
-    const regions = plugin.setup(
-      isIrqChipPlugin(plugin)
-        ? this.#contexts.irqchip(plugin.name)
-        : this.#contexts.device(plugin.name),
-    );
-    const added: Region[] = [];
-    try {
-      for (const r of regions) {
-        this.#bus.add(r, plugin.name);
-        added.push(r);
-      }
-    } catch (e) {
-      for (const r of added) this.#bus.remove(r);
-      throw e;
-    }
-    this.#plugins.push(plugin);
-    if (plugin.service) this.#loop.servicePlugins.push(plugin);
+    attachPlugin(plugin, {
+      contexts: this.#contexts,
+      bus: this.#bus,
+      loop: this.#loop,
+      plugins: this.#plugins,
+    });
     return this;
   }
 

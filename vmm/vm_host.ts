@@ -1,16 +1,27 @@
 /**
  * The parts of {@link Vm} that are not its public methods: the checked
- * settings a VM is created with (`vmSettings`) and the host its plugin
+ * settings a VM is created with (`vmSettings`), the host its plugin
  * contexts act through (`contextHost`: regions, lines, MSIs, run-ending
- * calls, tick sources), built from the VM's private parts.
+ * calls, tick sources), built from the VM's private parts, and attaching
+ * a plugin (`attachPlugin`).
  *
  * @module
  */
 import type { Bus } from "../bus/bus.ts";
-import type { ExtIntSource, LineController } from "../bus/irqchip.ts";
-import type { Clock, MsiMessage, Region, TickTarget } from "../bus/types.ts";
+import {
+  type ExtIntSource,
+  isIrqChipPlugin,
+  type LineController,
+} from "../bus/irqchip.ts";
+import type {
+  Clock,
+  MsiMessage,
+  Plugin,
+  Region,
+  TickTarget,
+} from "../bus/types.ts";
 import type { CoreVm } from "../ffi/core_vm.ts";
-import type { ContextHost } from "./context.ts";
+import type { ContextHost, PluginContexts } from "./context.ts";
 import {
   CoreTickSource,
   DEFAULT_TIMER_BACKLOG_CAP_MS,
@@ -143,4 +154,40 @@ export function contextHost(p: VmParts): ContextHost {
       loop.extint = src;
     },
   };
+}
+
+/**
+ * Attach `plugin`: call its `setup` with its context and claim its regions
+ * on the bus, all or none (a region the bus refuses takes the ones already
+ * added back off); then it is in `plugins` (and the loop's service list).
+ */
+export function attachPlugin(
+  plugin: Plugin,
+  vm: {
+    contexts: PluginContexts;
+    bus: Bus;
+    loop: RunLoop;
+    plugins: Plugin[];
+  },
+): void {
+  if (vm.plugins.some((p) => p.name === plugin.name)) {
+    throw new Error(`a plugin named "${plugin.name}" is already attached`);
+  }
+  const regions = plugin.setup(
+    isIrqChipPlugin(plugin)
+      ? vm.contexts.irqchip(plugin.name)
+      : vm.contexts.device(plugin.name),
+  );
+  const added: Region[] = [];
+  try {
+    for (const r of regions) {
+      vm.bus.add(r, plugin.name);
+      added.push(r);
+    }
+  } catch (e) {
+    for (const r of added) vm.bus.remove(r);
+    throw e;
+  }
+  vm.plugins.push(plugin);
+  if (plugin.service) vm.loop.servicePlugins.push(plugin);
 }
