@@ -15,6 +15,9 @@ const C_LOOP_SRC = benchPath("./c_loop.c");
 const GAPS_SRC = benchPath("./syscall_gaps.c");
 /** The compiled C reference loop. */
 export const C_LOOP_BIN: string = benchPath("./out/c_loop");
+const C_START_SRC = benchPath("./c_start.c");
+/** The compiled C cold-start reference (`bench/c_start.c`). */
+export const C_START_BIN: string = benchPath("./out/c_start");
 /** The compiled syscall-gap meter (a shared library for `Deno.dlopen`). */
 export const GAPS_LIB: string = benchPath("./out/libsyscall_gaps.so");
 
@@ -50,6 +53,11 @@ export async function buildNative(): Promise<void> {
   await cc(["-O2", "-Wall", "-Wextra", "-shared", "-fPIC"], GAPS_LIB, [
     GAPS_SRC,
   ]);
+}
+
+/** Compile `c_start` when missing or stale. */
+export async function buildCStart(): Promise<void> {
+  await cc(["-O2", "-Wall", "-Wextra"], C_START_BIN, [C_START_SRC]);
 }
 
 /** Ids of the `raw_syscalls:sys_enter` / `sys_exit` tracepoints. */

@@ -12,11 +12,12 @@
  * @module
  */
 
-import * as fs from "node:fs";
-import * as workerThreads from "node:worker_threads";
-import { Readable } from "node:stream";
+import type * as NodeFs from "node:fs";
+import type * as NodeWorkerThreads from "node:worker_threads";
+import type * as NodeStream from "node:stream";
 import type { ReadStream } from "node:tty";
-import { fileURLToPath } from "node:url";
+import type * as NodeUrl from "node:url";
+import { builtin } from "./builtin.ts";
 
 /** What a stat of a host file says. */
 export interface HostFileInfo {
@@ -125,8 +126,8 @@ export interface Host {
   writeStdout(bytes: Uint8Array): number;
   /** Whether stderr is a terminal. */
   stderrIsTerminal(): boolean;
-  /** Stdin as a byte stream. */
-  stdinReadable(): ReadableStream<Uint8Array>;
+  /** The next chunk of stdin, or null at its end. */
+  readStdin(): Promise<Uint8Array | null>;
   /** Switch the stdin terminal to raw mode or back (throws if not a tty). */
   setStdinRaw(raw: boolean): void;
   /** Start a worker running the ES module `url`. */
@@ -192,7 +193,13 @@ function denoHost(D: DenoNs): Host {
     },
     writeStdout: (b) => D.stdout.writeSync(b),
     stderrIsTerminal: () => D.stderr.isTerminal(),
-    stdinReadable: () => D.stdin.readable,
+    // Plain reads, not `stdin.readable`: the first use of Deno's web
+    // streams costs 3-17 ms here, on every CLI start.
+    readStdin: async () => {
+      const buf = new Uint8Array(4096);
+      const n = await D.stdin.read(buf);
+      return n === null ? null : buf.subarray(0, n);
+    },
     setStdinRaw: (raw) =>
       raw ? D.stdin.setRaw(true, { cbreak: false }) : D.stdin.setRaw(false),
     spawnWorker(url) {
@@ -234,8 +241,9 @@ function nodeErrorKind(e: unknown): HostErrorKind {
  * A module URL to run in a worker: the `.ts` source beside the module, or
  * its compiled `.js` (the npm build) when there is no source.
  */
-function runnableUrl(url: URL): URL {
+function runnableUrl(url: URL, fs: typeof NodeFs): URL {
   if (url.protocol === "file:" && url.pathname.endsWith(".ts")) {
+    const { fileURLToPath } = builtin<typeof NodeUrl>("node:url");
     if (!fs.existsSync(fileURLToPath(url))) {
       return new URL(url.href.replace(/\.ts$/, ".js"));
     }
@@ -244,6 +252,12 @@ function runnableUrl(url: URL): URL {
 }
 
 function nodeHost(): Host {
+  // fetched here, not imported: under Deno this function never runs
+  const fs = builtin<typeof NodeFs>("node:fs");
+  const workerThreads = builtin<typeof NodeWorkerThreads>(
+    "node:worker_threads",
+  );
+  let stdinReader: ReadableStreamDefaultReader<Uint8Array> | undefined;
   const proc = (globalThis as unknown as {
     process: {
       env: Record<string, string | undefined>;
@@ -254,7 +268,7 @@ function nodeHost(): Host {
       stderr: { isTTY?: boolean };
     };
   }).process;
-  const info = (s: fs.Stats): HostFileInfo => ({
+  const info = (s: NodeFs.Stats): HostFileInfo => ({
     isFile: s.isFile(),
     isDirectory: s.isDirectory(),
     size: s.size,
@@ -291,14 +305,19 @@ function nodeHost(): Host {
     errorKind: nodeErrorKind,
     writeStdout: (b) => fs.writeSync(1, b),
     stderrIsTerminal: () => !!proc.stderr.isTTY,
-    stdinReadable: () =>
-      Readable.toWeb(proc.stdin) as unknown as ReadableStream<Uint8Array>,
+    readStdin: async () => {
+      stdinReader ??= (builtin<typeof NodeStream>("node:stream").Readable
+        .toWeb(proc.stdin) as unknown as ReadableStream<Uint8Array>)
+        .getReader();
+      const r = await stdinReader.read();
+      return r.done ? null : r.value;
+    },
     setStdinRaw(raw) {
       if (!proc.stdin.isTTY) throw new Error("stdin is not a terminal");
       proc.stdin.setRawMode(raw);
     },
     spawnWorker(url) {
-      const w = new workerThreads.Worker(runnableUrl(url));
+      const w = new workerThreads.Worker(runnableUrl(url, fs));
       let failed = false;
       return {
         postMessage: (m) => w.postMessage(m),

@@ -17,6 +17,7 @@ import { type CoreBackend, CoreError, isAddonPath } from "./backend.ts";
 import { RECORD_LEN } from "./exit_record.ts";
 import { openNapiBackend } from "./napi_backend.ts";
 import { host } from "./host.ts";
+import { openGrouped } from "./symbol_groups.ts";
 import {
   findPlatformPackage,
   importPlatformPackage,
@@ -372,16 +373,15 @@ export function openLibrary(path?: string): CoreLibrary {
     cache.set(path, b);
     return b;
   }
-  let dl: Deno.DynamicLibrary<typeof SYMBOLS>;
+  let symbols: CoreSymbols;
   try {
-    dl = Deno.dlopen(path, SYMBOLS);
+    symbols = openGrouped(path, SYMBOLS);
   } catch (e) {
     throw loadError(path, e as Error, hints);
   }
-  const symbols = dl.symbols;
   const version = symbols.dv_abi_version();
   if (version !== ABI_VERSION) {
-    dl.close();
+    // (the boot group stays mapped: a second open of the path fails the same way)
     throw new Error(
       `cannot load the denovmm core: ${path} speaks ABI ${version} and this ` +
         `module ABI ${ABI_VERSION}; rebuild the core from the same version ` +

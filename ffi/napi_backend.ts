@@ -9,10 +9,9 @@
  * @module
  */
 
-import { createRequire } from "node:module";
-import { resolve } from "node:path";
 import { ABI_VERSION } from "./abi.ts";
 import { type CoreBackend, CoreError } from "./backend.ts";
+import { builtin } from "./builtin.ts";
 import { findPlatformPackage } from "./platform_package.ts";
 import type { CoreSymbols } from "./library.ts";
 
@@ -58,6 +57,10 @@ export function openNapiBackend(
   let mod: CoreSymbols & AddonExtras;
   try {
     // relative to the working directory, as dlopen reads a path
+    const { createRequire } = builtin<typeof import("node:module")>(
+      "node:module",
+    );
+    const { resolve } = builtin<typeof import("node:path")>("node:path");
     mod = createRequire(import.meta.url)(resolve(path));
   } catch (e) {
     const msg = (e as Error).message;

@@ -12,8 +12,9 @@
  * @module
  */
 
-import { createRequire } from "node:module";
-import { resolve } from "node:path";
+import type * as NodeModule from "node:module";
+import type * as NodePath from "node:path";
+import { builtin } from "./builtin.ts";
 import { ABI_VERSION } from "./abi.ts";
 
 /** The npm package holding this platform's prebuilt core. */
@@ -81,6 +82,8 @@ export function findPlatformPackage(
   fromDir = ".",
   moduleUrl: string = import.meta.url,
 ): PlatformPackage | undefined {
+  const { createRequire } = builtin<typeof NodeModule>("node:module");
+  const { resolve } = builtin<typeof NodePath>("node:path");
   const bases = [resolve(fromDir, "package.json")];
   if (moduleUrl.startsWith("file:")) bases.unshift(moduleUrl);
   for (const base of bases) {
@@ -97,7 +100,7 @@ export function findPlatformPackage(
   return undefined;
 }
 
-type NodeRequire = ReturnType<typeof createRequire>;
+type NodeRequire = ReturnType<typeof NodeModule.createRequire>;
 
 // Through a function: `deno publish` and `deno check` would otherwise
 // try to resolve the npm package at build time (the repository has none).

@@ -214,6 +214,58 @@ Deno.test({
   ignore: !HAVE_KVM,
   fn: async (t) => {
     const hello = guestPath("hello");
+    await t.step(
+      "cli.ts runs the bundle when current, else the sources, alike",
+      async () => {
+        const run = async (entry: string) => {
+          const r = await new Deno.Command(Deno.execPath(), {
+            args: [
+              "run",
+              "--allow-ffi",
+              "--allow-read",
+              "--allow-env",
+              entry,
+              hello,
+            ],
+            env: { DENOVMM_START_TIMES: "1" },
+            stdin: "null",
+          }).output();
+          const err = new TextDecoder().decode(r.stderr);
+          const line = err.split("\n").find((l) =>
+            l.startsWith("denovmm-start-times ")
+          );
+          assert.ok(line, err);
+          const times = JSON.parse(line.slice(20)) as Record<string, number>;
+          for (
+            const k of [
+              "module",
+              "parsed",
+              "imported",
+              "created",
+              "loaded",
+              "exited",
+              "closed",
+            ]
+          ) {
+            assert.ok(times[k] > 0, `${k} in ${line}`);
+          }
+          return {
+            code: r.code,
+            out: new TextDecoder().decode(r.stdout),
+            bundle: times.bundle,
+          };
+        };
+        const { currentBundle } = await import("../cli.ts");
+        const viaCli = await run(CLI);
+        assert.equal(viaCli.bundle, (await currentBundle()) ? 1 : 0);
+        const viaSource = await run(CLI.replace(/cli\.ts$/, "vmm/cli_main.ts"));
+        assert.equal(viaSource.bundle, 0);
+        assert.equal(viaCli.code, 0);
+        assert.equal(viaSource.code, 0);
+        assert.equal(viaCli.out, viaSource.out);
+        assert.match(viaCli.out, /hello/i);
+      },
+    );
     await t.step("--vcpus 4: the smp guest starts 3 APs", async () => {
       const r = await cli([
         "--vcpus",

@@ -136,6 +136,17 @@ if (import.meta.main) {
   if (!(await step("build guests", ["bash", `${root}guests/build.sh`])).ok) {
     Deno.exit(1);
   }
+  // the CLI's single-file bundle (cli.ts falls back to source without it)
+  if (
+    !(await step("bundle cli", [
+      deno,
+      "run",
+      "--allow-read",
+      "--allow-write",
+      "--allow-run",
+      `${root}tools/bundle_cli.ts`,
+    ])).ok
+  ) Deno.exit(1);
   const cargo = await step("cargo test", [
     "cargo",
     "test",

@@ -173,12 +173,11 @@ export function startStdin(options: {
   }
   const esc = options.raw ? new ConsoleEscape() : null;
   let stopped = false;
-  const reader = host.stdinReadable().getReader();
   (async () => {
     try {
       for (;;) {
-        const { value, done } = await reader.read();
-        if (done || stopped) break;
+        const value = await host.readStdin();
+        if (value === null || stopped) break;
         if (esc) {
           const r = esc.feed(value);
           if (r.bytes.length > 0) options.onData(r.bytes);
@@ -205,6 +204,5 @@ export function startStdin(options: {
         // not a terminal any more
       }
     }
-    reader.releaseLock?.();
   };
 }

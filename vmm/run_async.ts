@@ -78,13 +78,20 @@ export async function runAsync(
     ? Infinity
     : performance.now() + timeoutMs;
   // One macrotask turn per slice: a message to ourselves (setTimeout(0)
-  // is clamped to milliseconds once nested).
-  const ch = new MessageChannel();
+  // is clamped to milliseconds once nested). Made at the first turn: a
+  // guest done within one slice never needs it, and Deno's first
+  // MessageChannel costs 2-5 ms (a CLI boot of a tiny kernel pays that).
+  let ch: MessageChannel | null = null;
   let wake: (() => void) | null = null;
-  ch.port1.onmessage = () => {
-    const w = wake;
-    wake = null;
-    w?.();
+  const channel = (): MessageChannel => {
+    if (ch) return ch;
+    ch = new MessageChannel();
+    ch.port1.onmessage = () => {
+      const w = wake;
+      wake = null;
+      w?.();
+    };
+    return ch;
   };
   const timerTurnMs = options.timerTurnMs ?? 50;
   let lastTimerTurn = performance.now();
@@ -94,9 +101,10 @@ export async function runAsync(
       lastTimerTurn = now;
       return new Promise<void>((resolve) => setTimeout(resolve, 0));
     }
+    const port = channel().port2;
     return new Promise<void>((resolve) => {
       wake = resolve;
-      ch.port2.postMessage(0);
+      port.postMessage(0);
     });
   };
   try {
@@ -112,8 +120,10 @@ export async function runAsync(
       await turn();
     }
   } finally {
-    ch.port1.close();
-    ch.port2.close();
+    // (a local: TS narrows the closure-assigned `ch` to null here)
+    const c = ch as MessageChannel | null;
+    c?.port1.close();
+    c?.port2.close();
   }
 }
 

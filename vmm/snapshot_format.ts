@@ -28,7 +28,6 @@
  * @module
  */
 import { host, type HostFile } from "../ffi/host.ts";
-import { crc32 } from "node:zlib";
 
 /** First 8 bytes of a snapshot file. */
 export const MAGIC = "DNVMSNAP";
@@ -94,8 +93,24 @@ export interface SnapshotContainer {
   sections: Map<string, Uint8Array>;
 }
 
+// CRC-32 (IEEE, zlib's) in TS: `node:zlib` would make Deno initialise its
+// Node layer (~20-30 ms) in every process importing the VM; sections are
+// small (state, a page bitmap), never the RAM image.
+let crcTable: Uint32Array | undefined;
+
 function crc(b: Uint8Array): number {
-  return crc32(b) >>> 0;
+  const t = crcTable ??= (() => {
+    const t = new Uint32Array(256);
+    for (let n = 0; n < 256; n++) {
+      let c = n;
+      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+      t[n] = c >>> 0;
+    }
+    return t;
+  })();
+  let c = 0xffffffff;
+  for (let i = 0; i < b.length; i++) c = t[(c ^ b[i]) & 0xff] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
 }
 
 /**

@@ -125,3 +125,17 @@ Deno.test("snapshot format: each failure names its cause", () => {
   );
   assert.match(kind(b, full + 1), /^corrupt: .*past the end/);
 });
+
+Deno.test("section and header CRCs are zlib's CRC-32 (files stay readable)", async () => {
+  const { crc32 } = await import("node:zlib");
+  const body = new Uint8Array(5000).map((_, i) => (i * 7919) & 0xff);
+  const out = encodeContainer(
+    { flags: 0, memorySize: 4096, memoryCrc: 0, memoryPages: 0 },
+    new Map([["DATA", body]]),
+  );
+  const dv = new DataView(out.buffer);
+  assert.equal(dv.getUint32(64 + 4, true), crc32(body) >>> 0);
+  const head = out.slice(0, 64 + 24);
+  new DataView(head.buffer).setUint32(20, 0, true);
+  assert.equal(dv.getUint32(20, true), crc32(head) >>> 0);
+});

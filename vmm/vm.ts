@@ -13,19 +13,11 @@
  */
 import { Bus } from "../bus/bus.ts";
 import type {
-  Clock,
   DeviceState,
   GuestMemory,
   MsiMessage,
   Plugin,
-  Region,
-  TickTarget,
 } from "../bus/types.ts";
-import {
-  type ExtIntSource,
-  isIrqChipPlugin,
-  type LineController,
-} from "../bus/irqchip.ts";
 import { CoreVm } from "../ffi/core_vm.ts";
 import { CoreViews } from "./vm_views.ts";
 import { lapicInService } from "./extint.ts";
@@ -34,15 +26,14 @@ import { type AsyncRunOptions, runAsync } from "./run_async.ts";
 import { InterruptDelivery } from "./interrupt_delivery.ts";
 import { loadElf, loadMultibootKernel } from "./guest_load.ts";
 import { PluginContexts } from "./context.ts";
+import { attachPlugin, contextHost, vmSettings } from "./vm_host.ts";
 import { restorePlugins, snapshotPlugins } from "./plugin_state.ts";
 import {
-  CoreTickSource,
+  type CoreTickSource,
   createCoreLevelSource,
-  DEFAULT_TIMER_BACKLOG_CAP_MS,
   type LevelSource,
 } from "./core_sources.ts";
 import type { RamView } from "./guest_memory.ts";
-import { limitLogger } from "./log_limiter.ts";
 import { type HostQuirks, resolveQuirks } from "./quirks.ts";
 import {
   type RestoreOptions,
@@ -80,14 +71,6 @@ export { parseSize } from "./vm_types.ts";
 export { interruptVm, stopVm } from "./remote.ts";
 export type { LevelSource, LevelSourceStats } from "./core_sources.ts";
 
-const defaultLogger: Logger = (level, source, msg) => {
-  if (level === "warn" || level === "error") {
-    console.error(`[denovmm ${source}] ${level}: ${msg}`);
-  }
-};
-
-const realClock: Clock = { now: () => Math.round(performance.now() * 1e6) };
-
 /**
  * A virtual machine with one vCPU. Create with {@link createVm}.
  *
@@ -110,10 +93,6 @@ export class Vm implements Disposable, AsyncDisposable {
   readonly #contexts: PluginContexts;
   readonly #tickSources: CoreTickSource[] = [];
   readonly #log: Logger;
-  readonly #clock: Clock;
-  readonly #pacing: "absolute" | "relative-sleep";
-  readonly #timerPolicy: "coalesce" | "catchup";
-  readonly #timerCapMs: number;
   #closed = false;
   #snap: SnapshotTracker | undefined;
   /** Irqchip arrangement. */
@@ -133,32 +112,10 @@ export class Vm implements Disposable, AsyncDisposable {
 
   /** @internal Use {@link createVm}. */
   constructor(options: VmOptions = {}) {
-    this.irqchip = options.irqchip ?? "kernel";
-    if (this.irqchip !== "kernel" && this.irqchip !== "split") {
-      throw new RangeError(`unknown irqchip mode "${this.irqchip}"`);
-    }
-    this.vcpus = options.vcpus ?? 1;
-    if (
-      !Number.isInteger(this.vcpus) || this.vcpus < 1 || this.vcpus > 64
-    ) {
-      throw new RangeError(`vcpus must be an integer 1..64, not ${this.vcpus}`);
-    }
-    this.#log = limitLogger(options.log ?? defaultLogger);
-    this.#clock = options.clock ?? realClock;
-    this.#pacing = options.timerPacing ?? "absolute";
-    this.#timerPolicy = options.timerPolicy ?? "catchup";
-    if (this.#timerPolicy !== "catchup" && this.#timerPolicy !== "coalesce") {
-      throw new RangeError(
-        `unknown timerPolicy "${this.#timerPolicy}" (catchup or coalesce)`,
-      );
-    }
-    this.#timerCapMs = options.timerBacklogCapMs ??
-      DEFAULT_TIMER_BACKLOG_CAP_MS;
-    if (!(this.#timerCapMs > 0) || !Number.isFinite(this.#timerCapMs)) {
-      throw new RangeError(
-        `timerBacklogCapMs must be a positive number, not ${this.#timerCapMs}`,
-      );
-    }
+    const settings = vmSettings(options);
+    this.irqchip = settings.irqchip;
+    this.vcpus = settings.vcpus;
+    this.#log = settings.log;
     const strict = options.strict ?? false;
     this.quirks = resolveQuirks(options.quirks);
     this.#core = CoreVm.create({
@@ -183,7 +140,6 @@ export class Vm implements Disposable, AsyncDisposable {
       () => this.#closed,
     );
     const core = this.#core;
-    this.#contexts = new PluginContexts(this.#host);
     this.#bus = new Bus({
       strict,
       listener: {
@@ -196,12 +152,23 @@ export class Vm implements Disposable, AsyncDisposable {
       record: this.#views.record,
       records: this.#views.records,
       bus: this.#bus,
-      clock: this.#clock,
+      clock: settings.clock,
       stats: this.stats,
       log: this.#log,
       tickSources: this.#tickSources,
       closed: () => this.#closed,
     });
+    this.#contexts = new PluginContexts(contextHost({
+      vm: this,
+      core,
+      ram: this.#ram,
+      settings,
+      bus: this.#bus,
+      irq: this.#irq,
+      loop: this.#loop,
+      tickSources: this.#tickSources,
+      closed: () => this.#closed,
+    }));
     try {
       if (options.cpu !== undefined) {
         const spec = cpuSpecText(options.cpu);
@@ -244,73 +211,13 @@ export class Vm implements Disposable, AsyncDisposable {
   /** Attach a plugin: calls its `setup` and claims its regions. */
   add(plugin: Plugin): this {
     this.#alive();
-    if (this.#plugins.some((p) => p.name === plugin.name)) {
-      throw new Error(`a plugin named "${plugin.name}" is already attached`);
-    }
-    const regions = plugin.setup(
-      isIrqChipPlugin(plugin)
-        ? this.#contexts.irqchip(plugin.name)
-        : this.#contexts.device(plugin.name),
-    );
-    const added: Region[] = [];
-    try {
-      for (const r of regions) {
-        this.#bus.add(r, plugin.name);
-        added.push(r);
-      }
-    } catch (e) {
-      for (const r of added) this.#bus.remove(r);
-      throw e;
-    }
-    this.#plugins.push(plugin);
-    if (plugin.service) this.#loop.servicePlugins.push(plugin);
+    attachPlugin(plugin, {
+      contexts: this.#contexts,
+      bus: this.#bus,
+      loop: this.#loop,
+      plugins: this.#plugins,
+    });
     return this;
-  }
-
-  get #host() {
-    return {
-      core: this.#core,
-      irqchip: this.irqchip,
-      vcpus: this.vcpus,
-      memory: this.#ram,
-      clock: this.#clock,
-      closed: () => this.#closed,
-      log: this.#log,
-      addRegion: (r: Region, owner: string) => this.#bus.add(r, owner),
-      removeRegion: (r: Region) => void this.#bus.remove(r),
-      setLine: (gsi: number, level: boolean) => this.#irq.setLine(gsi, level),
-      signalMsi: (msg: MsiMessage) => this.#irq.deliver(msg),
-      routeMsi: (gsi: number, msg: MsiMessage | null) =>
-        this.#irq.routeMsi(gsi, msg),
-      exit: (status: number) => {
-        this.exitStatus = status;
-        this.#loop.end({ reason: "exit", status });
-      },
-      halt: () => this.#loop.end({ reason: "halt" }),
-      sleep: (state: number) =>
-        this.#loop.end({ reason: state === 5 ? "poweroff" : "sleep", state }),
-      createTickSource: (target: TickTarget) => {
-        const t = new CoreTickSource(
-          this.#core,
-          target,
-          this.#pacing,
-          this.#timerPolicy,
-          this.#timerCapMs,
-        );
-        this.#tickSources.push(t);
-        return t;
-      },
-      addEoiListener: (fn: (vector: number) => void) =>
-        void this.#loop.eoiListeners.push(fn),
-      addLineController: (c: LineController) =>
-        void this.#irq.lineControllers.push(c),
-      setExtint: (src: ExtIntSource) => {
-        if (this.#loop.extint) {
-          throw new Error("the VM already has an ExtINT source");
-        }
-        this.#loop.extint = src;
-      },
-    };
   }
 
   /**

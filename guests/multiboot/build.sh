@@ -55,6 +55,13 @@ for flavour in aout low; do
     [ "$want" -eq "$got" ] || { echo "multiboot/build.sh: $flavour flat binary is $got bytes, want $want" >&2; exit 1; }
 done
 
+# The cold-start bench kernel (bench/run_start_bench.ts): 32-bit only, no
+# runtime; an ELF32 that denovmm, QEMU's -kernel and bench/c_start.c all boot.
+echo "  AS+LD  build/multiboot_tiny.elf"
+"$CC" -m32 -c -o "$TMP/tiny.o" tiny.S
+ld -m elf_i386 -N -e _start -Ttext=0x100000 --no-warn-rwx-segments \
+    -o "$OUT/multiboot_tiny.elf" "$TMP/tiny.o"
+
 # Forbidden instructions: 64-bit code on a copy of the ELF64 whose 32-bit
 # section is marked as data; the 32-bit entry decoded as i386 (no int n, no
 # 16/32-bit iret) through the ELF32.
@@ -64,5 +71,5 @@ for flavour in elf aout low; do
 done
 # (check_insns.sh changes to guests/: pass paths relative to it.)
 bash ../check_insns.sh build/multiboot/elf.check64.elf build/multiboot/aout.check64.elf \
-    build/multiboot/low.check64.elf build/multiboot_elf32.elf
+    build/multiboot/low.check64.elf build/multiboot_elf32.elf build/multiboot_tiny.elf
 echo "multiboot/build.sh: OK"
