@@ -5,7 +5,8 @@
 //! (Documentation/virt/kvm/api.rst).
 
 use crate::error::{Error, Result};
-use kvm_bindings::{kvm_interrupt, KVMIO};
+use kvm_bindings::{kvm_interrupt, kvm_irq_level, KVMIO};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use kvm_ioctls::VcpuFd;
 use vmm_sys_util::ioctl::ioctl_with_ref;
 use vmm_sys_util::ioctl_iow_nr;
@@ -31,4 +32,47 @@ pub fn interrupt(vcpu: &VcpuFd, vector: u8) -> Result<()> {
         return Err(Error::os("KVM_INTERRUPT", std::io::Error::last_os_error()));
     }
     Ok(())
+}
+
+mod line_nr {
+    #![allow(missing_docs)]
+    use super::*;
+    // api.rst 4.25 KVM_IRQ_LINE: _IOW(KVMIO, 0x61, struct kvm_irq_level).
+    ioctl_iow_nr!(KVM_IRQ_LINE, KVMIO, 0x61, kvm_irq_level);
+}
+
+/// KVM_IRQ_LINE on a VM fd of its own (a duplicate), so a thread that does
+/// not own the [`kvm_ioctls::VmFd`] (the event thread) can drive an
+/// in-kernel irqchip line synchronously, without the irqfd's kworker hop.
+#[derive(Debug)]
+pub struct IrqLine(OwnedFd);
+
+impl IrqLine {
+    /// Duplicate `vm`'s fd.
+    pub fn new(vm: &kvm_ioctls::VmFd) -> Result<Self> {
+        // SAFETY: the VmFd is open for the duration of this borrow; the
+        // clone is an independent descriptor of the same KVM VM.
+        let fd = unsafe { BorrowedFd::borrow_raw(vm.as_raw_fd()) };
+        fd.try_clone_to_owned().map(IrqLine).map_err(|e| Error::os("dup(vm fd)", e))
+    }
+
+    /// Set irqchip line `gsi` to `level` (userspace source).
+    pub fn set(&self, gsi: u32, level: bool) -> Result<()> {
+        let mut l = kvm_irq_level::default();
+        l.__bindgen_anon_1.irq = gsi;
+        l.level = level as u32;
+        // SAFETY: the fd is a KVM VM fd we own; `l` is a valid
+        // kvm_irq_level that KVM only reads; the result is checked.
+        let r = unsafe { ioctl_with_ref(&self.0, line_nr::KVM_IRQ_LINE(), &l) };
+        if r < 0 {
+            return Err(Error::os("KVM_IRQ_LINE", std::io::Error::last_os_error()));
+        }
+        Ok(())
+    }
+
+    /// One edge on line `gsi`: raise, then lower.
+    pub fn pulse(&self, gsi: u32) -> Result<()> {
+        self.set(gsi, true)?;
+        self.set(gsi, false)
+    }
 }

@@ -179,7 +179,11 @@ impl Vm {
             .map(|i| Vcpu::new(kvm, &fd, i, config.vcpus, tsc_deadline))
             .collect::<Result<Vec<_>>>()?;
         let kicks = vcpus.iter().map(|v| v.kick.clone()).collect();
-        let events = Events::new(kicks, config.irqchip == IrqchipMode::Split && config.quirk_level_resignal);
+        let line = match config.irqchip {
+            IrqchipMode::Kernel => Some(crate::ioctls::IrqLine::new(&fd)?),
+            IrqchipMode::Split => None,
+        };
+        let events = Events::new(kicks, config.irqchip == IrqchipMode::Split && config.quirk_level_resignal, line);
         Ok(Vm {
             aps: crate::smp::Aps::new(config.vcpus),
             vcpus,
