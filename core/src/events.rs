@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::ids::IdAllocator;
 use crate::kick::{Kick, POLL, TIMEOUT, WAKE};
 use crate::level_source::LevelSource;
-use crate::ioctls::IrqLine;
+use crate::ioctls::VmCtl;
 use crate::timer::{make_precise, monotonic_ns, thread_cpu_ns, Timerfd};
 use std::collections::HashMap;
 use std::os::fd::AsRawFd;
@@ -43,6 +43,8 @@ struct State {
     timeout_at: Option<u64>,
     wake_at: Option<u64>,
     next_poll_ns: u64,
+    /// Halt polling is on for a catch-up backlog.
+    catchup_polling: bool,
 }
 
 struct Shared {
@@ -55,12 +57,18 @@ struct Shared {
     poll_levels: bool,
     realtime: AtomicBool,
     cpu_ns: AtomicU64,
+    ctl: Option<Arc<VmCtl>>,
+    halt_poll_off: Arc<AtomicBool>,
 }
 
 /// The event thread of one VM (started lazily).
 pub struct Events {
-    /// The VM's KVM_IRQ_LINE (kernel irqchip), for catch-up ticks.
-    line: Option<Arc<IrqLine>>,
+    /// The thread's handle on the VM (lines, halt polling).
+    ctl: Option<Arc<VmCtl>>,
+    /// In-kernel irqchip: catch-up ticks go through `ctl`'s KVM_IRQ_LINE.
+    lines: bool,
+    /// The VM's halt polling is off (short period); see [`CATCHUP_HALT_POLL_NS`].
+    halt_poll_off: Arc<AtomicBool>,
     kicks: Vec<Arc<Kick>>,
     poll_levels: bool,
     running: Mutex<Option<(Arc<Shared>, JoinHandle<()>)>>,
@@ -86,10 +94,24 @@ pub struct ThreadStats {
 }
 
 impl Events {
-    /// No thread yet; `kicks` are the vCPUs' kick states; `line` drives
-    /// the in-kernel irqchip's lines (None in split mode).
-    pub fn new(kicks: Vec<Arc<Kick>>, poll_levels: bool, line: Option<IrqLine>) -> Self {
-        Events { line: line.map(Arc::new), kicks, poll_levels, running: Mutex::new(None) }
+    /// No thread yet; `kicks` are the vCPUs' kick states; `ctl` is the
+    /// thread's handle on the VM (None: no VM, unit tests); `lines`: the
+    /// in-kernel irqchip, whose lines `ctl` drives.
+    pub fn new(kicks: Vec<Arc<Kick>>, poll_levels: bool, ctl: Option<VmCtl>, lines: bool) -> Self {
+        Events {
+            ctl: ctl.map(Arc::new),
+            lines,
+            halt_poll_off: Arc::new(AtomicBool::new(false)),
+            kicks,
+            poll_levels,
+            running: Mutex::new(None),
+        }
+    }
+
+    /// The VM's halt polling was turned off (a short timer period): the
+    /// thread turns it back on while a catch-up backlog drains.
+    pub fn halt_poll_off(&self) {
+        self.halt_poll_off.store(true, Ordering::SeqCst);
     }
 
     fn shared(&self) -> Result<Arc<Shared>> {
@@ -114,6 +136,8 @@ impl Events {
             poll_levels: self.poll_levels,
             realtime: AtomicBool::new(false),
             cpu_ns: AtomicU64::new(0),
+            ctl: self.ctl.clone(),
+            halt_poll_off: self.halt_poll_off.clone(),
         });
         let s2 = shared.clone();
         let thread = std::thread::Builder::new()
@@ -264,6 +288,25 @@ fn fire_alarms(s: &Shared, st: &mut State) {
     let _ = arm_alarm(s, st);
 }
 
+/// The vCPUs' halt polling while a catch-up backlog drains, where a short
+/// period turned it off (KVM's default maximum). Each owed tick then
+/// reaches a vCPU that is still polling in HLT instead of one that must be
+/// woken: one thread wake-up less in the acknowledgement round trip, which
+/// bounds how fast a backlog drains (README, "Paravirtual timer"). It costs
+/// host CPU only while ticks are owed.
+pub(crate) const CATCHUP_HALT_POLL_NS: u64 = 200_000;
+
+fn catchup_halt_poll(s: &Shared, st: &mut State) {
+    let Some(ctl) = &s.ctl else { return };
+    if !s.halt_poll_off.load(Ordering::Relaxed) {
+        return;
+    }
+    let want = st.timers.values().any(|t| t.backlogged());
+    if want != st.catchup_polling && ctl.halt_poll(if want { CATCHUP_HALT_POLL_NS } else { 0 }).is_ok() {
+        st.catchup_polling = want;
+    }
+}
+
 fn event_loop(s: &Shared) {
     s.realtime.store(make_precise(), Ordering::Relaxed);
     let mut events = vec![EpollEvent::default(); 32];
@@ -335,6 +378,7 @@ fn event_loop(s: &Shared) {
                 }
             }
         }
+        catchup_halt_poll(s, &mut st);
         drop(st);
         s.cpu_ns.store(thread_cpu_ns(), Ordering::Relaxed);
     }
@@ -360,7 +404,7 @@ mod tests {
 
     #[test]
     fn lazily_started_ticks_and_reuses_ids() {
-        let ev = Events::new(vec![], false, None);
+        let ev = Events::new(vec![], false, None, false);
         ev.alarm(TIMEOUT, 0).unwrap();
         assert!(!ev.thread_stats().running, "cancelling an alarm starts nothing");
         let efd = Arc::new(EventFd::new(EFD_NONBLOCK).unwrap());
@@ -382,7 +426,7 @@ mod tests {
 
     #[test]
     fn level_source_retires_one_item_per_eoi() {
-        let ev = Events::new(vec![], false, None);
+        let ev = Events::new(vec![], false, None, false);
         let irqfd = Arc::new(EventFd::new(EFD_NONBLOCK).unwrap());
         let resample = Arc::new(EventFd::new(EFD_NONBLOCK).unwrap());
         let src = LevelSource {
@@ -419,7 +463,7 @@ mod tests {
     #[test]
     fn one_thread_per_events_and_none_after_shutdown() {
         let before = thread_count();
-        let ev = Events::new(vec![], false, None);
+        let ev = Events::new(vec![], false, None, false);
         let efd = Arc::new(EventFd::new(EFD_NONBLOCK).unwrap());
         for _ in 0..5 {
             ev.timer_add(efd.clone(), 0, 0, None).unwrap();

@@ -5,7 +5,7 @@
 
 use super::{ids, lock, Events, TIMER, TIMER_ACK};
 use crate::error::{Error, Result};
-use crate::ioctls::IrqLine;
+use crate::ioctls::VmCtl;
 use crate::timer::{monotonic_ns, CatchUp, Pacing, TickPolicy, TimerStats, Timerfd, DEFAULT_CATCHUP_CAP_NS};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
@@ -22,7 +22,7 @@ pub(crate) const STALE_RESEND_NS: u64 = 100_000_000;
 /// A tick timer: a timerfd writing an irqfd's eventfd; with the
 /// [`TickPolicy::Catchup`] policy, also the irqfd's resample eventfd, where
 /// KVM (or our IOAPIC's EOI path) reports the guest's acknowledgement, and
-/// with the in-kernel irqchip the VM's [`IrqLine`], which sends catch-up
+/// with the in-kernel irqchip the thread's [`VmCtl`], which sends catch-up
 /// ticks.
 pub struct Timer {
     tfd: Timerfd,
@@ -47,7 +47,7 @@ pub struct Timer {
     /// (KVM injects only MSIs in the writer's context), one more thread
     /// wake-up per tick, and a SCHED_OTHER one: under load it was most of
     /// the acknowledgement round trip that limits catch-up (README).
-    line: Option<Arc<IrqLine>>,
+    line: Option<Arc<VmCtl>>,
     /// Resources the VM releases with the timer (irqfd id, owned GSI).
     pub irqfd_id: u32,
     /// GSI allocated for the timer's MSI route, if any.
@@ -161,6 +161,11 @@ impl Timer {
         self.outstanding().then(|| self.sent_at_ns + crate::level_source::POLL_AFTER_NS)
     }
 
+    /// True while owed catch-up ticks wait to be sent.
+    pub(super) fn backlogged(&self) -> bool {
+        self.effective == TickPolicy::Catchup && self.catchup.backlog > 0
+    }
+
     /// True while a catch-up tick waits for its acknowledgement.
     pub(super) fn outstanding(&self) -> bool {
         self.effective == TickPolicy::Catchup && self.catchup.outstanding
@@ -198,7 +203,7 @@ impl Events {
             catchup: CatchUp::new(1),
             sent_at_ns: 0,
             ack_watched: false,
-            line: self.line.clone(),
+            line: self.ctl.clone().filter(|_| self.lines),
             irqfd_id,
             owned_gsi,
             gsi,
