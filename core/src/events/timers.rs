@@ -298,7 +298,10 @@ impl Events {
             let r = t.tfd.disarm();
             t.clear();
             r
-        })
+        })?;
+        // The thread re-evaluates catch-up halt polling (no backlog now).
+        self.wake();
+        Ok(())
     }
 
     /// Set a timer's pacing (takes effect at its next arm).
@@ -357,6 +360,7 @@ impl Events {
                 }
             }
         }
+        self.wake();
     }
 
     /// The irqchip state was replaced (snapshot restore): no tick is
