@@ -44,9 +44,10 @@ pub struct Timer {
     ack_watched: bool,
     /// Kernel irqchip: catch-up ticks are raised with KVM_IRQ_LINE from the
     /// event thread. An irqfd on an irqchip GSI injects from a kworker
-    /// (KVM injects only MSIs in the writer's context), one more thread
-    /// wake-up per tick, and a SCHED_OTHER one: under load it was most of
-    /// the acknowledgement round trip that limits catch-up (README).
+    /// (KVM injects only MSIs in the writer's context): one more thread
+    /// wake-up per tick in the acknowledgement round trip that bounds
+    /// catch-up, and a SCHED_OTHER one that waits behind other jobs under
+    /// load (README, "Paravirtual timer", for the A/B).
     line: Option<Arc<VmCtl>>,
     /// Resources the VM releases with the timer (irqfd id, owned GSI).
     pub irqfd_id: u32,
