@@ -378,3 +378,47 @@ impl Events {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicU64;
+    use vmm_sys_util::eventfd::EFD_NONBLOCK;
+
+    fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+        let mut spins = 0;
+        while !f() {
+            spins += 1;
+            assert!(spins < 20_000, "{what} never happened");
+            std::thread::sleep(std::time::Duration::from_micros(100));
+        }
+    }
+
+    #[test]
+    fn catchup_timer_sends_one_owed_tick_per_ack() {
+        let ev = Events::new(vec![], false, None, false);
+        let id = ev.timer_add(Arc::new(EventFd::new(EFD_NONBLOCK).unwrap()), 0, 0, None).unwrap();
+        let target = Arc::new(EventFd::new(EFD_NONBLOCK).unwrap());
+        let resample = Arc::new(EventFd::new(EFD_NONBLOCK).unwrap());
+        let old = ev.timer_set_policy(id, TickPolicy::Catchup, Some((target.clone(), resample.clone(), 7)), DEFAULT_CATCHUP_CAP_NS);
+        assert_eq!(old.unwrap(), Some(0), "the irqfd replaced");
+        ev.timer_arm(id, 200_000, true).unwrap();
+        let stats = ev.timer_stats(id).unwrap();
+        let get = |c: &AtomicU64| c.load(Ordering::SeqCst);
+        // Nobody acknowledges: one tick goes out, the rest are owed.
+        wait_for("5 expirations", || get(&stats.owed) >= 5);
+        assert_eq!(target.read().unwrap(), 1, "one tick outstanding");
+        assert_eq!(get(&stats.ticks), 1);
+        for i in 1..=3u64 {
+            resample.write(1).unwrap();
+            wait_for("the next owed tick", || get(&stats.ticks) == i + 1);
+            assert_eq!(target.read().unwrap(), 1, "one tick per acknowledgement");
+            assert_eq!(get(&stats.acks), i);
+        }
+        ev.timer_disarm(id).unwrap();
+        let (owed, sent, backlog) = (get(&stats.owed), get(&stats.ticks), get(&stats.backlog));
+        assert_eq!(owed, sent + backlog + get(&stats.dropped_over_cap) + get(&stats.cleared));
+        assert_eq!((sent, backlog), (4, 0), "the stop cleared the backlog");
+        ev.shutdown();
+    }
+}
