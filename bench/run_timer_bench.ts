@@ -289,6 +289,18 @@ console.log(
       )
     ).join(", ") + ")",
 );
+// A host too loaded to run the guest on time moves every method's mean; the
+// ratio to the reference in the same run shows what the method itself adds.
+console.log(
+  "  (mean period / lapic-tsc-deadline's, same run: " +
+    PERIODS.flatMap((p) =>
+      TARGET_METHODS.map((m) =>
+        `${m}@${p}µs ${
+          f2(cell(p, m).meanUs / cell(p, "lapic-tsc-deadline").meanUs)
+        }`
+      )
+    ).join(", ") + ")",
+);
 
 // ---------------------------------------------------------------- SVG
 

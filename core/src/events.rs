@@ -8,9 +8,8 @@ use crate::error::{Error, Result};
 use crate::ids::IdAllocator;
 use crate::kick::{Kick, POLL, TIMEOUT, WAKE};
 use crate::level_source::LevelSource;
-use crate::timer::{
-    make_precise, monotonic_ns, thread_cpu_ns, CatchUp, Pacing, TickPolicy, TimerStats, Timerfd, DEFAULT_CATCHUP_CAP_NS,
-};
+use crate::ioctls::VmCtl;
+use crate::timer::{make_precise, monotonic_ns, thread_cpu_ns, Timerfd};
 use std::collections::HashMap;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -24,125 +23,15 @@ pub const THREAD_NAME: &str = "dv-events";
 /// Most ids of one kind (timers, level sources) per VM.
 pub const MAX_SOURCES: u32 = 4096;
 
+mod timers;
+pub use timers::Timer;
+
 /// epoll tokens: kind in the high half, id in the low half.
 const CONTROL: u64 = 0;
 const ALARM: u64 = 1 << 32;
 const TIMER: u64 = 2 << 32;
 const LEVEL: u64 = 3 << 32;
 const TIMER_ACK: u64 = 4 << 32;
-
-/// A tick timer: a timerfd writing an irqfd's eventfd; with the
-/// [`TickPolicy::Catchup`] policy, also the irqfd's resample eventfd, where
-/// KVM (or our IOAPIC's EOI path) reports the guest's acknowledgement.
-pub struct Timer {
-    tfd: Timerfd,
-    target: Arc<EventFd>,
-    pacing: Pacing,
-    stats: Arc<TimerStats>,
-    /// Policy asked for.
-    policy: TickPolicy,
-    /// Backlog cap of the catch-up policy, in ns worth of ticks.
-    cap_ns: u64,
-    /// Resample eventfd (catch-up), registered with the epoll.
-    resample: Option<Arc<EventFd>>,
-    /// Policy in effect for the current arm.
-    effective: TickPolicy,
-    catchup: CatchUp,
-    /// Monotonic ns of the last catch-up tick sent (for the no-EOI poll).
-    sent_at_ns: u64,
-    /// The resample eventfd wakes the thread (owed ticks wait for an ack).
-    ack_watched: bool,
-    /// Resources the VM releases with the timer (irqfd id, owned GSI).
-    pub irqfd_id: u32,
-    /// GSI allocated for the timer's MSI route, if any.
-    pub owned_gsi: Option<u32>,
-    /// The GSI the timer's irqfd signals.
-    pub gsi: u32,
-}
-
-impl Timer {
-    fn on_expire(&mut self, epoll: &Epoll, id: u32) {
-        let n = self.tfd.read();
-        if n == 0 {
-            return;
-        }
-        if self.effective == TickPolicy::Catchup {
-            // An acknowledgement that came while nothing was owed was not
-            // worth a wake-up: take it now, before the new expirations.
-            self.take_ack();
-            if self.catchup.expire(n) {
-                self.send();
-            }
-            self.watch_acks(epoll, id);
-            self.stats.publish(&self.catchup);
-        } else {
-            let _ = self.target.write(1);
-            self.stats.note(n);
-            self.stats.owed.fetch_add(n, Ordering::Relaxed);
-        }
-        if self.pacing == Pacing::RelativeSleep {
-            let p = self.stats.period_ns.load(Ordering::SeqCst);
-            if p > 0 {
-                let _ = self.tfd.set_relative(p);
-            }
-        }
-    }
-
-    /// The resample eventfd is readable: the guest acknowledged a tick.
-    fn on_ack(&mut self, epoll: &Epoll, id: u32) {
-        self.take_ack();
-        self.watch_acks(epoll, id);
-        self.stats.publish(&self.catchup);
-    }
-
-    /// Consume a pending acknowledgement, sending the next owed tick.
-    fn take_ack(&mut self) {
-        let Some(r) = &self.resample else { return };
-        if r.read().is_err() {
-            return;
-        }
-        if self.catchup.ack() {
-            self.send();
-        }
-    }
-
-    /// Be woken by acknowledgements only while owed ticks wait for one:
-    /// on time, the next expiration collects the acknowledgement, so a tick
-    /// costs the event thread one wake-up, as under `coalesce`.
-    fn watch_acks(&mut self, epoll: &Epoll, id: u32) {
-        let want = self.catchup.outstanding && self.catchup.backlog > 0;
-        if want == self.ack_watched {
-            return;
-        }
-        let Some(r) = &self.resample else { return };
-        let events = if want { EventSet::IN } else { EventSet::empty() };
-        if epoll.ctl(ControlOperation::Modify, r.as_raw_fd(), EpollEvent::new(events, TIMER_ACK | id as u64)).is_ok() {
-            self.ack_watched = want;
-        }
-    }
-
-    fn send(&mut self) {
-        let _ = self.target.write(1);
-        self.sent_at_ns = monotonic_ns();
-    }
-
-    /// Monotonic ns after which an unacknowledged tick should be polled.
-    fn poll_due_ns(&self) -> Option<u64> {
-        self.outstanding().then(|| self.sent_at_ns + crate::level_source::POLL_AFTER_NS)
-    }
-
-    /// True while a catch-up tick waits for its acknowledgement.
-    fn outstanding(&self) -> bool {
-        self.effective == TickPolicy::Catchup && self.catchup.outstanding
-    }
-
-    fn clear(&mut self) {
-        self.catchup.clear();
-        if self.effective == TickPolicy::Catchup {
-            self.stats.publish(&self.catchup);
-        }
-    }
-}
 
 #[derive(Default)]
 struct State {
@@ -154,6 +43,8 @@ struct State {
     timeout_at: Option<u64>,
     wake_at: Option<u64>,
     next_poll_ns: u64,
+    /// Halt polling is on for a catch-up backlog.
+    catchup_polling: bool,
 }
 
 struct Shared {
@@ -166,10 +57,18 @@ struct Shared {
     poll_levels: bool,
     realtime: AtomicBool,
     cpu_ns: AtomicU64,
+    ctl: Option<Arc<VmCtl>>,
+    halt_poll_off: Arc<AtomicBool>,
 }
 
 /// The event thread of one VM (started lazily).
 pub struct Events {
+    /// The thread's handle on the VM (lines, halt polling).
+    ctl: Option<Arc<VmCtl>>,
+    /// In-kernel irqchip: catch-up ticks go through `ctl`'s KVM_IRQ_LINE.
+    lines: bool,
+    /// The VM's halt polling is off (short period); see [`CATCHUP_HALT_POLL_NS`].
+    halt_poll_off: Arc<AtomicBool>,
     kicks: Vec<Arc<Kick>>,
     poll_levels: bool,
     running: Mutex<Option<(Arc<Shared>, JoinHandle<()>)>>,
@@ -195,9 +94,24 @@ pub struct ThreadStats {
 }
 
 impl Events {
-    /// No thread yet; `kicks` are the vCPUs' kick states.
-    pub fn new(kicks: Vec<Arc<Kick>>, poll_levels: bool) -> Self {
-        Events { kicks, poll_levels, running: Mutex::new(None) }
+    /// No thread yet; `kicks` are the vCPUs' kick states; `ctl` is the
+    /// thread's handle on the VM (None: no VM, unit tests); `lines`: the
+    /// in-kernel irqchip, whose lines `ctl` drives.
+    pub fn new(kicks: Vec<Arc<Kick>>, poll_levels: bool, ctl: Option<VmCtl>, lines: bool) -> Self {
+        Events {
+            ctl: ctl.map(Arc::new),
+            lines,
+            halt_poll_off: Arc::new(AtomicBool::new(false)),
+            kicks,
+            poll_levels,
+            running: Mutex::new(None),
+        }
+    }
+
+    /// The VM's halt polling was turned off (a short timer period): the
+    /// thread turns it back on while a catch-up backlog drains.
+    pub fn halt_poll_off(&self) {
+        self.halt_poll_off.store(true, Ordering::SeqCst);
     }
 
     fn shared(&self) -> Result<Arc<Shared>> {
@@ -222,6 +136,8 @@ impl Events {
             poll_levels: self.poll_levels,
             realtime: AtomicBool::new(false),
             cpu_ns: AtomicU64::new(0),
+            ctl: self.ctl.clone(),
+            halt_poll_off: self.halt_poll_off.clone(),
         });
         let s2 = shared.clone();
         let thread = std::thread::Builder::new()
@@ -248,202 +164,10 @@ impl Events {
         }
     }
 
-    /// Add a disarmed timer writing `target`; returns its id.
-    pub fn timer_add(&self, target: Arc<EventFd>, gsi: u32, irqfd_id: u32, owned_gsi: Option<u32>) -> Result<u32> {
-        let s = self.shared()?;
-        let tfd = Timerfd::new()?;
-        let mut st = lock(&s.state);
-        let id = ids(&mut st.timer_ids).allocate().ok_or_else(|| Error::invalid("too many timers"))?;
-        if let Err(e) = s.epoll.ctl(ControlOperation::Add, tfd.as_raw_fd(), EpollEvent::new(EventSet::IN, TIMER | id as u64)) {
-            ids(&mut st.timer_ids).release(id);
-            return Err(Error::os("epoll_ctl(timer)", e));
-        }
-        let stats = Arc::new(TimerStats::default());
-        let timer = Timer {
-            tfd,
-            target,
-            pacing: Pacing::Absolute,
-            stats,
-            policy: TickPolicy::Coalesce,
-            cap_ns: DEFAULT_CATCHUP_CAP_NS,
-            resample: None,
-            effective: TickPolicy::Coalesce,
-            catchup: CatchUp::new(1),
-            sent_at_ns: 0,
-            ack_watched: false,
-            irqfd_id,
-            owned_gsi,
-            gsi,
-        };
-        st.timers.insert(id, timer);
-        Ok(id)
-    }
-
-    /// Set a timer's tick policy (from its next arm). `Catchup` needs the
-    /// `resample` eventfd of its irqfd, which is registered with the epoll
-    /// (and replaces an earlier one); `target` replaces the eventfd written
-    /// per tick (the resampling irqfd's). `cap_ns` (> 0) is the backlog cap
-    /// in ns worth of ticks.
-    pub fn timer_set_policy(
-        &self,
-        id: u32,
-        policy: TickPolicy,
-        swap: Option<(Arc<EventFd>, Arc<EventFd>, u32)>,
-        cap_ns: u64,
-    ) -> Result<Option<u32>> {
-        if cap_ns == 0 {
-            return Err(Error::invalid("catch-up backlog cap must be > 0 ns"));
-        }
-        let s = self.existing().ok_or_else(|| Error::invalid(format!("no timer {id}")))?;
-        let mut st = lock(&s.state);
-        let t = st.timers.get_mut(&id).ok_or_else(|| Error::invalid(format!("no timer {id}")))?;
-        if t.stats.period_ns.load(Ordering::SeqCst) != 0 {
-            return Err(Error::invalid(format!("timer {id} is armed; set its policy while disarmed")));
-        }
-        let mut old_irqfd = None;
-        if let Some((target, resample, irqfd_id)) = swap {
-            s.epoll
-                .ctl(ControlOperation::Add, resample.as_raw_fd(), EpollEvent::new(EventSet::empty(), TIMER_ACK | id as u64))
-                .map_err(|e| Error::os("epoll_ctl(timer ack)", e))?;
-            if let Some(r) = t.resample.take() {
-                let _ = s.epoll.ctl(ControlOperation::Delete, r.as_raw_fd(), EpollEvent::default());
-            }
-            t.target = target;
-            t.resample = Some(resample);
-            t.ack_watched = false;
-            old_irqfd = Some(std::mem::replace(&mut t.irqfd_id, irqfd_id));
-            t.catchup.reset_line();
-        }
-        if policy == TickPolicy::Catchup && t.resample.is_none() {
-            return Err(Error::invalid(format!("timer {id} has no EOI notification for catch-up")));
-        }
-        t.policy = policy;
-        t.cap_ns = cap_ns;
-        Ok(old_irqfd)
-    }
-
-    fn with_timer<R>(&self, id: u32, f: impl FnOnce(&mut Timer) -> Result<R>) -> Result<R> {
-        let s = self.existing().ok_or_else(|| Error::invalid(format!("no timer {id}")))?;
-        let mut st = lock(&s.state);
-        f(st.timers.get_mut(&id).ok_or_else(|| Error::invalid(format!("no timer {id}")))?)
-    }
-
-    /// Arm (or re-arm) a timer: first tick one period from now. A re-arm
-    /// clears the catch-up backlog. `acks`: whether the guest's
-    /// acknowledgements reach the resample eventfd for this arm (else a
-    /// catch-up timer coalesces).
-    pub fn timer_arm(&self, id: u32, period_ns: u64, acks: bool) -> Result<()> {
-        if period_ns == 0 {
-            return Err(Error::invalid("timer period must be > 0"));
-        }
-        self.with_timer(id, |t| {
-            t.clear();
-            // Drop expirations of an earlier arm still unread.
-            let _ = t.tfd.read();
-            t.effective = if t.policy == TickPolicy::Catchup && acks && t.pacing == Pacing::Absolute {
-                TickPolicy::Catchup
-            } else {
-                TickPolicy::Coalesce
-            };
-            t.catchup.cap = CatchUp::cap_for(period_ns, t.cap_ns);
-            t.stats.policy.store(t.effective as u64, Ordering::SeqCst);
-            match t.pacing {
-                Pacing::Absolute => t.tfd.set_absolute(monotonic_ns() + period_ns, period_ns)?,
-                Pacing::RelativeSleep => t.tfd.set_relative(period_ns)?,
-            }
-            t.stats.period_ns.store(period_ns, Ordering::SeqCst);
-            Ok(())
-        })?;
-        self.wake();
-        Ok(())
-    }
-
-    /// Disarm a timer; its catch-up backlog is cleared.
-    pub fn timer_disarm(&self, id: u32) -> Result<()> {
-        self.with_timer(id, |t| {
-            t.stats.period_ns.store(0, Ordering::SeqCst);
-            let r = t.tfd.disarm();
-            t.clear();
-            r
-        })
-    }
-
     /// Wake the thread so it re-evaluates its poll timeout.
     fn wake(&self) {
         if let Some(s) = self.existing() {
             let _ = s.control.write(1);
-        }
-    }
-
-    /// Set a timer's pacing (takes effect at its next arm).
-    pub fn timer_set_pacing(&self, id: u32, pacing: Pacing) -> Result<()> {
-        self.with_timer(id, |t| {
-            t.pacing = pacing;
-            Ok(())
-        })
-    }
-
-    /// A timer's GSI, irqfd id and owned (MSI-route) GSI.
-    pub fn timer_info(&self, id: u32) -> Result<(u32, u32, Option<u32>)> {
-        self.with_timer(id, |t| Ok((t.gsi, t.irqfd_id, t.owned_gsi)))
-    }
-
-    /// A timer's counters.
-    pub fn timer_stats(&self, id: u32) -> Result<Arc<TimerStats>> {
-        self.with_timer(id, |t| Ok(t.stats.clone()))
-    }
-
-    /// Remove a timer; returns it so the VM can release its irqfd/route.
-    pub fn timer_remove(&self, id: u32) -> Result<Timer> {
-        let s = self.existing().ok_or_else(|| Error::invalid(format!("no timer {id}")))?;
-        let mut st = lock(&s.state);
-        let t = st.timers.remove(&id).ok_or_else(|| Error::invalid(format!("no timer {id}")))?;
-        let _ = s.epoll.ctl(ControlOperation::Delete, t.tfd.as_raw_fd(), EpollEvent::default());
-        if let Some(r) = &t.resample {
-            let _ = s.epoll.ctl(ControlOperation::Delete, r.as_raw_fd(), EpollEvent::default());
-        }
-        ids(&mut st.timer_ids).release(id);
-        Ok(t)
-    }
-
-    /// Ids of every timer.
-    pub fn timer_ids(&self) -> Vec<u32> {
-        self.existing().map(|s| lock(&s.state).timers.keys().copied().collect()).unwrap_or_default()
-    }
-
-    /// Number of armed timers.
-    pub fn timers_armed(&self) -> usize {
-        self.existing()
-            .map(|s| lock(&s.state).timers.values().filter(|t| t.stats.period_ns.load(Ordering::SeqCst) > 0).count())
-            .unwrap_or(0)
-    }
-
-    /// Disarm every timer (VM reset): backlogs are cleared and, since the
-    /// irqchip is reset too, no tick stays outstanding.
-    pub fn disarm_all(&self) {
-        if let Some(s) = self.existing() {
-            for t in lock(&s.state).timers.values_mut() {
-                t.stats.period_ns.store(0, Ordering::SeqCst);
-                let _ = t.tfd.disarm();
-                t.catchup.reset_line();
-                if t.effective == TickPolicy::Catchup {
-                    t.stats.publish(&t.catchup);
-                }
-            }
-        }
-    }
-
-    /// The irqchip state was replaced (snapshot restore): no tick is
-    /// outstanding on it any more, and none must wait for an EOI that the
-    /// restored irqchip will never produce. Periods and backlogs stay.
-    pub fn forget_outstanding(&self) {
-        if let Some(s) = self.existing() {
-            for t in lock(&s.state).timers.values_mut() {
-                t.catchup.outstanding = false;
-                if t.effective == TickPolicy::Catchup {
-                    t.stats.publish(&t.catchup);
-                }
-            }
         }
     }
 
@@ -564,6 +288,25 @@ fn fire_alarms(s: &Shared, st: &mut State) {
     let _ = arm_alarm(s, st);
 }
 
+/// The vCPUs' halt polling while a catch-up backlog drains, where a short
+/// period turned it off (KVM's default maximum). Each owed tick then
+/// reaches a vCPU that is still polling in HLT instead of one that must be
+/// woken: one thread wake-up less in the acknowledgement round trip, which
+/// bounds how fast a backlog drains (README, "Paravirtual timer"). It costs
+/// host CPU only while ticks are owed.
+pub(crate) const CATCHUP_HALT_POLL_NS: u64 = 200_000;
+
+fn catchup_halt_poll(s: &Shared, st: &mut State) {
+    let Some(ctl) = &s.ctl else { return };
+    if !s.halt_poll_off.load(Ordering::Relaxed) {
+        return;
+    }
+    let want = st.timers.values().any(|t| t.backlogged());
+    if want != st.catchup_polling && ctl.halt_poll(if want { CATCHUP_HALT_POLL_NS } else { 0 }).is_ok() {
+        st.catchup_polling = want;
+    }
+}
+
 fn event_loop(s: &Shared) {
     s.realtime.store(make_precise(), Ordering::Relaxed);
     let mut events = vec![EpollEvent::default(); 32];
@@ -635,6 +378,7 @@ fn event_loop(s: &Shared) {
                 }
             }
         }
+        catchup_halt_poll(s, &mut st);
         drop(st);
         s.cpu_ns.store(thread_cpu_ns(), Ordering::Relaxed);
     }
@@ -660,7 +404,7 @@ mod tests {
 
     #[test]
     fn lazily_started_ticks_and_reuses_ids() {
-        let ev = Events::new(vec![], false);
+        let ev = Events::new(vec![], false, None, false);
         ev.alarm(TIMEOUT, 0).unwrap();
         assert!(!ev.thread_stats().running, "cancelling an alarm starts nothing");
         let efd = Arc::new(EventFd::new(EFD_NONBLOCK).unwrap());
@@ -682,7 +426,7 @@ mod tests {
 
     #[test]
     fn level_source_retires_one_item_per_eoi() {
-        let ev = Events::new(vec![], false);
+        let ev = Events::new(vec![], false, None, false);
         let irqfd = Arc::new(EventFd::new(EFD_NONBLOCK).unwrap());
         let resample = Arc::new(EventFd::new(EFD_NONBLOCK).unwrap());
         let src = LevelSource {
@@ -719,7 +463,7 @@ mod tests {
     #[test]
     fn one_thread_per_events_and_none_after_shutdown() {
         let before = thread_count();
-        let ev = Events::new(vec![], false);
+        let ev = Events::new(vec![], false, None, false);
         let efd = Arc::new(EventFd::new(EFD_NONBLOCK).unwrap());
         for _ in 0..5 {
             ev.timer_add(efd.clone(), 0, 0, None).unwrap();

@@ -179,7 +179,9 @@ impl Vm {
             .map(|i| Vcpu::new(kvm, &fd, i, config.vcpus, tsc_deadline))
             .collect::<Result<Vec<_>>>()?;
         let kicks = vcpus.iter().map(|v| v.kick.clone()).collect();
-        let events = Events::new(kicks, config.irqchip == IrqchipMode::Split && config.quirk_level_resignal);
+        let ctl = crate::ioctls::VmCtl::new(&fd)?;
+        let split = config.irqchip == IrqchipMode::Split;
+        let events = Events::new(kicks, split && config.quirk_level_resignal, Some(ctl), !split);
         Ok(Vm {
             aps: crate::smp::Aps::new(config.vcpus),
             vcpus,
@@ -341,6 +343,9 @@ impl Vm {
         if !*done && self.kvm.check_extension_raw(kvm_bindings::KVM_CAP_HALT_POLL as libc::c_ulong) > 0 {
             let cap = kvm_enable_cap { cap: kvm_bindings::KVM_CAP_HALT_POLL, ..Default::default() };
             *done = self.fd.enable_cap(&cap).is_ok();
+            if *done {
+                self.events.halt_poll_off();
+            }
         }
     }
 
