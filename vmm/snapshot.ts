@@ -385,6 +385,9 @@ export class SnapshotTracker {
     } catch (e) {
       throw new SnapshotError("mismatch", (e as Error).message);
     }
+    // A plugin's restore may have armed its tick source: keep it still
+    // until the next run, so no tick lands while the machine is replaced.
+    h.tickSources.forEach((t, i) => t.restorePeriod(snap.meta.timers[i]));
     this.#startLogging();
     this.#sync();
     const tracked = this.#since.get(snap.meta.id);
@@ -409,7 +412,6 @@ export class SnapshotTracker {
       else this.#sinceFile.bits.fill(~0n);
     }
     h.core.stateLoad(snap.machine);
-    h.tickSources.forEach((t, i) => t.restorePeriod(snap.meta.timers[i]));
     h.resetRunState();
   }
 }

@@ -418,33 +418,41 @@ impl Events {
             .unwrap_or(0)
     }
 
-    /// Disarm every timer (VM reset): backlogs are cleared and, since the
-    /// irqchip is reset too, no tick stays outstanding.
-    pub fn disarm_all(&self) {
-        if let Some(s) = self.existing() {
-            for t in lock(&s.state).timers.values_mut() {
+    /// Run `f`, which replaces the irqchip and vCPU state (snapshot
+    /// restore), with the event thread held off: no tick or level
+    /// assertion is sent into a half-replaced machine, where KVM would
+    /// deliver its edge to a LAPIC about to be overwritten while the
+    /// resampled line stays asserted, so every later tick coalesced into
+    /// that line and the guest waited forever. `f` lowers the resampled
+    /// lines (see `Vm::lower_resampled_lines`); afterwards nothing is
+    /// outstanding, since the ticks and assertions the replaced state
+    /// held are gone with it: periods and backlogs stay, and level sources
+    /// with pending work assert again. With `disarm` (VM reset), a
+    /// successful `f` also disarms every timer, clearing its backlog.
+    /// `f` must not call into `Events`.
+    pub fn quiesced<T>(&self, disarm: bool, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let Some(s) = self.existing() else { return f() };
+        let mut st = lock(&s.state);
+        let r = f();
+        for (&id, t) in st.timers.iter_mut() {
+            if disarm && r.is_ok() {
                 t.stats.period_ns.store(0, Ordering::SeqCst);
                 let _ = t.tfd.disarm();
-                t.catchup.reset_line();
-                if t.effective == TickPolicy::Catchup {
-                    t.stats.publish(&t.catchup);
-                }
+                t.catchup.clear();
+            }
+            t.catchup.outstanding = false;
+            t.watch_acks(&s.epoll, id);
+            if t.effective == TickPolicy::Catchup {
+                t.stats.publish(&t.catchup);
             }
         }
-    }
-
-    /// The irqchip state was replaced (snapshot restore): no tick is
-    /// outstanding on it any more, and none must wait for an EOI that the
-    /// restored irqchip will never produce. Periods and backlogs stay.
-    pub fn forget_outstanding(&self) {
-        if let Some(s) = self.existing() {
-            for t in lock(&s.state).timers.values_mut() {
-                t.catchup.outstanding = false;
-                if t.effective == TickPolicy::Catchup {
-                    t.stats.publish(&t.catchup);
-                }
-            }
+        for l in st.levels.values() {
+            l.stats.asserted_at_ns.store(0, Ordering::SeqCst);
+            l.maybe_assert();
         }
+        drop(st);
+        let _ = s.control.write(1);
+        r
     }
 
     /// Add a level source; returns its id.

@@ -183,6 +183,34 @@ impl Vm {
         Ok(n)
     }
 
+    /// Lower the line of every resampling irqfd and drop acknowledgements
+    /// not yet read, after the irqchip state was replaced (the caller holds
+    /// the event thread off: [`crate::events::Events::quiesced`]). KVM
+    /// keeps a resampler's assertion outside the irqchip state that
+    /// `KVM_SET_IRQCHIP` writes, and an irqfd injects asynchronously, so a
+    /// tick sent just before or during a restore can leave the line
+    /// asserted with its edge lost: every later assertion then coalesces.
+    /// Only re-registering drops it: the deassign flushes the irqfd's
+    /// pending injection and de-asserts the resampler's line; the assign
+    /// puts the same eventfds back. Split mode has no such line (MSI
+    /// routes, injected synchronously).
+    pub(crate) fn lower_resampled_lines(&self) -> Result<u32> {
+        let g = lock(&self.irq.irqfds);
+        let mut n = 0;
+        for f in g.map.values() {
+            let Some(r) = &f.resample else { continue };
+            if self.config.irqchip == IrqchipMode::Kernel && f.attached {
+                self.fd.unregister_irqfd(&f.efd, f.gsi).map_err(kvm_err("KVM_IRQFD(deassign)"))?;
+                // A trigger left in the counter would inject at the assign.
+                let _ = f.efd.read();
+                self.fd.register_irqfd_with_resample(&f.efd, r, f.gsi).map_err(kvm_err("KVM_IRQFD(resample)"))?;
+                n += 1;
+            }
+            let _ = r.read();
+        }
+        Ok(n)
+    }
+
     /// Signal an irqfd (any thread).
     pub fn irqfd_trigger(&self, id: u32) -> Result<()> {
         let g = lock(&self.irq.irqfds);

@@ -314,16 +314,20 @@ impl Vm {
     /// routes, irqfds and level sources (host configuration) stay. Busy if
     /// a vCPU runs.
     pub fn reset(&self, zero_memory: bool) -> Result<()> {
-        for i in 0..self.vcpus.len() as u32 {
-            self.reset_vcpu(i)?;
-        }
-        for c in &self.initial_irqchip {
-            self.fd.set_irqchip(c).map_err(kvm_err("KVM_SET_IRQCHIP"))?;
-        }
-        if let Some(p) = &self.initial_pit {
-            self.fd.set_pit2(p).map_err(kvm_err("KVM_SET_PIT2"))?;
-        }
-        self.events.disarm_all();
+        // As a snapshot restore: no tick may land half-way, and no
+        // resampled line may stay asserted into the power-on irqchip.
+        self.events.quiesced(true, || {
+            for i in 0..self.vcpus.len() as u32 {
+                self.reset_vcpu(i)?;
+            }
+            for c in &self.initial_irqchip {
+                self.fd.set_irqchip(c).map_err(kvm_err("KVM_SET_IRQCHIP"))?;
+            }
+            if let Some(p) = &self.initial_pit {
+                self.fd.set_pit2(p).map_err(kvm_err("KVM_SET_PIT2"))?;
+            }
+            self.lower_resampled_lines().map(|_| ())
+        })?;
         self.events.alarm(crate::kick::TIMEOUT, 0)?;
         self.events.alarm(crate::kick::WAKE, 0)?;
         if zero_memory {
