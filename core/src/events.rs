@@ -50,6 +50,9 @@ pub struct Timer {
     catchup: CatchUp,
     /// Monotonic ns of the last catch-up tick sent (for the no-EOI poll).
     sent_at_ns: u64,
+    /// The irqfd was written since the guest's last acknowledgement was
+    /// read: with a resampling irqfd, KVM may hold the line asserted.
+    line_may_be_high: bool,
     /// The resample eventfd wakes the thread (owed ticks wait for an ack).
     ack_watched: bool,
     /// Resources the VM releases with the timer (irqfd id, owned GSI).
@@ -77,6 +80,8 @@ impl Timer {
             self.stats.publish(&self.catchup);
         } else {
             let _ = self.target.write(1);
+            // Acks do not pair with writes here: only a lowering clears it.
+            self.line_may_be_high = true;
             self.stats.note(n);
             self.stats.owed.fetch_add(n, Ordering::Relaxed);
         }
@@ -101,6 +106,10 @@ impl Timer {
         if r.read().is_err() {
             return;
         }
+        // Catch-up sends only after the previous tick's ack was read.
+        if self.effective == TickPolicy::Catchup {
+            self.line_may_be_high = false;
+        }
         if self.catchup.ack() {
             self.send();
         }
@@ -123,6 +132,7 @@ impl Timer {
 
     fn send(&mut self) {
         let _ = self.target.write(1);
+        self.line_may_be_high = true;
         self.sent_at_ns = monotonic_ns();
     }
 
@@ -270,6 +280,7 @@ impl Events {
             effective: TickPolicy::Coalesce,
             catchup: CatchUp::new(1),
             sent_at_ns: 0,
+            line_may_be_high: false,
             ack_watched: false,
             irqfd_id,
             owned_gsi,
@@ -419,26 +430,37 @@ impl Events {
     }
 
     /// Run `f`, which replaces the irqchip and vCPU state (snapshot
-    /// restore), with the event thread held off: no tick or level
+    /// restore, reset), with the event thread held off: no tick or level
     /// assertion is sent into a half-replaced machine, where KVM would
     /// deliver its edge to a LAPIC about to be overwritten while the
     /// resampled line stays asserted, so every later tick coalesced into
-    /// that line and the guest waited forever. `f` lowers the resampled
-    /// lines (see `Vm::lower_resampled_lines`); afterwards nothing is
-    /// outstanding, since the ticks and assertions the replaced state
-    /// held are gone with it: periods and backlogs stay, and level sources
-    /// with pending work assert again. With `disarm` (VM reset), a
-    /// successful `f` also disarms every timer, clearing its backlog.
-    /// `f` must not call into `Events`.
-    pub fn quiesced<T>(&self, disarm: bool, f: impl FnOnce() -> Result<T>) -> Result<T> {
-        let Some(s) = self.existing() else { return f() };
+    /// that line and the guest waited forever. `f` gets the irqfds whose
+    /// line KVM may hold asserted (written since the guest's last
+    /// acknowledgement) to lower (see `Vm::lower_resampled_lines`).
+    /// Afterwards nothing is outstanding, since the ticks and assertions
+    /// the replaced state held are gone with it: periods and backlogs stay,
+    /// and level sources with pending work assert again. With `disarm`
+    /// (VM reset), a successful `f` also disarms every timer, clearing its
+    /// backlog. `f` must not call into `Events`.
+    pub fn quiesced<T>(&self, disarm: bool, f: impl FnOnce(&[u32]) -> Result<T>) -> Result<T> {
+        let Some(s) = self.existing() else { return f(&[]) };
         let mut st = lock(&s.state);
-        let r = f();
+        let mut high = Vec::new();
+        for t in st.timers.values_mut() {
+            if t.resample.is_some() && t.line_may_be_high {
+                high.push(t.irqfd_id);
+            }
+        }
+        high.extend(st.levels.values().filter(|l| l.outstanding()).map(|l| l.irqfd_id));
+        let r = f(&high);
         for (&id, t) in st.timers.iter_mut() {
             if disarm && r.is_ok() {
                 t.stats.period_ns.store(0, Ordering::SeqCst);
                 let _ = t.tfd.disarm();
                 t.catchup.clear();
+            }
+            if r.is_ok() {
+                t.line_may_be_high = false;
             }
             t.catchup.outstanding = false;
             t.watch_acks(&s.epoll, id);

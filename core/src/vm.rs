@@ -316,7 +316,7 @@ impl Vm {
     pub fn reset(&self, zero_memory: bool) -> Result<()> {
         // As a snapshot restore: no tick may land half-way, and no
         // resampled line may stay asserted into the power-on irqchip.
-        self.events.quiesced(true, || {
+        self.events.quiesced(true, |high| {
             for i in 0..self.vcpus.len() as u32 {
                 self.reset_vcpu(i)?;
             }
@@ -326,7 +326,7 @@ impl Vm {
             if let Some(p) = &self.initial_pit {
                 self.fd.set_pit2(p).map_err(kvm_err("KVM_SET_PIT2"))?;
             }
-            self.lower_resampled_lines().map(|_| ())
+            self.lower_resampled_lines(high).map(|_| ())
         })?;
         self.events.alarm(crate::kick::TIMEOUT, 0)?;
         self.events.alarm(crate::kick::WAKE, 0)?;
