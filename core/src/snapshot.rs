@@ -607,11 +607,9 @@ impl Vm {
         }
         let ram = self.ram()?;
         if let Some(b) = bitmap {
-            for p in 0..ram.len() / PAGE {
-                if b[p / 64] >> (p % 64) & 1 == 1 {
-                    file.read_exact_at(&mut ram[p * PAGE..(p + 1) * PAGE], offset + (p * PAGE) as u64)
-                        .map_err(|e| Error::os("read memory file", e))?;
-                }
+            for (p, k) in BitRuns::new(b, ram.len() / PAGE) {
+                file.read_exact_at(&mut ram[p * PAGE..(p + k) * PAGE], offset + (p * PAGE) as u64)
+                    .map_err(|e| Error::os("read memory file", e))?;
             }
             return Ok(());
         }
@@ -642,19 +640,30 @@ impl Vm {
         if buf.len() != ram.len() {
             return Err(Error::invalid(format!("memory image of {} bytes, RAM is {}", buf.len(), ram.len())));
         }
-        let mut n = 0;
-        for p in 0..ram.len() / PAGE {
-            let r = p * PAGE..(p + 1) * PAGE;
-            let take = match bitmap {
-                Some(b) => b[p / 64] >> (p % 64) & 1 == 1,
-                None => to_ram || !is_zero(&ram[r.clone()]),
-            };
-            if take {
+        let pages = ram.len() / PAGE;
+        if let Some(b) = bitmap {
+            // Rollback's hot path: whole runs of set bits, one copy each.
+            let mut n = 0;
+            for (p, k) in BitRuns::new(b, pages) {
+                let r = p * PAGE..(p + k) * PAGE;
                 if to_ram {
                     ram[r.clone()].copy_from_slice(&buf[r]);
                 } else {
                     buf[r.clone()].copy_from_slice(&ram[r]);
                 }
+                n += k as u64;
+            }
+            return Ok(n);
+        }
+        if to_ram {
+            ram.copy_from_slice(buf);
+            return Ok(pages as u64);
+        }
+        let mut n = 0;
+        for p in 0..pages {
+            let r = p * PAGE..(p + 1) * PAGE;
+            if !is_zero(&ram[r.clone()]) {
+                buf[r.clone()].copy_from_slice(&ram[r]);
                 n += 1;
             }
         }
@@ -693,6 +702,57 @@ impl Vm {
             return Err(Error::os("madvise(MADV_DONTNEED)", std::io::Error::last_os_error()));
         }
         Ok(())
+    }
+}
+
+/// Runs of set bits of a page bitmap as (first page, pages), ascending,
+/// below `pages`: words are skipped whole when zero and walked with
+/// `trailing_zeros` otherwise.
+pub(crate) struct BitRuns<'a> {
+    words: &'a [u64],
+    pages: usize,
+    /// Next page to look at.
+    at: usize,
+}
+
+impl<'a> BitRuns<'a> {
+    pub(crate) fn new(words: &'a [u64], pages: usize) -> Self {
+        BitRuns { words, pages: pages.min(words.len() * 64), at: 0 }
+    }
+
+    /// First set bit at or after `p`, if any below `pages`.
+    fn next_set(&self, mut p: usize) -> Option<usize> {
+        while p < self.pages {
+            let w = self.words[p / 64] >> (p % 64);
+            if w != 0 {
+                let q = p + w.trailing_zeros() as usize;
+                return (q < self.pages).then_some(q);
+            }
+            p = (p / 64 + 1) * 64;
+        }
+        None
+    }
+
+    /// First clear bit at or after `p` (or `pages`).
+    fn next_clear(&self, mut p: usize) -> usize {
+        while p < self.pages {
+            let w = !self.words[p / 64] >> (p % 64);
+            if w != 0 {
+                return (p + w.trailing_zeros() as usize).min(self.pages);
+            }
+            p = (p / 64 + 1) * 64;
+        }
+        self.pages
+    }
+}
+
+impl Iterator for BitRuns<'_> {
+    type Item = (usize, usize);
+    fn next(&mut self) -> Option<(usize, usize)> {
+        let first = self.next_set(self.at)?;
+        let end = self.next_clear(first);
+        self.at = end;
+        Some((first, end - first))
     }
 }
 
@@ -876,6 +936,29 @@ mod tests {
             d.update(&[b]);
         }
         assert_eq!(c.finish(), d.finish());
+    }
+
+    #[test]
+    fn bit_runs_match_a_bit_by_bit_walk() {
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        for pages in [0usize, 1, 63, 64, 65, 130, 640] {
+            for density in [0u64, 1, 3, 7, 15] {
+                let mut b = vec![0u64; pages.div_ceil(64) + 1];
+                for w in b.iter_mut() {
+                    x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    *w = match density {
+                        0 => 0,
+                        15 => !0,
+                        d => x & (x >> d) & (x >> (2 * d)),
+                    };
+                }
+                let want: Vec<usize> = (0..pages).filter(|&p| b[p / 64] >> (p % 64) & 1 == 1).collect();
+                let got: Vec<usize> = BitRuns::new(&b, pages).flat_map(|(p, k)| p..p + k).collect();
+                assert_eq!(got, want, "pages {pages} density {density}");
+                let runs: Vec<_> = BitRuns::new(&b, pages).collect();
+                assert!(runs.windows(2).all(|w| w[0].0 + w[0].1 < w[1].0), "runs are maximal");
+            }
+        }
     }
 
     #[test]
