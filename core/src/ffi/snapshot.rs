@@ -8,7 +8,7 @@
 
 use super::{guard, with_vm, write_out};
 use crate::error::{Error, Result};
-use crate::snapshot::page_crc;
+use crate::snapshot_memory::page_crc;
 use std::ffi::OsStr;
 use std::fs::{File, OpenOptions};
 use std::os::unix::ffi::OsStrExt;
