@@ -87,7 +87,7 @@ pub struct Vm {
     tsc_deadline: bool,
     alive: AtomicBool,
     /// Guest RAM is a private (copy-on-write) mapping of a snapshot's
-    /// memory file (see [`crate::snapshot`]); zeroing it must replace the
+    /// memory file (see [`crate::snapshot_memory`]); zeroing it must replace the
     /// mapping, since MADV_DONTNEED would bring the file's pages back.
     pub(crate) file_backed: AtomicBool,
     /// The one host mapping of guest RAM (both KVM slots view it).

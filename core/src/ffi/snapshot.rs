@@ -1,5 +1,6 @@
 //! Snapshot functions of the C ABI: machine state blobs, dirty logging,
-//! memory files. See `crate::snapshot` for what is captured and when.
+//! memory files. See `crate::snapshot` (machine state) and
+//! `crate::snapshot_memory` (RAM) for what is captured and when.
 //!
 //! Dirty bitmaps are arrays of u64 words; bit `i` (word `i / 64`, bit
 //! `i % 64`) is page `i` (4 KiB) of the RAM mapping of `dv_vm_memory`, whose
