@@ -3,8 +3,8 @@
 //! registers, segment and control registers, FPU/XSAVE, XCRs, debug
 //! registers, MSRs (every MSR of `KVM_GET_MSR_INDEX_LIST` the vCPU can
 //! read, plus the TSC-deadline MSR), LAPIC, pending events and MP state;
-//! per VM the in-kernel irqchip (PIC master, slave, IOAPIC) and the KVM
-//! clock. It is taken and put only with each vCPU's run lock held (no vCPU
+//! per VM the in-kernel irqchip (PIC master, slave, IOAPIC, PIT) and the
+//! KVM clock. It is taken and put only with each vCPU's run lock held (no vCPU
 //! in `KVM_RUN`), after completing the vCPU's last exit: KVM finishes an
 //! I/O or MMIO instruction only on the next `KVM_RUN`, so the core
 //! re-enters once with `immediate_exit` set (KVM api.rst, "KVM_RUN ...
@@ -17,7 +17,7 @@ use crate::error::{Code, Error, Result};
 use crate::vcpu::VcpuInner;
 use crate::vm::{kvm_err, IrqchipMode, Vm};
 use kvm_bindings::{
-    kvm_clock_data, kvm_debugregs, kvm_fpu, kvm_irqchip, kvm_lapic_state, kvm_mp_state, kvm_msr_entry, kvm_regs, kvm_sregs,
+    kvm_clock_data, kvm_debugregs, kvm_pit_state2, kvm_fpu, kvm_irqchip, kvm_lapic_state, kvm_mp_state, kvm_msr_entry, kvm_regs, kvm_sregs,
     kvm_vcpu_events, kvm_xcrs, kvm_xsave, Msrs,
 };
 use kvm_ioctls::Cap;
@@ -60,12 +60,15 @@ pub enum StateTag {
     Irqchip = 16,
     /// `struct kvm_clock_data`.
     Clock = 17,
+    /// `struct kvm_pit_state2` (kernel irqchip; optional on load: blobs of
+    /// earlier cores lack it and keep the PIT's power-on state).
+    Pit = 18,
 }
 
 impl StateTag {
     fn from_u32(v: u32) -> Option<StateTag> {
         use StateTag::*;
-        [Regs, Sregs, Fpu, Xsave, Xcrs, Lapic, Events, MpState, DebugRegs, Msrs, Irqchip, Clock].into_iter().find(|t| *t as u32 == v)
+        [Regs, Sregs, Fpu, Xsave, Xcrs, Lapic, Events, MpState, DebugRegs, Msrs, Irqchip, Clock, Pit].into_iter().find(|t| *t as u32 == v)
     }
 }
 
@@ -98,6 +101,8 @@ unsafe impl Pod for kvm_debugregs {}
 unsafe impl Pod for kvm_irqchip {}
 // SAFETY: as above.
 unsafe impl Pod for kvm_clock_data {}
+// SAFETY: as above.
+unsafe impl Pod for kvm_pit_state2 {}
 
 fn bytes_of<T: Pod>(v: &T) -> &[u8] {
     // SAFETY: T is Pod (see the trait): its bytes are initialized and any
@@ -303,6 +308,9 @@ impl Vm {
                 self.fd.get_irqchip(&mut c).map_err(kvm_err("KVM_GET_IRQCHIP"))?;
                 w.record(StateTag::Irqchip, VM_WIDE, bytes_of(&c));
             }
+            if self.initial_pit.is_some() {
+                w.record(StateTag::Pit, VM_WIDE, bytes_of(&self.fd.get_pit2().map_err(kvm_err("KVM_GET_PIT2"))?));
+            }
         }
         w.record(StateTag::Clock, VM_WIDE, bytes_of(&self.fd.get_clock().map_err(kvm_err("KVM_GET_CLOCK"))?));
         let count = w.1;
@@ -337,7 +345,7 @@ impl Vm {
         }
         let n = self.vcpus.len() as u32;
         for r in &recs {
-            let vm_wide = matches!(r.tag, StateTag::Irqchip | StateTag::Clock);
+            let vm_wide = matches!(r.tag, StateTag::Irqchip | StateTag::Clock | StateTag::Pit);
             if vm_wide != (r.vcpu == VM_WIDE) || (!vm_wide && r.vcpu >= n) {
                 return Err(Error::invalid(format!("machine state: {:?} record for vCPU {} (this VM has {n})", r.tag, r.vcpu)));
             }
@@ -384,6 +392,10 @@ impl Vm {
         }
         let chips: Vec<kvm_irqchip> =
             recs.iter().filter(|r| r.tag == StateTag::Irqchip).map(|r| from_bytes(r.data, "irqchip")).collect::<Result<_>>()?;
+        let pit: Option<kvm_pit_state2> = recs.iter().find(|r| r.tag == StateTag::Pit).map(|r| from_bytes(r.data, "pit")).transpose()?;
+        if pit.is_some() && self.initial_pit.is_none() {
+            return Err(Error::invalid("machine state has in-kernel PIT state; this VM has no in-kernel PIT"));
+        }
         let clock: Option<kvm_clock_data> =
             recs.iter().find(|r| r.tag == StateTag::Clock).map(|r| from_bytes(r.data, "clock")).transpose()?;
         if cpus.iter().any(|c| c.xsave.is_some()) && !self.kvm.check_extension(Cap::Xsave) {
@@ -397,6 +409,9 @@ impl Vm {
             }
             for c in &chips {
                 self.fd.set_irqchip(c).map_err(kvm_err("KVM_SET_IRQCHIP"))?;
+            }
+            if let Some(p) = &pit {
+                self.fd.set_pit2(p).map_err(kvm_err("KVM_SET_PIT2"))?;
             }
             between();
             self.put_vcpus(&cpus)?;
@@ -546,5 +561,27 @@ mod tests {
             assert!(spins < 200, "a tick after the restore never reached the LAPIC: the line stayed asserted");
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
+    }
+
+    #[test]
+    fn the_in_kernel_pit_travels_with_the_machine_state() {
+        use crate::vm::VmConfig;
+        if !std::path::Path::new("/dev/kvm").exists() {
+            eprintln!("SKIPPED: no /dev/kvm");
+            return;
+        }
+        let cfg = || VmConfig { mem_size: 16 << 20, irqchip: IrqchipMode::Kernel, strict: false, quirk_level_resignal: true, vcpus: 1 };
+        let (a, b) = (Vm::new(cfg()).unwrap(), Vm::new(cfg()).unwrap());
+        let mut pit = a.fd.get_pit2().unwrap();
+        pit.channels[0].count = 0x1234;
+        pit.channels[0].mode = 2;
+        pit.channels[0].rw_mode = 3;
+        a.fd.set_pit2(&pit).unwrap();
+        let blob = a.state_save().unwrap();
+        let (_, _, recs) = parse(&blob).unwrap();
+        assert_eq!(recs.iter().filter(|r| r.tag == StateTag::Pit).count(), 1);
+        b.state_load(&blob).unwrap();
+        let got = b.fd.get_pit2().unwrap();
+        assert_eq!((got.channels[0].count, got.channels[0].mode), (0x1234, 2));
     }
 }

@@ -83,7 +83,7 @@ pub struct Vm {
     /// In-kernel irqchip state at creation (PIC master, slave, IOAPIC).
     initial_irqchip: Vec<kvm_bindings::kvm_irqchip>,
     /// In-kernel PIT state at creation (kernel irqchip only).
-    initial_pit: Option<kvm_bindings::kvm_pit_state2>,
+    pub(crate) initial_pit: Option<kvm_bindings::kvm_pit_state2>,
     tsc_deadline: bool,
     alive: AtomicBool,
     /// Guest RAM is a private (copy-on-write) mapping of a snapshot's

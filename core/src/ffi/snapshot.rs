@@ -52,7 +52,7 @@ fn open_read(path: &std::path::Path) -> Result<File> {
 
 /// Save the machine state of every vCPU (registers, segments and control
 /// registers, FPU, XSAVE, XCRs, debug registers, MSRs incl. TSC and
-/// TSC-deadline, LAPIC, vcpu events, MP state), the in-kernel irqchip
+/// TSC-deadline, LAPIC, vcpu events, MP state), the in-kernel irqchip and PIT
 /// (kernel mode) and the KVM clock into `buf` (`cap` bytes). Returns the
 /// blob's length; when it exceeds `cap` nothing is written (call again
 /// with a larger buffer). `DV_CODE_BUSY` while a vCPU runs. Each vCPU's
