@@ -447,9 +447,25 @@ impl Events {
         let mut st = lock(&s.state);
         let mut high = Vec::new();
         for t in st.timers.values_mut() {
+            // The event thread reads an acknowledgement only at the next
+            // expiration, and a run's end disarms the timer first: one may
+            // be waiting. KVM lowered the line before signalling it, and a
+            // catch-up timer sent nothing since.
+            if t.line_may_be_high && t.effective == TickPolicy::Catchup {
+                if let Some(r) = &t.resample {
+                    if r.read().is_ok() {
+                        t.line_may_be_high = false;
+                        t.catchup.ack();
+                    }
+                }
+            }
             if t.resample.is_some() && t.line_may_be_high {
                 high.push(t.irqfd_id);
             }
+        }
+        for l in st.levels.values() {
+            // Likewise an EOI not yet read retires its item here.
+            l.on_resample();
         }
         high.extend(st.levels.values().filter(|l| l.outstanding()).map(|l| l.irqfd_id));
         let r = f(&high);
