@@ -5,9 +5,11 @@
  * - full snapshot to a file (RAM filled by the host, so every page is
  *   data), diff snapshot with 1% of pages dirty, vs a full memory copy;
  * - restore-to-run (restore, then `run` for 1 ms of guest time) from a file
- *   by copy, as a copy-on-write clone (MAP_PRIVATE), and in-place rollback
- *   with 1% dirty, vs creating an empty VM of the same size, loading the
- *   guest and the same 1 ms run (the reference);
+ *   by copy and as a copy-on-write clone (MAP_PRIVATE), vs creating an
+ *   empty VM of the same size, loading the guest and the same 1 ms run
+ *   (the reference); the clone's restore alone vs the create + load alone;
+ * - in-place rollback with 1% dirty, timed alone (the run after it is not
+ *   part of it), vs a full memory copy of the same size;
  * - RSS added per clone of the largest size, before and after it runs.
  *
  * Dirty pages are written by the host (tracked like guest writes). Prints
@@ -78,6 +80,8 @@ for (const size of SIZES) {
     diff: [],
     file: [],
     clone: [],
+    cloneOnly: [],
+    createOnly: [],
     rollback: [],
   };
   using src = createVm(opts(size));
@@ -110,11 +114,19 @@ for (const size of SIZES) {
       using v = restoreVm(snap, { vm: opts(size) });
       v.run({ timeoutMs: 1 });
     }));
+    {
+      let v: Vm | undefined;
+      t.cloneOnly.push(ms(() => v = restoreVm(snap, { vm: opts(size) })));
+      v!.close();
+      t.createOnly.push(ms(() => {
+        v = createVm(opts(size));
+        v.load(GUEST, args);
+      }));
+      v!.close();
+    }
     dirty(src, 0.01, r + 100);
-    t.rollback.push(ms(() => {
-      src.restore(inmem);
-      src.run({ timeoutMs: 1 });
-    }));
+    t.rollback.push(ms(() => src.restore(inmem)));
+    src.run({ timeoutMs: 1 });
   }
   const m = Object.fromEntries(
     Object.entries(t).map(([k, v]) => [k, median(v)]),
@@ -129,7 +141,10 @@ for (const size of SIZES) {
     cloneVsCreate: ratio("clone", "create").median,
     cloneVsCreateMin: ratio("clone", "create").min,
     cloneVsCreateMax: ratio("clone", "create").max,
+    cloneOnlyVsCreateOnly: ratio("cloneOnly", "createOnly").median,
     rollbackVsCopy: ratio("rollback", "copy").median,
+    rollbackMin: Math.min(...t.rollback),
+    rollbackMax: Math.max(...t.rollback),
     fullVsCopy: ratio("full", "copy").median,
   };
   if (size === SIZES[SIZES.length - 1]) {
@@ -181,7 +196,8 @@ console.log(table(
     "clone+run",
     "clone/create (min–max)",
     "file copy+run",
-    "rollback 1%+run",
+    "clone/create, restore only",
+    "rollback 1% (min–max)",
     "memcpy",
     "rollback/memcpy",
     "full snap",
@@ -195,7 +211,8 @@ console.log(table(
       f(r.cloneVsCreateMax, 2)
     })`,
     f(r.file),
-    f(r.rollback, 2),
+    f(r.cloneOnlyVsCreateOnly, 2),
+    `${f(r.rollback, 2)} (${f(r.rollbackMin, 2)}–${f(r.rollbackMax, 2)})`,
     f(r.copy),
     f(r.rollbackVsCopy, 3),
     f(r.full),

@@ -67,6 +67,7 @@ export const StateTagCode = {
   Msrs: 10,
   Irqchip: 16,
   Clock: 17,
+  Pit: 18,
 } as const;
 /** Guest CPU modes of a crash report (`DvCpuMode`). */
 export const CpuModeCode = {

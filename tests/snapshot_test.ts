@@ -123,49 +123,51 @@ Deno.test({
       );
     }
 
-    await t.step("kernel: diff snapshot over its base", () => {
-      const [base, diff] = [tmp(), tmp()];
-      {
-        using vm = midRun("kernel");
-        vm.snapshot(base);
-        vm.run({ timeoutMs: 30 });
-        assert.ok(results(vm).steps < STEPS, "still mid-run");
-        vm.snapshot(diff, { diff: true });
-      }
-      assert.ok(
-        Deno.statSync(diff).blocks! < Deno.statSync(base).blocks!,
-        "the diff holds fewer pages",
-      );
-      assert.throws(
-        () => restoreVm(diff, { vm: opts("kernel") }),
-        (e: unknown) =>
-          e instanceof SnapshotError && e.kind === "mismatch" &&
-          /pass its base/.test(e.message),
-      );
-      using back = restoreVm(diff, { base, vm: opts("kernel") });
-      assert.equal(finish(back).sum, ref.kernel);
-      Deno.removeSync(base);
-      Deno.removeSync(diff);
-    });
+    for (const irqchip of ["kernel", "split"] as const) {
+      await t.step(`${irqchip}: diff snapshot over its base`, () => {
+        const [base, diff] = [tmp(), tmp()];
+        {
+          using vm = midRun(irqchip);
+          vm.snapshot(base);
+          vm.run({ timeoutMs: 30 });
+          assert.ok(results(vm).steps < STEPS, "still mid-run");
+          vm.snapshot(diff, { diff: true });
+        }
+        assert.ok(
+          Deno.statSync(diff).blocks! < Deno.statSync(base).blocks!,
+          "the diff holds fewer pages",
+        );
+        assert.throws(
+          () => restoreVm(diff, { vm: opts(irqchip) }),
+          (e: unknown) =>
+            e instanceof SnapshotError && e.kind === "mismatch" &&
+            /pass its base/.test(e.message),
+        );
+        using back = restoreVm(diff, { base, vm: opts(irqchip) });
+        assert.equal(finish(back).sum, ref[irqchip]);
+        Deno.removeSync(base);
+        Deno.removeSync(diff);
+      });
 
-    await t.step("kernel: 16 copy-on-write clones of one file", () => {
-      const path = tmp();
-      {
-        using vm = midRun("kernel");
-        vm.snapshot(path);
-      }
-      const snap = loadSnapshot(path);
-      const clones = Array.from(
-        { length: 16 },
-        () => restoreVm(snap, { vm: opts("kernel") }),
-      );
-      try {
-        for (const c of clones) assert.equal(finish(c).sum, ref.kernel);
-      } finally {
-        for (const c of clones) c.close();
-      }
-      Deno.removeSync(path);
-    });
+      await t.step(`${irqchip}: 16 copy-on-write clones of one file`, () => {
+        const path = tmp();
+        {
+          using vm = midRun(irqchip);
+          vm.snapshot(path);
+        }
+        const snap = loadSnapshot(path);
+        const clones = Array.from(
+          { length: 16 },
+          () => restoreVm(snap, { vm: opts(irqchip) }),
+        );
+        try {
+          for (const c of clones) assert.equal(finish(c).sum, ref[irqchip]);
+        } finally {
+          for (const c of clones) c.close();
+        }
+        Deno.removeSync(path);
+      });
+    }
 
     await t.step("kernel: restore in another process", async () => {
       const path = tmp();

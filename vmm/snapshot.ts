@@ -3,7 +3,9 @@
  * restore (in place with dirty-page rollback, or from a file by
  * copy-on-write mapping or copying). `Vm.snapshot` / `Vm.restore` call
  * into this module through a {@link SnapshotHost}; `restore.ts` adds
- * `restoreVm` and `loadSnapshot`.
+ * `restoreVm`. Types are in `snapshot_types.ts`, reading files back in
+ * `snapshot_load.ts`, the container format in `snapshot_format.ts`; this
+ * module re-exports what callers use.
  *
  * What a snapshot holds: the core's machine state (every vCPU register,
  * MSRs incl. TSC and TSC-deadline, LAPIC, events, MP state, in-kernel
@@ -18,156 +20,33 @@
 import { host, type HostFile } from "../ffi/host.ts";
 import { restorePlugins } from "./plugin_state.ts";
 import type { DeviceState, Plugin } from "../bus/types.ts";
-import type { CoreVm } from "../ffi/core_vm.ts";
-import { memoryFileCrc } from "../ffi/core_vm.ts";
-import type { CoreTickSource } from "./core_sources.ts";
-import type { RamView } from "./guest_memory.ts";
-import { type HostCpu, hostCpu, hostMismatch } from "./host_cpu.ts";
+import { hostCpu } from "./host_cpu.ts";
 import {
   encodeContainer,
   FLAG_DIFF,
   PAGE,
   patchMemoryCrc,
-  readContainer,
   SnapshotError,
 } from "./snapshot_format.ts";
+import {
+  checkCompatible,
+  loadFileMemory,
+  verifyMemory,
+} from "./snapshot_load.ts";
+import {
+  cpuModel,
+  type RestoreOptions,
+  type SavedDevice,
+  type SnapshotFile,
+  type SnapshotHost,
+  type SnapshotMeta,
+  type SnapshotOptions,
+  type VmSnapshot,
+} from "./snapshot_types.ts";
 
 export { SnapshotError } from "./snapshot_format.ts";
-
-/** One plugin's saved state. */
-export interface SavedDevice {
-  /** `state.version` when the state has a numeric one, else 0. */
-  version: number;
-  /** The JSON-serialisable value of `plugin.snapshot()`. */
-  state: unknown;
-}
-
-/** Facts about a snapshot (the file's META section). */
-export interface SnapshotMeta {
-  /** Random id of this snapshot. */
-  id: string;
-  /** Diff snapshots: id of the snapshot they apply over. */
-  parent: string | null;
-  /** Creation time (ms since the epoch). */
-  created: number;
-  /** Host CPU vendor and the feature flags that matter for restore. */
-  host: HostCpu;
-  /** Irqchip arrangement. */
-  irqchip: "kernel" | "split";
-  /** vCPUs (absent in snapshots made before SMP: 1). */
-  vcpus?: number;
-  /** RAM bytes. */
-  memorySize: number;
-  /** RAM layout: bytes at GPA 0, and where the rest continues. */
-  layout: { lowSize: number; highBase: number };
-  /** Version of the core's machine-state blob. */
-  stateVersion: number;
-  /** Names of every plugin attached, in order. */
-  plugins: string[];
-  /** Period (ns, 0 = disarmed) of every host tick source, in creation order. */
-  timers: number[];
-  /**
-   * The guest's CPU model: vCPU 0's CPUID answers (EAX, EBX, ECX, EDX) for
-   * {@link CPU_MODEL_LEAVES}; absent in snapshots made before it was kept.
-   */
-  cpu?: number[][];
-}
-
-/**
- * CPUID leaves that define the CPU model a snapshot records (vendor and
- * signature, feature words, extended features, XSAVE, address sizes): a
- * guest restored on another model could take a feature that is gone.
- */
-export const CPU_MODEL_LEAVES: readonly (readonly [number, number])[] = [
-  [0, 0],
-  [1, 0],
-  [7, 0],
-  [0xd, 0],
-  [0x80000000, 0],
-  [0x80000001, 0],
-  [0x80000008, 0],
-];
-
-/** The CPU model of `core`'s vCPU 0 (see {@link SnapshotMeta.cpu}). */
-export function cpuModel(core: CoreVm): number[][] {
-  return CPU_MODEL_LEAVES.map(([leaf, sub]) => {
-    const r = core.cpuid(0, leaf, sub) ?? [0, 0, 0, 0];
-    // Leaf 1 EBX[31:24] is the APIC ID, a property of the vCPU, not the model.
-    return leaf === 1 ? [r[0], r[1] & 0x00ffffff, r[2], r[3]] : [...r];
-  });
-}
-
-/**
- * A VM snapshot: in memory (with a RAM image, made by `vm.snapshot()`) or
- * described by a file (`vm.snapshot(path)`, `loadSnapshot(path)`).
- */
-export interface VmSnapshot {
-  /** Facts about the snapshot. */
-  readonly meta: SnapshotMeta;
-  /** The core's machine-state blob. */
-  readonly machine: Uint8Array;
-  /** Plugin states by plugin name. */
-  readonly devices: Readonly<Record<string, SavedDevice>>;
-  /** In-memory snapshots: the RAM image (zero pages stay unmaterialised). */
-  readonly image: Uint8Array | null;
-  /** File snapshots: where the memory image lies. */
-  readonly file: SnapshotFile | null;
-  /** Diff snapshots: the snapshot this one applies over. */
-  readonly base: VmSnapshot | null;
-}
-
-/** Where a file snapshot's memory image lies. */
-export interface SnapshotFile {
-  /** Path of the snapshot file. */
-  readonly path: string;
-  /** Offset of the memory image in the file. */
-  readonly memoryOffset: number;
-  /** CRC32 of the image's counted pages. */
-  readonly memoryCrc: number;
-  /** Diff snapshots: the pages present (u64 bitmap); full: null. */
-  readonly pages: BigUint64Array | null;
-}
-
-/** Options of `Vm.snapshot`. */
-export interface SnapshotOptions {
-  /**
-   * Write only the pages dirtied since this VM's last file snapshot (a
-   * Firecracker-style diff; restore it with its base). Needs a path.
-   */
-  diff?: boolean;
-  /** fsync the file before returning (default false). */
-  durable?: boolean;
-}
-
-/** Options of `Vm.restore` and `restoreVm`. */
-export interface RestoreOptions {
-  /**
-   * File snapshots: `"map"` (default) makes RAM a private copy-on-write
-   * mapping of the file (flat cost; clones share the page cache), `"copy"`
-   * reads it into anonymous RAM.
-   */
-  memory?: "map" | "copy";
-  /** Check the memory image's CRC first (reads the whole image). */
-  verifyMemory?: boolean;
-}
-
-/** What `Vm` lends this module. */
-export interface SnapshotHost {
-  /** The core VM. */
-  readonly core: CoreVm;
-  /** Guest RAM view. */
-  readonly ram: RamView;
-  /** Irqchip arrangement. */
-  readonly irqchip: "kernel" | "split";
-  /** vCPUs. */
-  readonly vcpus: number;
-  /** Attached plugins. */
-  readonly plugins: readonly Plugin[];
-  /** Host tick sources in creation order. */
-  readonly tickSources: readonly CoreTickSource[];
-  /** Forget run-local state (pending end, wake-up, window request). */
-  resetRunState(): void;
-}
+export { loadSnapshot, verifyMemory } from "./snapshot_load.ts";
+export * from "./snapshot_types.ts";
 
 type Snapshottable = Plugin & {
   snapshot?(): unknown;
@@ -201,6 +80,8 @@ export class SnapshotTracker {
   readonly #scratch: BigUint64Array;
   #hostAll = false;
   readonly #hostPages: BigUint64Array;
+  /** `#hostPages` as u32 words: BigInt arithmetic costs ~100x more. */
+  readonly #hostPages32: Uint32Array;
 
   /** Bookkeeping for the VM behind `host`. */
   constructor(host: SnapshotHost) {
@@ -208,6 +89,7 @@ export class SnapshotTracker {
     this.#words = host.core.bitmapWords();
     this.#scratch = new BigUint64Array(this.#words);
     this.#hostPages = new BigUint64Array(this.#words);
+    this.#hostPages32 = new Uint32Array(this.#hostPages.buffer);
     host.ram.trackWrites((index, length) => this.hostWrote(index, length));
   }
 
@@ -216,9 +98,8 @@ export class SnapshotTracker {
     if (length <= 0) return;
     const first = Math.floor(index / PAGE);
     const last = Math.floor((index + length - 1) / PAGE);
-    for (let p = first; p <= last; p++) {
-      this.#hostPages[p >>> 6] |= 1n << BigInt(p & 63);
-    }
+    const bits = this.#hostPages32;
+    for (let p = first; p <= last; p++) bits[p >>> 5] |= 1 << (p & 31);
   }
 
   /** The core rewrote RAM wholesale (load, reset): every page changed. */
@@ -233,7 +114,7 @@ export class SnapshotTracker {
     s.fill(0n);
     this.#host.core.dirtyBitmap(s);
     if (this.#hostAll) s.fill(~0n);
-    for (let i = 0; i < s.length; i++) s[i] |= this.#hostPages[i];
+    or(s, this.#hostPages);
     this.#hostPages.fill(0n);
     this.#hostAll = false;
     for (const b of this.#since.values()) or(b, s);
@@ -391,8 +272,15 @@ export class SnapshotTracker {
     } catch (e) {
       throw new SnapshotError("mismatch", (e as Error).message);
     }
-    this.#startLogging();
-    this.#sync();
+    // A plugin's restore may have armed its tick source: keep it still
+    // until the next run, so no tick lands while the machine is replaced.
+    h.tickSources.forEach((t, i) => t.restorePeriod(snap.meta.timers[i]));
+    // Dirty logging serves the snapshots this VM tracks; a fresh clone
+    // tracks none, and turning logging on would cost it a memslot update.
+    if (this.#since.size > 0 || this.#sinceFile) {
+      this.#startLogging();
+      this.#sync();
+    }
     const tracked = this.#since.get(snap.meta.id);
     let changed: BigUint64Array | null = null; // pages rewritten, null = all
     if (snap.image && tracked) {
@@ -415,174 +303,17 @@ export class SnapshotTracker {
       else this.#sinceFile.bits.fill(~0n);
     }
     h.core.stateLoad(snap.machine);
-    h.tickSources.forEach((t, i) => t.restorePeriod(snap.meta.timers[i]));
     h.resetRunState();
   }
 }
 
 function or(dst: BigUint64Array, src: BigUint64Array): void {
-  for (let i = 0; i < dst.length; i++) dst[i] |= src[i];
+  const d = new Uint32Array(dst.buffer, dst.byteOffset, dst.length * 2);
+  const s = new Uint32Array(src.buffer, src.byteOffset, src.length * 2);
+  for (let i = 0; i < d.length; i++) d[i] |= s[i];
 }
 
 function writeAll(f: HostFile, b: Uint8Array): void {
   let o = 0;
   while (o < b.length) o += f.writeAt(b.subarray(o), o);
-}
-
-/** Throw a `mismatch` SnapshotError unless `snap` fits the VM of `h`. */
-function checkCompatible(snap: VmSnapshot, h: SnapshotHost): void {
-  const m = snap.meta;
-  const bad = (msg: string): never => {
-    throw new SnapshotError("mismatch", msg);
-  };
-  if (m.irqchip !== h.irqchip) {
-    bad(`snapshot has the ${m.irqchip} irqchip, this VM the ${h.irqchip}`);
-  }
-  if ((m.vcpus ?? 1) !== h.vcpus) {
-    bad(`snapshot has ${m.vcpus ?? 1} vCPUs, this VM ${h.vcpus}`);
-  }
-  if (m.memorySize !== h.ram.size) {
-    bad(`snapshot has ${m.memorySize} bytes of RAM, this VM ${h.ram.size}`);
-  }
-  const host = hostMismatch(m.host, hostCpu());
-  if (host) bad(host);
-  const have = h.plugins.map((p) => p.name);
-  const missing = m.plugins.filter((n) => !have.includes(n));
-  const extra = have.filter((n) => !m.plugins.includes(n));
-  if (missing.length || extra.length) {
-    bad(
-      `plugins differ: snapshot has [${m.plugins.join(", ")}], this VM [${
-        have.join(", ")
-      }]` +
-        (missing.length ? `; missing ${missing.join(", ")}` : "") +
-        (extra.length ? `; extra ${extra.join(", ")}` : ""),
-    );
-  }
-  if (m.timers.length !== h.tickSources.length) {
-    bad(
-      `snapshot has ${m.timers.length} tick sources, this VM ${h.tickSources.length}`,
-    );
-  }
-  if (m.cpu) {
-    const mine = cpuModel(h.core);
-    const i = m.cpu.findIndex((r, k) => r.join() !== mine[k]?.join());
-    if (i >= 0) {
-      const hex = (v: number) => `0x${(v >>> 0).toString(16)}`;
-      const [leaf] = CPU_MODEL_LEAVES[i];
-      bad(
-        `CPU model differs at CPUID leaf ${hex(leaf)}: snapshot [${
-          m.cpu[i].map(hex).join(" ")
-        }], this VM [${mine[i].map(hex).join(" ")}] (create it with the ` +
-          "snapshot's `cpu` option)",
-      );
-    }
-  }
-}
-
-function loadFileMemory(
-  core: CoreVm,
-  snap: VmSnapshot,
-  mode: "map" | "copy",
-): void {
-  const f = snap.file!;
-  if (f.pages) {
-    if (!snap.base) {
-      throw new SnapshotError(
-        "mismatch",
-        `${f.path} is a diff snapshot: restore it with its base`,
-      );
-    }
-    loadFileMemory(core, snap.base, mode);
-    core.memoryLoad(f.path, f.memoryOffset, false, f.pages);
-    return;
-  }
-  core.memoryLoad(f.path, f.memoryOffset, mode === "map", null);
-}
-
-/** Check the memory image CRC of a file snapshot (and its bases). */
-export function verifyMemory(snap: VmSnapshot): void {
-  for (let s: VmSnapshot | null = snap; s; s = s.base) {
-    const f = s.file;
-    if (!f) continue;
-    const got = memoryFileCrc(
-      f.path,
-      f.memoryOffset,
-      s.meta.memorySize,
-      f.pages,
-    );
-    if (got.crc !== f.memoryCrc) {
-      throw new SnapshotError(
-        "corrupt",
-        `${f.path}: memory image checksum mismatch (${
-          got.crc.toString(16)
-        }, header says ${f.memoryCrc.toString(16)})`,
-      );
-    }
-  }
-}
-
-/**
- * Read a snapshot file's header and state (not its memory). A diff
- * snapshot needs `base` (its parent, checked by id).
- *
- * @example
- * ```ts ignore
- * import { loadSnapshot } from "./snapshot.ts";
- * const snap = loadSnapshot("/tmp/guest.snap");
- * console.log(snap.meta.memorySize, Object.keys(snap.devices));
- * ```
- */
-export function loadSnapshot(path: string, base?: VmSnapshot): VmSnapshot {
-  const c = readContainer(path);
-  const need = (tag: string): Uint8Array => {
-    const s = c.sections.get(tag);
-    if (!s) throw new SnapshotError("corrupt", `${path}: no ${tag} section`);
-    return s;
-  };
-  const json = (tag: string): unknown => {
-    try {
-      return JSON.parse(new TextDecoder().decode(need(tag)));
-    } catch (e) {
-      if (e instanceof SnapshotError) throw e;
-      throw new SnapshotError("corrupt", `${path}: ${tag} is not JSON`);
-    }
-  };
-  const meta = json("META") as SnapshotMeta;
-  if (
-    typeof meta?.id !== "string" || !Array.isArray(meta.plugins) ||
-    !Array.isArray(meta.timers) || meta.memorySize !== c.header.memorySize
-  ) {
-    throw new SnapshotError("corrupt", `${path}: META section is malformed`);
-  }
-  const diff = (c.header.flags & FLAG_DIFF) !== 0;
-  let pages: BigUint64Array | null = null;
-  if (diff) {
-    const d = need("DIRT");
-    pages = new BigUint64Array(d.slice().buffer, 0, d.length >>> 3);
-    if (!base) {
-      throw new SnapshotError(
-        "mismatch",
-        `${path} is a diff snapshot over ${meta.parent}: pass its base`,
-      );
-    }
-    if (base.meta.id !== meta.parent) {
-      throw new SnapshotError(
-        "mismatch",
-        `${path} is a diff over snapshot ${meta.parent}, not ${base.meta.id}`,
-      );
-    }
-  }
-  return {
-    meta,
-    machine: need("CPUS").slice(),
-    devices: json("DEVS") as Record<string, SavedDevice>,
-    image: null,
-    file: {
-      path,
-      memoryOffset: c.header.memoryOffset,
-      memoryCrc: c.header.memoryCrc,
-      pages,
-    },
-    base: diff ? base! : null,
-  };
 }

@@ -310,6 +310,9 @@ enum DvStateTag
   DV_STATE_TAG_IRQCHIP = 16,
   // `struct kvm_clock_data`.
   DV_STATE_TAG_CLOCK = 17,
+  // `struct kvm_pit_state2` (kernel irqchip; optional on load: blobs of
+  // earlier cores lack it and keep the PIT's power-on state).
+  DV_STATE_TAG_PIT = 18,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -686,7 +689,7 @@ int32_t dv_vm_count(void);
 
 // Save the machine state of every vCPU (registers, segments and control
 // registers, FPU, XSAVE, XCRs, debug registers, MSRs incl. TSC and
-// TSC-deadline, LAPIC, vcpu events, MP state), the in-kernel irqchip
+// TSC-deadline, LAPIC, vcpu events, MP state), the in-kernel irqchip and PIT
 // (kernel mode) and the KVM clock into `buf` (`cap` bytes). Returns the
 // blob's length; when it exceeds `cap` nothing is written (call again
 // with a larger buffer). `DV_CODE_BUSY` while a vCPU runs. Each vCPU's

@@ -171,6 +171,41 @@ impl Events {
         }
     }
 
+    /// Run `f`, which replaces the irqchip and vCPU state (snapshot
+    /// restore, reset), with the event thread held off: no tick or level
+    /// assertion is sent into a half-replaced machine, where KVM would
+    /// deliver its edge to a LAPIC about to be overwritten while the
+    /// resampled line stays asserted, so every later tick coalesced into
+    /// that line and the guest waited forever. `f` gets the irqfds whose
+    /// line KVM may hold asserted (written since the guest's last
+    /// acknowledgement) to lower (see `Vm::lower_resampled_lines`).
+    /// Afterwards nothing is outstanding, since the ticks and assertions
+    /// the replaced state held are gone with it: periods and backlogs stay,
+    /// and level sources with pending work assert again. With `disarm`
+    /// (VM reset), a successful `f` also disarms every timer, clearing its
+    /// backlog. `f` must not call into `Events`.
+    pub fn quiesced<T>(&self, disarm: bool, f: impl FnOnce(&[u32]) -> Result<T>) -> Result<T> {
+        let Some(s) = self.existing() else { return f(&[]) };
+        let mut st = lock(&s.state);
+        let mut high: Vec<u32> = st.timers.values_mut().filter_map(|t| t.line_held()).collect();
+        for l in st.levels.values() {
+            // Likewise an EOI not yet read retires its item here.
+            l.on_resample();
+        }
+        high.extend(st.levels.values().filter(|l| l.outstanding()).map(|l| l.irqfd_id));
+        let r = f(&high);
+        for (&id, t) in st.timers.iter_mut() {
+            t.after_replace(&s.epoll, id, disarm, r.is_ok());
+        }
+        for l in st.levels.values() {
+            l.stats.asserted_at_ns.store(0, Ordering::SeqCst);
+            l.maybe_assert();
+        }
+        drop(st);
+        let _ = s.control.write(1);
+        r
+    }
+
     /// Add a level source; returns its id.
     pub fn level_add(&self, src: LevelSource) -> Result<u32> {
         let s = self.shared()?;

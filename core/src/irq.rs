@@ -7,6 +7,7 @@ use crate::routing::{self, RoutingTable};
 use crate::vm::{kvm_err, lock, IrqchipMode, Vm};
 use kvm_bindings::kvm_msi;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
@@ -18,6 +19,9 @@ pub(crate) struct Irqfd {
     pub(crate) efd: Arc<EventFd>,
     pub(crate) resample: Option<Arc<EventFd>>,
     attached: bool,
+    /// Written through [`Vm::irqfd_trigger`] since the last lowering (a
+    /// resampling irqfd outside the event thread's bookkeeping).
+    triggered: AtomicBool,
 }
 
 pub(crate) struct Irqfds {
@@ -159,7 +163,7 @@ impl Vm {
             self.fd.register_irqfd(&efd, gsi).map_err(kvm_err("KVM_IRQFD"))?;
             None
         };
-        Ok(Irqfd { gsi, efd: Arc::new(efd), resample: rfd, attached: true })
+        Ok(Irqfd { gsi, efd: Arc::new(efd), resample: rfd, attached: true, triggered: AtomicBool::new(false) })
     }
 
     /// The eventfds of an irqfd (trigger, resample).
@@ -183,10 +187,43 @@ impl Vm {
         Ok(n)
     }
 
+    /// Lower the lines of the resampling irqfds in `high` (and of those
+    /// written through [`Vm::irqfd_trigger`]) and drop acknowledgements
+    /// not yet read, after the irqchip state was replaced; the caller holds
+    /// the event thread off ([`crate::events::Events::quiesced`], which
+    /// says which lines may be high). KVM keeps a resampler's assertion
+    /// outside the irqchip state that `KVM_SET_IRQCHIP` writes, and injects
+    /// an irqfd asynchronously, so a tick sent just before or during a
+    /// restore can leave the line asserted with its edge lost: every later
+    /// assertion then coalesces. Only re-registering drops it: the deassign
+    /// flushes the irqfd's pending injection and de-asserts the resampler's
+    /// line; the assign puts the same eventfds back. It costs a KVM SRCU
+    /// grace period (0.05-10 ms here), so lines known low are left alone.
+    /// Split mode has no such line (MSI routes, injected synchronously).
+    /// Returns the irqfds re-registered.
+    pub(crate) fn lower_resampled_lines(&self, high: &[u32]) -> Result<u32> {
+        let g = lock(&self.irq.irqfds);
+        let mut n = 0;
+        for (id, f) in &g.map {
+            let Some(r) = &f.resample else { continue };
+            let triggered = f.triggered.swap(false, Ordering::SeqCst);
+            if self.config.irqchip == IrqchipMode::Kernel && f.attached && (triggered || high.contains(id)) {
+                self.fd.unregister_irqfd(&f.efd, f.gsi).map_err(kvm_err("KVM_IRQFD(deassign)"))?;
+                // A trigger left in the counter would inject at the assign.
+                let _ = f.efd.read();
+                self.fd.register_irqfd_with_resample(&f.efd, r, f.gsi).map_err(kvm_err("KVM_IRQFD(resample)"))?;
+                n += 1;
+            }
+            let _ = r.read();
+        }
+        Ok(n)
+    }
+
     /// Signal an irqfd (any thread).
     pub fn irqfd_trigger(&self, id: u32) -> Result<()> {
         let g = lock(&self.irq.irqfds);
         let f = g.map.get(&id).ok_or_else(|| Error::invalid(format!("no irqfd {id}")))?;
+        f.triggered.store(true, Ordering::SeqCst);
         f.efd.write(1).map_err(|e| Error::os("irqfd write", e))
     }
 

@@ -16,6 +16,7 @@
 pub mod cpuid;
 pub mod cpuid_features;
 pub mod crash;
+pub mod crc32;
 pub mod elf;
 pub mod error;
 pub mod events;
@@ -35,6 +36,7 @@ pub mod ranges;
 pub mod routing;
 pub mod smp;
 pub mod snapshot;
+pub mod snapshot_memory;
 pub mod sources;
 pub mod timer;
 pub mod vcpu;

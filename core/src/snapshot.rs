@@ -1,41 +1,28 @@
-//! Whole-VM machine state and guest memory for snapshots.
-//!
-//! **Machine state** is a versioned byte blob (layout documented on
-//! [`crate::ffi::dv_vm_state_save`]): per vCPU the registers, segment and
-//! control registers, FPU/XSAVE, XCRs, debug registers, MSRs (every MSR of
-//! `KVM_GET_MSR_INDEX_LIST` the vCPU can read, plus the TSC-deadline MSR),
-//! LAPIC, pending events and MP state; per VM the in-kernel irqchip (PIC
-//! master, slave, IOAPIC) and the KVM clock. It is taken and put only with
-//! each vCPU's run lock held (no vCPU in `KVM_RUN`), after completing the
-//! vCPU's last exit: KVM finishes an I/O or MMIO instruction only on the
-//! next `KVM_RUN`, so the core re-enters once with `immediate_exit` set
-//! (KVM api.rst, "KVM_RUN ... immediate_exit") before reading or writing
-//! any register.
-//!
-//! **Memory**: KVM dirty logging on the RAM slots (`KVM_MEM_LOG_DIRTY_PAGES`)
-//! with a bitmap in host-mapping page order; saving RAM (all non-zero pages
-//! or a bitmap's pages) to a sparse file with a CRC32; loading a memory
-//! file into RAM either as a private copy-on-write mapping (`MAP_PRIVATE |
-//! MAP_FIXED` over the RAM mapping: flat cost, clones share the page
-//! cache) or by copying; and copying bitmap pages between RAM and a
-//! caller's buffer (in-place rollback).
+//! Whole-VM machine state for snapshots: a versioned byte blob (layout
+//! documented on [`crate::ffi::dv_vm_state_save`]): per vCPU the
+//! registers, segment and control registers, FPU/XSAVE, XCRs, debug
+//! registers, MSRs (every MSR of `KVM_GET_MSR_INDEX_LIST` the vCPU can
+//! read, plus the TSC-deadline MSR), LAPIC, pending events and MP state;
+//! per VM the in-kernel irqchip (PIC master, slave, IOAPIC, PIT) and the
+//! KVM clock. It is taken and put only with each vCPU's run lock held (no vCPU
+//! in `KVM_RUN`), after completing the vCPU's last exit: KVM finishes an
+//! I/O or MMIO instruction only on the next `KVM_RUN`, so the core
+//! re-enters once with `immediate_exit` set (KVM api.rst, "KVM_RUN ...
+//! immediate_exit") before reading or writing any register. Putting it
+//! back holds the event thread off and lowers resampled lines (see
+//! [`crate::events::Events::quiesced`]). Guest memory is
+//! [`crate::snapshot_memory`].
 
 use crate::error::{Code, Error, Result};
 use crate::vcpu::VcpuInner;
 use crate::vm::{kvm_err, IrqchipMode, Vm};
 use kvm_bindings::{
-    kvm_clock_data, kvm_debugregs, kvm_fpu, kvm_irqchip, kvm_lapic_state, kvm_mp_state, kvm_msr_entry, kvm_regs, kvm_sregs,
-    kvm_userspace_memory_region, kvm_vcpu_events, kvm_xcrs, kvm_xsave, Msrs,
+    kvm_clock_data, kvm_debugregs, kvm_pit_state2, kvm_fpu, kvm_irqchip, kvm_lapic_state, kvm_mp_state, kvm_msr_entry, kvm_regs, kvm_sregs,
+    kvm_vcpu_events, kvm_xcrs, kvm_xsave, Msrs,
 };
 use kvm_ioctls::Cap;
-use std::fs::File;
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::FileExt;
-use std::sync::atomic::Ordering;
 use std::sync::OnceLock;
 
-/// Page size of guest memory and of the dirty bitmaps.
-const PAGE: usize = 4096;
 /// "DVST" little-endian: first word of a state blob.
 const STATE_MAGIC: u32 = u32::from_le_bytes(*b"DVST");
 /// Version of the state blob layout.
@@ -73,12 +60,15 @@ pub enum StateTag {
     Irqchip = 16,
     /// `struct kvm_clock_data`.
     Clock = 17,
+    /// `struct kvm_pit_state2` (kernel irqchip; optional on load: blobs of
+    /// earlier cores lack it and keep the PIT's power-on state).
+    Pit = 18,
 }
 
 impl StateTag {
     fn from_u32(v: u32) -> Option<StateTag> {
         use StateTag::*;
-        [Regs, Sregs, Fpu, Xsave, Xcrs, Lapic, Events, MpState, DebugRegs, Msrs, Irqchip, Clock].into_iter().find(|t| *t as u32 == v)
+        [Regs, Sregs, Fpu, Xsave, Xcrs, Lapic, Events, MpState, DebugRegs, Msrs, Irqchip, Clock, Pit].into_iter().find(|t| *t as u32 == v)
     }
 }
 
@@ -111,6 +101,8 @@ unsafe impl Pod for kvm_debugregs {}
 unsafe impl Pod for kvm_irqchip {}
 // SAFETY: as above.
 unsafe impl Pod for kvm_clock_data {}
+// SAFETY: as above.
+unsafe impl Pod for kvm_pit_state2 {}
 
 fn bytes_of<T: Pod>(v: &T) -> &[u8] {
     // SAFETY: T is Pod (see the trait): its bytes are initialized and any
@@ -251,6 +243,20 @@ fn complete_exit(g: &mut VcpuInner) -> Result<()> {
     }
 }
 
+/// One vCPU's decoded machine state.
+struct Cpu {
+    regs: kvm_regs,
+    sregs: kvm_sregs,
+    fpu: kvm_fpu,
+    xsave: Option<kvm_xsave>,
+    xcrs: Option<kvm_xcrs>,
+    debug: Option<kvm_debugregs>,
+    lapic: kvm_lapic_state,
+    msrs: Vec<kvm_msr_entry>,
+    mp: kvm_mp_state,
+    events: kvm_vcpu_events,
+}
+
 impl Vm {
     /// Machine state of every vCPU, the in-kernel irqchip and the KVM
     /// clock as a blob (see [`crate::ffi::dv_vm_state_save`]). Busy while
@@ -303,6 +309,9 @@ impl Vm {
                 self.fd.get_irqchip(&mut c).map_err(kvm_err("KVM_GET_IRQCHIP"))?;
                 w.record(StateTag::Irqchip, VM_WIDE, bytes_of(&c));
             }
+            if self.initial_pit.is_some() {
+                w.record(StateTag::Pit, VM_WIDE, bytes_of(&self.fd.get_pit2().map_err(kvm_err("KVM_GET_PIT2"))?));
+            }
         }
         w.record(StateTag::Clock, VM_WIDE, bytes_of(&self.fd.get_clock().map_err(kvm_err("KVM_GET_CLOCK"))?));
         let count = w.1;
@@ -320,6 +329,12 @@ impl Vm {
     /// runs.
     pub fn state_load(&self, blob: &[u8]) -> Result<()> {
         self.quiesce_detached_aps();
+        self.state_load_hooked(blob, &|| {})
+    }
+
+    /// [`Vm::state_load`] with `between` called after the irqchip state is
+    /// in and before the vCPUs' (tests put a racing tick there).
+    pub(crate) fn state_load_hooked(&self, blob: &[u8], between: &dyn Fn()) -> Result<()> {
         let (_, flags, recs) = parse(blob)?;
         let kernel = flags & FLAG_KERNEL_IRQCHIP != 0;
         if kernel != (self.config.irqchip == IrqchipMode::Kernel) {
@@ -332,7 +347,7 @@ impl Vm {
         }
         let n = self.vcpus.len() as u32;
         for r in &recs {
-            let vm_wide = matches!(r.tag, StateTag::Irqchip | StateTag::Clock);
+            let vm_wide = matches!(r.tag, StateTag::Irqchip | StateTag::Clock | StateTag::Pit);
             if vm_wide != (r.vcpu == VM_WIDE) || (!vm_wide && r.vcpu >= n) {
                 return Err(Error::invalid(format!("machine state: {:?} record for vCPU {} (this VM has {n})", r.tag, r.vcpu)));
             }
@@ -349,18 +364,6 @@ impl Vm {
         }
         // Decode everything before touching KVM.
         let get = |t: StateTag, i: u32| recs.iter().find(|r| r.tag == t && r.vcpu == i).map(|r| r.data);
-        struct Cpu {
-            regs: kvm_regs,
-            sregs: kvm_sregs,
-            fpu: kvm_fpu,
-            xsave: Option<kvm_xsave>,
-            xcrs: Option<kvm_xcrs>,
-            debug: Option<kvm_debugregs>,
-            lapic: kvm_lapic_state,
-            msrs: Vec<kvm_msr_entry>,
-            mp: kvm_mp_state,
-            events: kvm_vcpu_events,
-        }
         let mut cpus = Vec::new();
         for i in 0..n {
             let req = |t: StateTag| get(t, i).expect("checked above");
@@ -391,22 +394,36 @@ impl Vm {
         }
         let chips: Vec<kvm_irqchip> =
             recs.iter().filter(|r| r.tag == StateTag::Irqchip).map(|r| from_bytes(r.data, "irqchip")).collect::<Result<_>>()?;
+        let pit: Option<kvm_pit_state2> = recs.iter().find(|r| r.tag == StateTag::Pit).map(|r| from_bytes(r.data, "pit")).transpose()?;
+        if pit.is_some() && self.initial_pit.is_none() {
+            return Err(Error::invalid("machine state has in-kernel PIT state; this VM has no in-kernel PIT"));
+        }
         let clock: Option<kvm_clock_data> =
             recs.iter().find(|r| r.tag == StateTag::Clock).map(|r| from_bytes(r.data, "clock")).transpose()?;
         if cpus.iter().any(|c| c.xsave.is_some()) && !self.kvm.check_extension(Cap::Xsave) {
             return Err(Error::new(Code::Unsupported, "machine state has XSAVE state; this host's KVM lacks KVM_CAP_XSAVE"));
         }
-        if let Some(mut c) = clock {
-            // Resume the clock where it stood, not at wall time.
-            c.flags = 0;
-            self.fd.set_clock(&c).map_err(kvm_err("KVM_SET_CLOCK"))?;
-        }
-        for c in &chips {
-            self.fd.set_irqchip(c).map_err(kvm_err("KVM_SET_IRQCHIP"))?;
-        }
-        // Ticks the old irqchip held are gone with it (split mode: our
-        // IOAPIC's state is restored from its device state the same way).
-        self.events.forget_outstanding();
+        self.events.quiesced(false, |high| {
+            if let Some(mut c) = clock {
+                // Resume the clock where it stood, not at wall time.
+                c.flags = 0;
+                self.fd.set_clock(&c).map_err(kvm_err("KVM_SET_CLOCK"))?;
+            }
+            for c in &chips {
+                self.fd.set_irqchip(c).map_err(kvm_err("KVM_SET_IRQCHIP"))?;
+            }
+            if let Some(p) = &pit {
+                self.fd.set_pit2(p).map_err(kvm_err("KVM_SET_PIT2"))?;
+            }
+            between();
+            self.put_vcpus(&cpus)?;
+            // Last: a tick injected into the irqchip above reached a LAPIC
+            // that `put_vcpus` overwrote; its line must not stay asserted.
+            self.lower_resampled_lines(high).map(|_| ())
+        })
+    }
+
+    fn put_vcpus(&self, cpus: &[Cpu]) -> Result<()> {
         for (i, c) in cpus.iter().enumerate() {
             let kick = self.vcpus[i].kick.clone();
             self.with_vcpu(i as u32, |g| {
@@ -449,243 +466,6 @@ impl Vm {
         self.drop_parked_aps();
         Ok(())
     }
-
-    /// Turn KVM dirty-page logging on or off for every RAM slot.
-    pub fn dirty_log(&self, on: bool) -> Result<()> {
-        let (host, _) = self.memory()?;
-        for (slot, (gpa, off, len)) in self.layout.slots().into_iter().enumerate() {
-            let region = kvm_userspace_memory_region {
-                slot: slot as u32,
-                guest_phys_addr: gpa,
-                memory_size: len,
-                userspace_addr: host + off,
-                flags: if on { kvm_bindings::KVM_MEM_LOG_DIRTY_PAGES } else { 0 },
-            };
-            // SAFETY: the same slot over the same memory `map_ram`
-            // registered (owned by the VM); only its flags change.
-            unsafe { self.fd.set_user_memory_region(region) }.map_err(kvm_err("KVM_SET_USER_MEMORY_REGION(dirty log)"))?;
-        }
-        Ok(())
-    }
-
-    /// OR the pages the guest wrote since the last call (or since logging
-    /// began) into `out` (bit i = page i of the RAM mapping) and clear
-    /// KVM's log. Returns the number of pages KVM reported.
-    pub fn dirty_bitmap(&self, out: &mut [u64]) -> Result<u64> {
-        self.quiesce_detached_aps();
-        let words = self.bitmap_words();
-        if out.len() < words {
-            return Err(Error::invalid(format!("dirty bitmap of {} words, RAM needs {words}", out.len())));
-        }
-        let mut n = 0u64;
-        for (slot, (_, off, len)) in self.layout.slots().into_iter().enumerate() {
-            let bm = self.fd.get_dirty_log(slot as u32, len as usize).map_err(|e| {
-                if e.errno() == libc::ENOENT {
-                    Error::invalid("dirty logging is off (enable it first)")
-                } else {
-                    Error::os("KVM_GET_DIRTY_LOG", e)
-                }
-            })?;
-            let base = (off as usize / PAGE) / 64;
-            for (i, w) in bm.iter().enumerate() {
-                out[base + i] |= w;
-                n += w.count_ones() as u64;
-            }
-        }
-        Ok(n)
-    }
-
-    /// u64 words of a dirty bitmap covering RAM.
-    pub fn bitmap_words(&self) -> usize {
-        (self.layout.size() as usize / PAGE).div_ceil(64)
-    }
-
-    #[allow(clippy::mut_from_ref)] // guest RAM is shared memory by nature (see SAFETY)
-    fn ram(&self) -> Result<&mut [u8]> {
-        let (host, size) = self.memory()?;
-        // SAFETY: the RAM mapping owned by this VM, alive while `self` is;
-        // guest writes race with these bytes only while a vCPU runs, and
-        // the callers take no vCPU lock for speed: copying while the guest
-        // runs gives torn pages, which the API documents (snapshot a
-        // stopped VM).
-        Ok(unsafe { std::slice::from_raw_parts_mut(host as *mut u8, size as usize) })
-    }
-
-    /// Write RAM pages to `file` at `offset + page * 4096`: with `bitmap`,
-    /// its pages; without, every non-zero page (zero pages stay holes of
-    /// a sparse file, which must be new). The file is extended to `offset
-    /// + RAM size`. Returns (pages written, CRC32 of them, see [`page_crc`]).
-    pub fn memory_save(&self, file: &File, offset: u64, bitmap: Option<&[u64]>) -> Result<(u64, u32)> {
-        self.quiesce_detached_aps();
-        check_bitmap(self, bitmap)?;
-        let ram = self.ram()?;
-        file.set_len(offset + ram.len() as u64).map_err(|e| Error::os("extend memory file", e))?;
-        let mut crc = Crc32::new();
-        let mut written = 0u64;
-        let mut run: Option<(usize, usize)> = None; // (first page, pages)
-        let flush = |run: &mut Option<(usize, usize)>| -> Result<()> {
-            if let Some((p, k)) = run.take() {
-                file.write_all_at(&ram[p * PAGE..(p + k) * PAGE], offset + (p * PAGE) as u64)
-                    .map_err(|e| Error::os("write memory file", e))?;
-            }
-            Ok(())
-        };
-        for p in 0..ram.len() / PAGE {
-            let page = &ram[p * PAGE..(p + 1) * PAGE];
-            let take = match bitmap {
-                Some(b) => b[p / 64] >> (p % 64) & 1 == 1,
-                None => !is_zero(page),
-            };
-            if !take {
-                flush(&mut run)?;
-                continue;
-            }
-            crc.page(p as u64, page);
-            written += 1;
-            run = match run {
-                Some((s, k)) if s + k == p && k < 256 => Some((s, k + 1)),
-                other => {
-                    let mut o = other;
-                    flush(&mut o)?;
-                    Some((p, 1))
-                }
-            };
-        }
-        flush(&mut run)?;
-        Ok((written, crc.finish()))
-    }
-
-    /// Load guest RAM from `file` at `offset`: `map` makes RAM a private
-    /// copy-on-write mapping of the file (flat cost; pages are read on
-    /// first touch and copied on first write); otherwise the file's pages
-    /// (with `bitmap` only those) are copied into RAM, and without a
-    /// bitmap RAM is zeroed first and only the file's data extents are read.
-    pub fn memory_load(&self, file: &File, offset: u64, map: bool, bitmap: Option<&[u64]>) -> Result<()> {
-        self.quiesce_detached_aps();
-        check_bitmap(self, bitmap)?;
-        let (host, size) = self.memory()?;
-        let have = file.metadata().map_err(|e| Error::os("memory file", e))?.len();
-        if have < offset + size {
-            return Err(Error::invalid(format!(
-                "memory file is truncated: {have} bytes, RAM of {size} bytes at offset {offset} needs {}",
-                offset + size
-            )));
-        }
-        if map {
-            if bitmap.is_some() || !(offset as usize).is_multiple_of(PAGE) {
-                return Err(Error::invalid("a mapped memory file takes no bitmap and a page-aligned offset"));
-            }
-            // SAFETY: [host, host + size) is exactly this VM's RAM mapping
-            // (owned by `Vm::ram`, unmapped only at drop with the same
-            // range); MAP_FIXED replaces it in place, so KVM's slots and
-            // every view keep their addresses (KVM follows through its MMU
-            // notifier). The file's length covers the range (checked).
-            let p = unsafe {
-                libc::mmap(
-                    host as *mut libc::c_void,
-                    size as usize,
-                    libc::PROT_READ | libc::PROT_WRITE,
-                    libc::MAP_PRIVATE | libc::MAP_FIXED | libc::MAP_NORESERVE,
-                    file.as_raw_fd(),
-                    offset as libc::off_t,
-                )
-            };
-            if p == libc::MAP_FAILED {
-                return Err(Error::os("mmap(memory file, MAP_PRIVATE)", std::io::Error::last_os_error()));
-            }
-            self.file_backed.store(true, Ordering::Release);
-            return Ok(());
-        }
-        let ram = self.ram()?;
-        if let Some(b) = bitmap {
-            for p in 0..ram.len() / PAGE {
-                if b[p / 64] >> (p % 64) & 1 == 1 {
-                    file.read_exact_at(&mut ram[p * PAGE..(p + 1) * PAGE], offset + (p * PAGE) as u64)
-                        .map_err(|e| Error::os("read memory file", e))?;
-                }
-            }
-            return Ok(());
-        }
-        self.zero_ram()?;
-        let ram = self.ram()?;
-        let end = offset + size;
-        let mut pos = offset;
-        while pos < end {
-            let Some(data) = seek(file, pos, libc::SEEK_DATA)? else { break };
-            if data >= end {
-                break;
-            }
-            let hole = seek(file, data, libc::SEEK_HOLE)?.unwrap_or(end).min(end);
-            let (a, b) = ((data - offset) as usize, (hole - offset) as usize);
-            file.read_exact_at(&mut ram[a..b], data).map_err(|e| Error::os("read memory file", e))?;
-            pos = hole;
-        }
-        Ok(())
-    }
-
-    /// Copy bitmap pages between RAM and `buf` (a RAM-sized image):
-    /// `to_ram` copies buf → RAM, else RAM → buf. Without a bitmap, every
-    /// page; RAM → buf then skips zero pages (`buf` must be zeroed).
-    /// Returns the pages copied.
-    pub fn memory_copy(&self, buf: &mut [u8], bitmap: Option<&[u64]>, to_ram: bool) -> Result<u64> {
-        self.quiesce_detached_aps();
-        check_bitmap(self, bitmap)?;
-        let ram = self.ram()?;
-        if buf.len() != ram.len() {
-            return Err(Error::invalid(format!("memory image of {} bytes, RAM is {}", buf.len(), ram.len())));
-        }
-        let mut n = 0;
-        for p in 0..ram.len() / PAGE {
-            let r = p * PAGE..(p + 1) * PAGE;
-            let take = match bitmap {
-                Some(b) => b[p / 64] >> (p % 64) & 1 == 1,
-                None => to_ram || !is_zero(&ram[r.clone()]),
-            };
-            if take {
-                if to_ram {
-                    ram[r.clone()].copy_from_slice(&buf[r]);
-                } else {
-                    buf[r.clone()].copy_from_slice(&ram[r]);
-                }
-                n += 1;
-            }
-        }
-        Ok(n)
-    }
-
-    /// Zero guest RAM and return its pages to the host: MADV_DONTNEED on
-    /// the anonymous mapping, or a fresh anonymous mapping in place of a
-    /// memory file's (where MADV_DONTNEED would bring the file back).
-    pub(crate) fn zero_ram(&self) -> Result<()> {
-        let (host, size) = self.memory()?;
-        if self.file_backed.swap(false, Ordering::AcqRel) {
-            // SAFETY: replaces exactly this VM's RAM mapping in place (see
-            // `memory_load`) with the flags `map_ram` used.
-            let p = unsafe {
-                libc::mmap(
-                    host as *mut libc::c_void,
-                    size as usize,
-                    libc::PROT_READ | libc::PROT_WRITE,
-                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_FIXED,
-                    -1,
-                    0,
-                )
-            };
-            if p == libc::MAP_FAILED {
-                return Err(Error::os("mmap(anonymous RAM)", std::io::Error::last_os_error()));
-            }
-            return Ok(());
-        }
-        // SAFETY: [host, host + size) is the private anonymous mapping
-        // owned by the VM; MADV_DONTNEED only replaces its pages with
-        // zero-fill-on-demand pages (a racing run sees zeroed guest memory,
-        // never host memory).
-        let r = unsafe { libc::madvise(host as *mut libc::c_void, size as usize, libc::MADV_DONTNEED) };
-        if r != 0 {
-            return Err(Error::os("madvise(MADV_DONTNEED)", std::io::Error::last_os_error()));
-        }
-        Ok(())
-    }
 }
 
 fn set_msrs(fd: &kvm_ioctls::VcpuFd, entries: &[kvm_msr_entry]) -> Result<()> {
@@ -703,193 +483,6 @@ fn set_msrs(fd: &kvm_ioctls::VcpuFd, entries: &[kvm_msr_entry]) -> Result<()> {
     Ok(())
 }
 
-fn check_bitmap(vm: &Vm, bitmap: Option<&[u64]>) -> Result<()> {
-    match bitmap {
-        Some(b) if b.len() < vm.bitmap_words() => {
-            Err(Error::invalid(format!("bitmap of {} words, RAM needs {}", b.len(), vm.bitmap_words())))
-        }
-        _ => Ok(()),
-    }
-}
-
-fn seek(file: &File, pos: u64, whence: libc::c_int) -> Result<Option<u64>> {
-    // SAFETY: plain syscall on an fd we own; the result is checked.
-    let r = unsafe { libc::lseek(file.as_raw_fd(), pos as libc::off_t, whence) };
-    if r < 0 {
-        let e = std::io::Error::last_os_error();
-        return if e.raw_os_error() == Some(libc::ENXIO) { Ok(None) } else { Err(Error::os("lseek(memory file)", e)) };
-    }
-    Ok(Some(r as u64))
-}
-
-fn is_zero(page: &[u8]) -> bool {
-    // SAFETY: u8 -> u128 reinterpretation of initialized bytes; align_to
-    // only hands out the aligned middle.
-    let (a, m, b) = unsafe { page.align_to::<u128>() };
-    a.iter().all(|&x| x == 0) && m.iter().all(|&x| x == 0) && b.iter().all(|&x| x == 0)
-}
-
-/// CRC-32 (IEEE 802.3, reflected 0xEDB88320, the one of zlib and
-/// `node:zlib`'s `crc32`), slice-by-8.
-pub struct Crc32(u32);
-
-const fn crc_tables() -> [[u32; 256]; 8] {
-    let mut t = [[0u32; 256]; 8];
-    let mut i = 0;
-    while i < 256 {
-        let mut c = i as u32;
-        let mut k = 0;
-        while k < 8 {
-            c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
-            k += 1;
-        }
-        t[0][i] = c;
-        i += 1;
-    }
-    let mut s = 1;
-    while s < 8 {
-        let mut i = 0;
-        while i < 256 {
-            let prev = t[s - 1][i];
-            t[s][i] = (prev >> 8) ^ t[0][(prev & 0xff) as usize];
-            i += 1;
-        }
-        s += 1;
-    }
-    t
-}
-
-static CRC: [[u32; 256]; 8] = crc_tables();
-
-impl Default for Crc32 {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Crc32 {
-    /// A fresh CRC.
-    pub fn new() -> Self {
-        Crc32(!0)
-    }
-    /// Feed bytes.
-    pub fn update(&mut self, data: &[u8]) {
-        let mut c = self.0;
-        let mut chunks = data.chunks_exact(8);
-        for ch in &mut chunks {
-            let lo = c ^ u32::from_le_bytes([ch[0], ch[1], ch[2], ch[3]]);
-            let hi = u32::from_le_bytes([ch[4], ch[5], ch[6], ch[7]]);
-            c = CRC[7][(lo & 0xff) as usize]
-                ^ CRC[6][(lo >> 8 & 0xff) as usize]
-                ^ CRC[5][(lo >> 16 & 0xff) as usize]
-                ^ CRC[4][(lo >> 24) as usize]
-                ^ CRC[3][(hi & 0xff) as usize]
-                ^ CRC[2][(hi >> 8 & 0xff) as usize]
-                ^ CRC[1][(hi >> 16 & 0xff) as usize]
-                ^ CRC[0][(hi >> 24) as usize];
-        }
-        for &b in chunks.remainder() {
-            c = CRC[0][((c ^ b as u32) & 0xff) as usize] ^ (c >> 8);
-        }
-        self.0 = c;
-    }
-    /// Feed one memory page as [`page_crc`] defines it.
-    pub fn page(&mut self, index: u64, page: &[u8]) {
-        self.update(&index.to_le_bytes());
-        self.update(page);
-    }
-    /// The CRC of everything fed.
-    pub fn finish(&self) -> u32 {
-        !self.0
-    }
-}
-
-/// CRC32 of a memory file as [`Vm::memory_save`] computes it: over each
-/// counted page in order, its page index (u64 LE) then its 4096 bytes.
-/// Counted pages are the bitmap's, or without one every non-zero page of
-/// `[offset, offset + size)`.
-pub fn page_crc(file: &File, offset: u64, size: u64, bitmap: Option<&[u64]>) -> Result<(u64, u32)> {
-    let have = file.metadata().map_err(|e| Error::os("memory file", e))?.len();
-    if have < offset + size {
-        return Err(Error::invalid(format!("memory file is truncated: {have} bytes, needs {}", offset + size)));
-    }
-    let pages = size as usize / PAGE;
-    if let Some(b) = bitmap {
-        if b.len() < pages.div_ceil(64) {
-            return Err(Error::invalid("bitmap shorter than the memory"));
-        }
-    }
-    let mut crc = Crc32::new();
-    let mut n = 0;
-    let mut buf = vec![0u8; 256 * PAGE];
-    let mut p = 0;
-    while p < pages {
-        let k = (pages - p).min(256);
-        if let Some(b) = bitmap {
-            if b[p / 64] == 0 && p.is_multiple_of(64) {
-                p += 64.min(pages - p);
-                continue;
-            }
-        }
-        let chunk = &mut buf[..k * PAGE];
-        file.read_exact_at(chunk, offset + (p * PAGE) as u64).map_err(|e| Error::os("read memory file", e))?;
-        for j in 0..k {
-            let page = &chunk[j * PAGE..(j + 1) * PAGE];
-            let q = p + j;
-            let take = match bitmap {
-                Some(b) => b[q / 64] >> (q % 64) & 1 == 1,
-                None => !is_zero(page),
-            };
-            if take {
-                crc.page(q as u64, page);
-                n += 1;
-            }
-        }
-        p += k;
-    }
-    Ok((n, crc.finish()))
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn crc32_is_zlibs() {
-        let mut c = Crc32::new();
-        c.update(b"123456789");
-        assert_eq!(c.finish(), 0xCBF4_3926);
-        let mut c = Crc32::new();
-        let data: Vec<u8> = (0..1000u32).map(|i| (i * 7) as u8).collect();
-        c.update(&data[..3]);
-        c.update(&data[3..]);
-        let mut d = Crc32::new();
-        for &b in &data {
-            d.update(&[b]);
-        }
-        assert_eq!(c.finish(), d.finish());
-    }
-
-    #[test]
-    fn blob_framing_is_checked() {
-        let mut w = Writer(vec![0; 16], 0);
-        w.record(StateTag::Regs, 0, &[1, 2, 3]);
-        w.record(StateTag::Clock, VM_WIDE, &[4; 8]);
-        let mut b = w.0;
-        b[0..4].copy_from_slice(&STATE_MAGIC.to_le_bytes());
-        b[4..8].copy_from_slice(&STATE_VERSION.to_le_bytes());
-        b[8..12].copy_from_slice(&2u32.to_le_bytes());
-        let (n, _, recs) = parse(&b).unwrap();
-        assert_eq!((n, recs[0].data, recs[1].tag), (2, &[1u8, 2, 3][..], StateTag::Clock));
-        for cut in 0..b.len() {
-            assert!(parse(&b[..cut]).is_err(), "cut at {cut}");
-        }
-        let mut v = b.clone();
-        v[4] = 9;
-        assert!(parse(&v).unwrap_err().message.contains("version 9"));
-        let mut t = b.clone();
-        t[16] = 99;
-        assert!(parse(&t).unwrap_err().message.contains("unknown tag 99"));
-        assert!(from_bytes::<kvm_regs>(&[0; 3], "regs").unwrap_err().message.contains("regs record is 3 bytes"));
-    }
-}
+#[path = "snapshot_tests.rs"]
+mod tests;

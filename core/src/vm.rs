@@ -83,11 +83,11 @@ pub struct Vm {
     /// In-kernel irqchip state at creation (PIC master, slave, IOAPIC).
     initial_irqchip: Vec<kvm_bindings::kvm_irqchip>,
     /// In-kernel PIT state at creation (kernel irqchip only).
-    initial_pit: Option<kvm_bindings::kvm_pit_state2>,
+    pub(crate) initial_pit: Option<kvm_bindings::kvm_pit_state2>,
     tsc_deadline: bool,
     alive: AtomicBool,
     /// Guest RAM is a private (copy-on-write) mapping of a snapshot's
-    /// memory file (see [`crate::snapshot`]); zeroing it must replace the
+    /// memory file (see [`crate::snapshot_memory`]); zeroing it must replace the
     /// mapping, since MADV_DONTNEED would bring the file's pages back.
     pub(crate) file_backed: AtomicBool,
     /// The one host mapping of guest RAM (both KVM slots view it).
@@ -318,16 +318,20 @@ impl Vm {
     pub fn reset(&self, zero_memory: bool) -> Result<()> {
         self.quiesce_detached_aps();
         self.drop_parked_aps();
-        for i in 0..self.vcpus.len() as u32 {
-            self.reset_vcpu(i)?;
-        }
-        for c in &self.initial_irqchip {
-            self.fd.set_irqchip(c).map_err(kvm_err("KVM_SET_IRQCHIP"))?;
-        }
-        if let Some(p) = &self.initial_pit {
-            self.fd.set_pit2(p).map_err(kvm_err("KVM_SET_PIT2"))?;
-        }
-        self.events.disarm_all();
+        // As a snapshot restore: no tick may land half-way, and no
+        // resampled line may stay asserted into the power-on irqchip.
+        self.events.quiesced(true, |high| {
+            for i in 0..self.vcpus.len() as u32 {
+                self.reset_vcpu(i)?;
+            }
+            for c in &self.initial_irqchip {
+                self.fd.set_irqchip(c).map_err(kvm_err("KVM_SET_IRQCHIP"))?;
+            }
+            if let Some(p) = &self.initial_pit {
+                self.fd.set_pit2(p).map_err(kvm_err("KVM_SET_PIT2"))?;
+            }
+            self.lower_resampled_lines(high).map(|_| ())
+        })?;
         self.events.alarm(crate::kick::TIMEOUT, 0)?;
         self.events.alarm(crate::kick::WAKE, 0)?;
         if zero_memory {

@@ -40,6 +40,9 @@ pub struct Timer {
     catchup: CatchUp,
     /// Monotonic ns of the last catch-up tick sent (for the no-EOI poll).
     sent_at_ns: u64,
+    /// The irqfd was written since the guest's last acknowledgement was
+    /// read: with a resampling irqfd, KVM may hold the line asserted.
+    line_may_be_high: bool,
     /// The resample eventfd wakes the thread (owed ticks wait for an ack).
     ack_watched: bool,
     /// Kernel irqchip: catch-up ticks are raised with KVM_IRQ_LINE from the
@@ -76,6 +79,8 @@ impl Timer {
             self.stats.publish(&self.catchup);
         } else {
             let _ = self.target.write(1);
+            // Acks do not pair with writes here: only a lowering clears it.
+            self.line_may_be_high = true;
             self.stats.note(n);
             self.stats.owed.fetch_add(n, Ordering::Relaxed);
         }
@@ -99,6 +104,10 @@ impl Timer {
         let Some(r) = &self.resample else { return };
         if r.read().is_err() {
             return;
+        }
+        // Catch-up sends only after the previous tick's ack was read.
+        if self.effective == TickPolicy::Catchup {
+            self.line_may_be_high = false;
         }
         if self.catchup.ack() {
             self.send();
@@ -126,7 +135,7 @@ impl Timer {
     }
 
     /// One tick on the line (kernel irqchip) or through the irqfd.
-    fn raise(&self) {
+    fn raise(&mut self) {
         // A pulse: the kernel IOAPIC takes an edge on the raise and, for a
         // level entry, sets Remote IRR until the EOI; the line must be low
         // again by then or the EOI would re-deliver it.
@@ -136,6 +145,7 @@ impl Timer {
             }
         }
         let _ = self.target.write(1);
+        self.line_may_be_high = true;
     }
 
     /// Kernel irqchip: a tick outstanding for [`STALE_RESEND_NS`] is raised
@@ -172,6 +182,42 @@ impl Timer {
         self.effective == TickPolicy::Catchup && self.catchup.outstanding
     }
 
+    /// Before the irqchip state is replaced: the irqfd id if KVM may hold
+    /// this timer's resampled line asserted. The event thread reads an
+    /// acknowledgement only at the next expiration, and a run's end
+    /// disarms the timer first, so one may be waiting: KVM lowered the line
+    /// before signalling it, and a catch-up timer sent nothing since.
+    pub(super) fn line_held(&mut self) -> Option<u32> {
+        if self.line_may_be_high && self.effective == TickPolicy::Catchup {
+            if let Some(r) = &self.resample {
+                if r.read().is_ok() {
+                    self.line_may_be_high = false;
+                    self.catchup.ack();
+                }
+            }
+        }
+        (self.resample.is_some() && self.line_may_be_high).then_some(self.irqfd_id)
+    }
+
+    /// After the irqchip state was replaced (`replaced`: successfully):
+    /// nothing is outstanding on the new state; with `disarm` (reset) the
+    /// timer stops and its backlog is cleared.
+    pub(super) fn after_replace(&mut self, epoll: &Epoll, id: u32, disarm: bool, replaced: bool) {
+        if disarm && replaced {
+            self.stats.period_ns.store(0, Ordering::SeqCst);
+            let _ = self.tfd.disarm();
+            self.catchup.clear();
+        }
+        if replaced {
+            self.line_may_be_high = false;
+        }
+        self.catchup.outstanding = false;
+        self.watch_acks(epoll, id);
+        if self.effective == TickPolicy::Catchup {
+            self.stats.publish(&self.catchup);
+        }
+    }
+
     fn clear(&mut self) {
         self.catchup.clear();
         if self.effective == TickPolicy::Catchup {
@@ -203,6 +249,7 @@ impl Events {
             effective: TickPolicy::Coalesce,
             catchup: CatchUp::new(1),
             sent_at_ns: 0,
+            line_may_be_high: false,
             ack_watched: false,
             line: self.ctl.clone().filter(|_| self.lines),
             irqfd_id,
@@ -336,6 +383,16 @@ impl Events {
         Ok(t)
     }
 
+    /// Tests: send this timer's ticks through its irqfd, as without the
+    /// in-kernel line (or when raising the line fails).
+    #[cfg(test)]
+    pub(crate) fn timer_use_irqfd(&self, id: u32) -> Result<()> {
+        self.with_timer(id, |t| {
+            t.line = None;
+            Ok(())
+        })
+    }
+
     /// Ids of every timer.
     pub fn timer_ids(&self) -> Vec<u32> {
         self.existing().map(|s| lock(&s.state).timers.keys().copied().collect()).unwrap_or_default()
@@ -346,36 +403,6 @@ impl Events {
         self.existing()
             .map(|s| lock(&s.state).timers.values().filter(|t| t.stats.period_ns.load(Ordering::SeqCst) > 0).count())
             .unwrap_or(0)
-    }
-
-    /// Disarm every timer (VM reset): backlogs are cleared and, since the
-    /// irqchip is reset too, no tick stays outstanding.
-    pub fn disarm_all(&self) {
-        if let Some(s) = self.existing() {
-            for t in lock(&s.state).timers.values_mut() {
-                t.stats.period_ns.store(0, Ordering::SeqCst);
-                let _ = t.tfd.disarm();
-                t.catchup.reset_line();
-                if t.effective == TickPolicy::Catchup {
-                    t.stats.publish(&t.catchup);
-                }
-            }
-        }
-        self.wake();
-    }
-
-    /// The irqchip state was replaced (snapshot restore): no tick is
-    /// outstanding on it any more, and none must wait for an EOI that the
-    /// restored irqchip will never produce. Periods and backlogs stay.
-    pub fn forget_outstanding(&self) {
-        if let Some(s) = self.existing() {
-            for t in lock(&s.state).timers.values_mut() {
-                t.catchup.outstanding = false;
-                if t.effective == TickPolicy::Catchup {
-                    t.stats.publish(&t.catchup);
-                }
-            }
-        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! Snapshot functions of the C ABI: machine state blobs, dirty logging,
-//! memory files. See `crate::snapshot` for what is captured and when.
+//! memory files. See `crate::snapshot` (machine state) and
+//! `crate::snapshot_memory` (RAM) for what is captured and when.
 //!
 //! Dirty bitmaps are arrays of u64 words; bit `i` (word `i / 64`, bit
 //! `i % 64`) is page `i` (4 KiB) of the RAM mapping of `dv_vm_memory`, whose
@@ -8,7 +9,7 @@
 
 use super::{guard, with_vm, write_out};
 use crate::error::{Error, Result};
-use crate::snapshot::page_crc;
+use crate::snapshot_memory::page_crc;
 use std::ffi::OsStr;
 use std::fs::{File, OpenOptions};
 use std::os::unix::ffi::OsStrExt;
@@ -51,7 +52,7 @@ fn open_read(path: &std::path::Path) -> Result<File> {
 
 /// Save the machine state of every vCPU (registers, segments and control
 /// registers, FPU, XSAVE, XCRs, debug registers, MSRs incl. TSC and
-/// TSC-deadline, LAPIC, vcpu events, MP state), the in-kernel irqchip
+/// TSC-deadline, LAPIC, vcpu events, MP state), the in-kernel irqchip and PIT
 /// (kernel mode) and the KVM clock into `buf` (`cap` bytes). Returns the
 /// blob's length; when it exceeds `cap` nothing is written (call again
 /// with a larger buffer). `DV_CODE_BUSY` while a vCPU runs. Each vCPU's
