@@ -24,8 +24,11 @@ import { guestPath, HAVE_KVM, RESULTS_GPA } from "./kvm.ts";
 interface StallRun {
   /** Checks made with the vCPU paused: [guest count, counters]. */
   checks: [number, TickCounters][];
-  /** Quiet checks (backlog drained): [guest count, host-elapsed periods]. */
-  quiet: [number, number][];
+  /**
+   * Quiet checks (backlog drained): [guest count, host-elapsed periods,
+   * ticks delivered].
+   */
+  quiet: [number, number, number][];
   /** Counters at the end. */
   end: TickCounters;
   /** Guest ticks at the end. */
@@ -69,7 +72,7 @@ function stalledRun(
   let stalledNs = 0;
   let nextAt = 0;
   const checks: [number, TickCounters][] = [];
-  const quiet: [number, number][] = [];
+  const quiet: [number, number, number][] = [];
   const lags: number[] = [];
   const stallPlugin: Plugin = {
     name: "stall",
@@ -98,7 +101,7 @@ function stalledRun(
       const elapsed = Math.floor((now - armedAt) / periodNs);
       lags.push(c.owed - elapsed);
       if (c.backlog === 0 && Math.abs(c.owed - elapsed) <= 1) {
-        quiet.push([g, elapsed]);
+        quiet.push([g, elapsed, c.delivered]);
       }
       if (
         quiet.length >= quietWanted ||
@@ -145,7 +148,7 @@ function conserved(c: TickCounters): void {
 
 /** The catch-up invariants of one stalled run (see the module doc). */
 function checkCatchup(r: StallRun, stallPeriods: number): void {
-  const info = `quiet [guest, elapsed] ${JSON.stringify(r.quiet)}; ` +
+  const info = `quiet [guest, elapsed, delivered] ${JSON.stringify(r.quiet)}; ` +
     `end ${JSON.stringify(r.end)}; stalled ${
       r.stalledPeriods.toFixed(1)
     } periods`;
@@ -170,9 +173,16 @@ function checkCatchup(r: StallRun, stallPeriods: number): void {
   // host may never let it drain during the run (seen at 1 ms in a
   // clean-checkout CI run while the build ran), so whether a quiet
   // moment occurs is timing, not asserted; the owed ticks are then
-  // still all accounted for above.
-  for (const [g, elapsed] of r.quiet) {
-    assert.ok(Math.abs(g - elapsed) <= 1, `${g} vs ${elapsed}: ${info}`);
+  // still all accounted for above. The ticks in flight at that moment
+  // (delivered, not yet counted by the paused guest: at most 2, checked
+  // above) are the guest's only excuse (seen at 100 µs: guest 1504,
+  // 1506 elapsed, one in flight and the next expiration not yet read).
+  for (const [g, elapsed, delivered] of r.quiet) {
+    const inFlight = delivered - g;
+    assert.ok(
+      Math.abs(g - elapsed) <= 1 + inFlight,
+      `${g} (+${inFlight} in flight) vs ${elapsed}: ${info}`,
+    );
   }
 }
 
