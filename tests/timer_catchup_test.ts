@@ -148,7 +148,8 @@ function conserved(c: TickCounters): void {
 
 /** The catch-up invariants of one stalled run (see the module doc). */
 function checkCatchup(r: StallRun, stallPeriods: number): void {
-  const info = `quiet [guest, elapsed, delivered] ${JSON.stringify(r.quiet)}; ` +
+  const info =
+    `quiet [guest, elapsed, delivered] ${JSON.stringify(r.quiet)}; ` +
     `end ${JSON.stringify(r.end)}; stalled ${
       r.stalledPeriods.toFixed(1)
     } periods`;
