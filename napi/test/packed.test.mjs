@@ -40,9 +40,37 @@ after(() => cleanup.forEach((d) => rmSync(d, { recursive: true, force: true })))
 
 const guest = (name) => join(ROOT, "guests", "build", `${name}.elf`);
 
+// Bun, from the npm package @oven/bun-linux-x64 (a dev dependency of
+// napi/): the same scenarios run under `node` and `bun`.
+const BUN = join(ROOT, "napi", "node_modules", "@oven", "bun-linux-x64", "bin", "bun");
+const RUNTIMES = [
+  { label: "", cmd: ["node"], skip: false },
+  {
+    label: " [bun]",
+    cmd: [BUN],
+    skip: existsSync(BUN) ? false : `no Bun at ${BUN} (cd napi && npm ci)`,
+  },
+];
+if (!why && RUNTIMES[1].skip) console.log(`# SKIP Bun legs: ${RUNTIMES[1].skip}`);
+let runtime = RUNTIMES[0].cmd; // the runtime of the scenario being run
+
+/** Register `body` (synchronous) once per runtime. */
+function onEachRuntime(name, body) {
+  for (const rt of RUNTIMES) {
+    test(`${name}${rt.label}`, { skip: skip || rt.skip }, () => {
+      runtime = rt.cmd;
+      try {
+        body();
+      } finally {
+        runtime = RUNTIMES[0].cmd;
+      }
+    });
+  }
+}
+
 /** Run `source` as a module of the project; returns its RESULT value. */
-function scenario(name, source, cmd = ["node"]) {
-  const file = join(dir, `${name}.mjs`);
+function scenario(name, source, cmd = runtime) {
+  const file = join(dir, `${name}${cmd[0] === BUN ? "_bun" : ""}.mjs`);
   writeFileSync(file, source);
   const env = { ...process.env, NO_COLOR: "1" };
   delete env.DENOVMM_LIB;
@@ -62,15 +90,17 @@ const m = createMachine({ serialOutput: (b) => out += String.fromCharCode(b) });
 m.vm.load(${JSON.stringify(guest("hello"))}, [21]);
 const r = m.vm.run({ timeoutMs: 20000 });
 m.vm.close();
-console.log("RESULT " + JSON.stringify({ r, out, deno: typeof Deno !== "undefined" }));
+const deno = typeof Deno !== "undefined", bun = typeof Bun !== "undefined";
+console.log("RESULT " + JSON.stringify({ r, out, deno, bun }));
 `;
 
-test("packed: hello boots from the installed packages (no DENOVMM_LIB)", { skip }, () => {
+onEachRuntime("packed: hello boots from the installed packages (no DENOVMM_LIB)", () => {
   const got = scenario("hello", BOOT_HELLO);
   assert.deepEqual(got, {
     r: { reason: "exit", status: 43 },
     out: "hello from denovmm\n",
     deno: false,
+    bun: runtime[0] === BUN, // the runtime asked for really ran it
   });
   // the package carries JS and declarations, never the TS sources
   const pkg = join(dir, "node_modules", "@denovmm", "vmm");
@@ -95,7 +125,7 @@ console.log(r.reason, typeof spawnVm);
   ], { cwd: dir, stdio: ["ignore", "inherit", "inherit"] });
 });
 
-test("packed: TS plugins raise interrupts (testdev lines -> TS PIC -> ExtINT)", { skip }, () => {
+onEachRuntime("packed: TS plugins raise interrupts (testdev lines -> TS PIC -> ExtINT)", () => {
   const got = scenario("pic", `
 import { createMachine } from "@denovmm/vmm";
 let out = "";
@@ -115,7 +145,7 @@ console.log("RESULT " + JSON.stringify({ r, out, extint }));
   assert.ok(got.extint >= 8, String(got.extint));
 });
 
-test("packed: the PV timer ticks (GSI and MSI delivery)", { skip }, () => {
+onEachRuntime("packed: the PV timer ticks (GSI and MSI delivery)", () => {
   for (const [delivery, pin] of [["gsi", 0], ["msi", 0xffffffff]]) {
     const got = scenario(`timer_${delivery}`, `
 import { createMachine } from "@denovmm/vmm";
@@ -135,7 +165,7 @@ console.log("RESULT " + JSON.stringify({ r, out, halts: st.halts, armed }));
   }
 });
 
-test("packed: virtio-blk on a host file (PCI, MSI-X, resize)", { skip }, () => {
+onEachRuntime("packed: virtio-blk on a host file (PCI, MSI-X, resize)", () => {
   const disk = join(dir, "disk.img");
   writeFileSync(disk, new Uint8Array(64 * 1024));
   const got = scenario("virtio", `
@@ -167,7 +197,7 @@ console.log("RESULT " + JSON.stringify({ r, out, resizes }));
   for (let i = 0; i < 512; i++) assert.equal(bytes[512 + i], (i * 7 + 0x5a) & 0xff);
 });
 
-test("packed: spawnVm runs the vCPU in a worker_threads worker; stopped from the main thread", { skip }, () => {
+onEachRuntime("packed: spawnVm runs the vCPU in a worker_threads worker; stopped from the main thread", () => {
   writeFileSync(join(dir, "spin_setup.mjs"), `
 import { createMachine } from "@denovmm/vmm";
 export default (args) => {
@@ -207,5 +237,6 @@ test("packed: a Deno script boots hello from the same tarballs via npm: (node_mo
     r: { reason: "exit", status: 43 },
     out: "hello from denovmm\n",
     deno: true,
+    bun: false,
   });
 });
