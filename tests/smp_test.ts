@@ -30,6 +30,29 @@ function reportPlugin(): Plugin & { reports: [number, number][] } {
   };
 }
 
+/**
+ * Counts the 4-byte writes to port 0x614 per vCPU: each vCPU writes
+ * 0, 1, 2, ... in order, so `byVcpu[v]` counts the writes that arrived in
+ * order and once; any other value counts in `outOfOrder`.
+ */
+function hammerPlugin(): Plugin & { byVcpu: number[]; outOfOrder: number } {
+  const p: Plugin & { byVcpu: number[]; outOfOrder: number } = {
+    name: "hammer",
+    byVcpu: [0, 0],
+    outOfOrder: 0,
+    setup: () => [{
+      range: { space: "pio", base: 0x614, length: 4 },
+      read: (_a, d) => d.fill(0),
+      write: (a, d) => {
+        const v = new DataView(d.buffer, d.byteOffset).getUint32(0, true);
+        if (v === p.byVcpu[a.vcpu]) p.byVcpu[a.vcpu]++;
+        else p.outOfOrder++;
+      },
+    }],
+  };
+  return p;
+}
+
 Deno.test("smp: vcpus is validated", () => {
   for (const vcpus of [0, 65, 1.5, NaN]) {
     assert.throws(() => createVm({ vcpus }), RangeError);
@@ -139,18 +162,7 @@ Deno.test({
       "AP port exits through the handoff: every write reaches the plugin once, tagged with its vCPU",
       () => {
         const k = 300;
-        const byVcpu = [0, 0];
-        const hammer: Plugin = {
-          name: "hammer",
-          setup: () => [{
-            range: { space: "pio", base: 0x614, length: 4 },
-            read: (_a, d) => d.fill(0),
-            write: (a, d) => {
-              const v = new DataView(d.buffer, d.byteOffset).getUint32(0, true);
-              if (v === byVcpu[a.vcpu]) byVcpu[a.vcpu]++; // in order, once
-            },
-          }],
-        };
+        const hammer = hammerPlugin();
         const { result, out, machine } = bootGuest("smp", [2, 1, 0, k], {
           vcpus: 2,
           plugins: [reportPlugin(), hammer],
@@ -160,7 +172,7 @@ Deno.test({
         assert.deepEqual(failures(out), [], out);
         assert.match(out, /smp: handoff bsp=\d+ ap=\d+/);
         assert.deepEqual(result, { reason: "exit", status: 1 }, out);
-        assert.deepEqual(byVcpu, [k, k]);
+        assert.deepEqual(hammer.byVcpu, [k, k]);
       },
     );
 
@@ -168,20 +180,7 @@ Deno.test({
       "an AP exit parked when a run ends is handled by the next run, never lost (many short runs)",
       () => {
         const k = 300;
-        const byVcpu = [0, 0];
-        let outOfOrder = 0;
-        const hammer: Plugin = {
-          name: "hammer",
-          setup: () => [{
-            range: { space: "pio", base: 0x614, length: 4 },
-            read: (_a, d) => d.fill(0),
-            write: (a, d) => {
-              const v = new DataView(d.buffer, d.byteOffset).getUint32(0, true);
-              if (v === byVcpu[a.vcpu]) byVcpu[a.vcpu]++;
-              else outOfOrder++;
-            },
-          }],
-        };
+        const hammer = hammerPlugin();
         let out = "";
         using m = createMachine({
           vcpus: 2,
@@ -196,8 +195,8 @@ Deno.test({
         }
         assert.deepEqual(failures(out), [], out);
         assert.deepEqual(r, { reason: "exit", status: 1 }, out);
-        assert.deepEqual(byVcpu, [k, k], `after ${runs} runs`);
-        assert.equal(outOfOrder, 0);
+        assert.deepEqual(hammer.byVcpu, [k, k], `after ${runs} runs`);
+        assert.equal(hammer.outOfOrder, 0);
       },
     );
 
@@ -205,18 +204,7 @@ Deno.test({
       "runAsync keeps the AP threads between slices; a call that needs an AP stops them; every AP exit arrives once",
       async () => {
         const k = 300;
-        const byVcpu = [0, 0];
-        const hammer: Plugin = {
-          name: "hammer",
-          setup: () => [{
-            range: { space: "pio", base: 0x614, length: 4 },
-            read: (_a, d) => d.fill(0),
-            write: (a, d) => {
-              const v = new DataView(d.buffer, d.byteOffset).getUint32(0, true);
-              if (v === byVcpu[a.vcpu]) byVcpu[a.vcpu]++;
-            },
-          }],
-        };
+        const hammer = hammerPlugin();
         let out = "";
         using m = createMachine({
           vcpus: 2,
@@ -241,7 +229,7 @@ Deno.test({
         });
         assert.deepEqual(failures(out), [], out);
         assert.deepEqual(r, { reason: "exit", status: 1 }, out);
-        assert.deepEqual(byVcpu, [k, k], `after ${slices} slices`);
+        assert.deepEqual(hammer.byVcpu, [k, k], `after ${slices} slices`);
         assert.ok(kept > 0, "AP threads kept between slices");
         assert.equal(vm.apThreads(), 0, "joined at the end");
       },
