@@ -124,6 +124,9 @@ for (const size of SIZES) {
       }));
       v!.close();
     }
+    // Roll back first (untimed): the timed rollback then copies exactly
+    // the 1% written since, not also this round's earlier writes.
+    src.restore(inmem);
     dirty(src, 0.01, r + 100);
     t.rollback.push(ms(() => src.restore(inmem)));
     src.run({ timeoutMs: 1 });

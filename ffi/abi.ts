@@ -68,6 +68,7 @@ export const StateTagCode = {
   Irqchip: 16,
   Clock: 17,
   Pit: 18,
+  LevelSources: 19,
 } as const;
 /** Guest CPU modes of a crash report (`DvCpuMode`). */
 export const CpuModeCode = {

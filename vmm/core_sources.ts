@@ -166,13 +166,19 @@ export interface LevelSource {
   close(): void;
 }
 
-/** Start a level source on `gsi`; `vmClosed` guards use after close. */
+/**
+ * Start a level source on `gsi`; `vmClosed` guards use after close.
+ * `live` (the VM's) maps the core's id of each open source to its line:
+ * snapshots record the sources in id order, the order the core uses.
+ */
 export function createCoreLevelSource(
   core: CoreVm,
   gsi: number,
   vmClosed: () => boolean,
+  live: Map<number, number>,
 ): LevelSource {
   const id = core.levelCreate(gsi);
+  live.set(id, gsi);
   let closed = false;
   return {
     gsi,
@@ -197,6 +203,7 @@ export function createCoreLevelSource(
     close() {
       if (closed || vmClosed()) return;
       closed = true;
+      live.delete(id);
       core.levelDestroy(id);
     },
   };

@@ -11,9 +11,11 @@
  * MSRs incl. TSC and TSC-deadline, LAPIC, events, MP state, in-kernel
  * irqchip, KVM clock), each plugin's `snapshot()` state keyed by plugin
  * name with its state version, the period of every host tick source (so a
- * PV timer ticks on after restore, re-armed at the next run), and RAM.
- * Host configuration (ranges, routes, irqfds, level sources) is not
- * state: the restoring VM builds it by attaching the same plugins.
+ * PV timer ticks on after restore, re-armed at the next run), the pending
+ * work of every host level source, and RAM. Host configuration (ranges,
+ * routes, irqfds, which level sources exist) is not state: the restoring
+ * VM builds it by attaching the same plugins and creating the same level
+ * sources.
  *
  * @module
  */
@@ -154,6 +156,7 @@ export class SnapshotTracker {
       stateVersion: new DataView(machine.buffer).getUint32(4, true),
       plugins: h.plugins.map((p) => p.name),
       timers: h.tickSources.map((t) => t.periodNs),
+      levels: h.levelGsis(),
       cpu: cpuModel(h.core),
     };
     if (path === undefined) {

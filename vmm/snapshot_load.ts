@@ -52,6 +52,14 @@ export function checkCompatible(snap: VmSnapshot, h: SnapshotHost): void {
       `snapshot has ${m.timers.length} tick sources, this VM ${h.tickSources.length}`,
     );
   }
+  const levels = h.levelGsis();
+  if (m.levels && m.levels.join() !== levels.join()) {
+    bad(
+      `snapshot has level sources on GSI [${m.levels.join(", ")}], this VM ` +
+        `on [${levels.join(", ")}] (create the same sources with ` +
+        "Vm.createLevelSource, then vm.restore(snapshot))",
+    );
+  }
   if (m.cpu) {
     const mine = cpuModel(h.core);
     const i = m.cpu.findIndex((r, k) => r.join() !== mine[k]?.join());
@@ -143,7 +151,8 @@ export function loadSnapshot(path: string, base?: VmSnapshot): VmSnapshot {
   const meta = json("META") as SnapshotMeta;
   if (
     typeof meta?.id !== "string" || !Array.isArray(meta.plugins) ||
-    !Array.isArray(meta.timers) || meta.memorySize !== c.header.memorySize
+    !Array.isArray(meta.timers) || meta.memorySize !== c.header.memorySize ||
+    (meta.levels !== undefined && !Array.isArray(meta.levels))
   ) {
     throw new SnapshotError("corrupt", `${path}: META section is malformed`);
   }

@@ -45,6 +45,12 @@ export interface SnapshotMeta {
   /** Period (ns, 0 = disarmed) of every host tick source, in creation order. */
   timers: number[];
   /**
+   * Lines of the host level sources (`Vm.createLevelSource`) in the core's
+   * order; their pending work is in the machine state. Absent in snapshots
+   * made before it was kept.
+   */
+  levels?: number[];
+  /**
    * The guest's CPU model: vCPU 0's CPUID answers (EAX, EBX, ECX, EDX) for
    * {@link CPU_MODEL_LEAVES}; absent in snapshots made before it was kept.
    */
@@ -68,12 +74,19 @@ export const CPU_MODEL_LEAVES: readonly (readonly [number, number])[] = [
 
 /** The CPU model of `core`'s vCPU 0 (see {@link SnapshotMeta.cpu}). */
 export function cpuModel(core: CoreVm): number[][] {
-  return CPU_MODEL_LEAVES.map(([leaf, sub]) => {
+  // A VM's CPUID is set once, at creation: read it once (a rollback checks
+  // it every time, and 8 calls are a tenth of a 1% rollback's budget).
+  let model = models.get(core);
+  if (model) return model;
+  model = CPU_MODEL_LEAVES.map(([leaf, sub]) => {
     const r = core.cpuid(0, leaf, sub) ?? [0, 0, 0, 0];
     // Leaf 1 EBX[31:24] is the APIC ID, a property of the vCPU, not the model.
     return leaf === 1 ? [r[0], r[1] & 0x00ffffff, r[2], r[3]] : [...r];
   });
+  models.set(core, model);
+  return model;
 }
+const models = new WeakMap<CoreVm, number[][]>();
 
 /**
  * A VM snapshot: in memory (with a RAM image, made by `vm.snapshot()`) or
@@ -143,6 +156,9 @@ export interface SnapshotHost {
   readonly plugins: readonly Plugin[];
   /** Host tick sources in creation order. */
   readonly tickSources: readonly CoreTickSource[];
+  /** Lines of the open level sources (`Vm.createLevelSource`), in the
+   * core's order. */
+  levelGsis(): number[];
   /** Forget run-local state (pending end, wake-up, window request). */
   resetRunState(): void;
 }

@@ -92,6 +92,8 @@ export class Vm implements Disposable, AsyncDisposable {
   readonly #plugins: Plugin[] = [];
   readonly #contexts: PluginContexts;
   readonly #tickSources: CoreTickSource[] = [];
+  /** Open level sources: core id → GSI. */
+  readonly #levels = new Map<number, number>();
   readonly #log: Logger;
   #closed = false;
   #snap: SnapshotTracker | undefined;
@@ -418,6 +420,8 @@ export class Vm implements Disposable, AsyncDisposable {
       vcpus: this.vcpus,
       plugins: this.#plugins,
       tickSources: this.#tickSources,
+      levelGsis: () =>
+        [...this.#levels].sort((a, b) => a[0] - b[0]).map(([, gsi]) => gsi),
       resetRunState: () => {
         this.exitStatus = null;
         this.#loop.reset();
@@ -445,7 +449,12 @@ export class Vm implements Disposable, AsyncDisposable {
    */
   createLevelSource(gsi: number): LevelSource {
     this.#alive();
-    return createCoreLevelSource(this.#core, gsi, () => this.#closed);
+    return createCoreLevelSource(
+      this.#core,
+      gsi,
+      () => this.#closed,
+      this.#levels,
+    );
   }
 
   /** Run-loop counters (not while running). */

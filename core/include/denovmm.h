@@ -313,6 +313,10 @@ enum DvStateTag
   // `struct kvm_pit_state2` (kernel irqchip; optional on load: blobs of
   // earlier cores lack it and keep the PIT's power-on state).
   DV_STATE_TAG_PIT = 18,
+  // Host level sources, in id order: `n` x (u32 GSI, u32 reserved, u64
+  // work items pending). Optional on load: blobs of earlier cores lack
+  // it and keep the live sources' pending work.
+  DV_STATE_TAG_LEVEL_SOURCES = 19,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L

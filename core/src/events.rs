@@ -183,8 +183,10 @@ impl Events {
     /// the replaced state held are gone with it: periods and backlogs stay,
     /// and level sources with pending work assert again. With `disarm`
     /// (VM reset), a successful `f` also disarms every timer, clearing its
-    /// backlog. `f` must not call into `Events`.
-    pub fn quiesced<T>(&self, disarm: bool, f: impl FnOnce(&[u32]) -> Result<T>) -> Result<T> {
+    /// backlog. With `levels` (a snapshot's pending work per level
+    /// source, in id order, checked by the caller), a successful `f` also
+    /// sets each source's pending work. `f` must not call into `Events`.
+    pub fn quiesced<T>(&self, disarm: bool, levels: Option<&[u64]>, f: impl FnOnce(&[u32]) -> Result<T>) -> Result<T> {
         let Some(s) = self.existing() else { return f(&[]) };
         let mut st = lock(&s.state);
         let mut high: Vec<u32> = st.timers.values_mut().filter_map(|t| t.line_held()).collect();
@@ -196,6 +198,13 @@ impl Events {
         let r = f(&high);
         for (&id, t) in st.timers.iter_mut() {
             t.after_replace(&s.epoll, id, disarm, r.is_ok());
+        }
+        if let (Some(p), true) = (levels, r.is_ok()) {
+            let mut ids: Vec<u32> = st.levels.keys().copied().collect();
+            ids.sort_unstable();
+            for (id, &n) in ids.iter().zip(p) {
+                st.levels[id].stats.pending.store(n, Ordering::SeqCst);
+            }
         }
         for l in st.levels.values() {
             l.stats.asserted_at_ns.store(0, Ordering::SeqCst);
@@ -225,6 +234,26 @@ impl Events {
         let s = self.existing().ok_or_else(|| Error::invalid(format!("no level source {id}")))?;
         let st = lock(&s.state);
         Ok(f(st.levels.get(&id).ok_or_else(|| Error::invalid(format!("no level source {id}")))?))
+    }
+
+    /// (GSI, work items pending) of every level source, in id order (the
+    /// order a VM's plugins created them). An EOI already signalled but not
+    /// yet read retires its item first and the next item asserts, as the
+    /// event thread would do a moment later.
+    pub fn level_pending(&self) -> Vec<(u32, u64)> {
+        let Some(s) = self.existing() else { return vec![] };
+        let st = lock(&s.state);
+        let mut v: Vec<(u32, u32, u64)> = st
+            .levels
+            .iter()
+            .map(|(&id, l)| {
+                l.on_resample();
+                l.maybe_assert();
+                (id, l.gsi, l.stats.pending.load(Ordering::SeqCst))
+            })
+            .collect();
+        v.sort_unstable();
+        v.into_iter().map(|(_, g, p)| (g, p)).collect()
     }
 
     /// Add `n` work items to a level source (asserts at once if idle).

@@ -63,12 +63,17 @@ pub enum StateTag {
     /// `struct kvm_pit_state2` (kernel irqchip; optional on load: blobs of
     /// earlier cores lack it and keep the PIT's power-on state).
     Pit = 18,
+    /// Host level sources, in id order: `n` x (u32 GSI, u32 reserved, u64
+    /// work items pending). Optional on load: blobs of earlier cores lack
+    /// it and keep the live sources' pending work.
+    LevelSources = 19,
 }
 
 impl StateTag {
     fn from_u32(v: u32) -> Option<StateTag> {
         use StateTag::*;
-        [Regs, Sregs, Fpu, Xsave, Xcrs, Lapic, Events, MpState, DebugRegs, Msrs, Irqchip, Clock, Pit].into_iter().find(|t| *t as u32 == v)
+        [Regs, Sregs, Fpu, Xsave, Xcrs, Lapic, Events, MpState, DebugRegs, Msrs, Irqchip, Clock, Pit, LevelSources]
+            .into_iter().find(|t| *t as u32 == v)
     }
 }
 
@@ -314,6 +319,13 @@ impl Vm {
             }
         }
         w.record(StateTag::Clock, VM_WIDE, bytes_of(&self.fd.get_clock().map_err(kvm_err("KVM_GET_CLOCK"))?));
+        let mut levels = Vec::new();
+        for (gsi, pending) in self.events.level_pending() {
+            levels.extend(gsi.to_le_bytes());
+            levels.extend(0u32.to_le_bytes());
+            levels.extend(pending.to_le_bytes());
+        }
+        w.record(StateTag::LevelSources, VM_WIDE, &levels);
         let count = w.1;
         let mut b = w.0;
         b[0..4].copy_from_slice(&STATE_MAGIC.to_le_bytes());
@@ -347,7 +359,7 @@ impl Vm {
         }
         let n = self.vcpus.len() as u32;
         for r in &recs {
-            let vm_wide = matches!(r.tag, StateTag::Irqchip | StateTag::Clock | StateTag::Pit);
+            let vm_wide = matches!(r.tag, StateTag::Irqchip | StateTag::Clock | StateTag::Pit | StateTag::LevelSources);
             if vm_wide != (r.vcpu == VM_WIDE) || (!vm_wide && r.vcpu >= n) {
                 return Err(Error::invalid(format!("machine state: {:?} record for vCPU {} (this VM has {n})", r.tag, r.vcpu)));
             }
@@ -400,10 +412,11 @@ impl Vm {
         }
         let clock: Option<kvm_clock_data> =
             recs.iter().find(|r| r.tag == StateTag::Clock).map(|r| from_bytes(r.data, "clock")).transpose()?;
+        let levels = recs.iter().find(|r| r.tag == StateTag::LevelSources).map(|r| self.check_levels(r.data)).transpose()?;
         if cpus.iter().any(|c| c.xsave.is_some()) && !self.kvm.check_extension(Cap::Xsave) {
             return Err(Error::new(Code::Unsupported, "machine state has XSAVE state; this host's KVM lacks KVM_CAP_XSAVE"));
         }
-        self.events.quiesced(false, |high| {
+        self.events.quiesced(false, levels.as_deref(), |high| {
             if let Some(mut c) = clock {
                 // Resume the clock where it stood, not at wall time.
                 c.flags = 0;
@@ -421,6 +434,28 @@ impl Vm {
             // that `put_vcpus` overwrote; its line must not stay asserted.
             self.lower_resampled_lines(high).map(|_| ())
         })
+    }
+
+    /// The pending work of a `LevelSources` record, checked against this
+    /// VM's level sources (same count and lines, in id order).
+    fn check_levels(&self, data: &[u8]) -> Result<Vec<u64>> {
+        if data.len() % 16 != 0 {
+            return Err(Error::invalid(format!("machine state: level-source record of {} bytes is not n x 16", data.len())));
+        }
+        let saved: Vec<(u32, u64)> =
+            data.chunks_exact(16).map(|c| (u32_at(c, 0), u64::from_le_bytes(c[8..16].try_into().expect("16-byte chunk")))).collect();
+        let live = self.events.level_pending();
+        let gsis = |v: &[(u32, u64)]| v.iter().map(|(g, _)| g.to_string()).collect::<Vec<_>>().join(", ");
+        if saved.len() != live.len() || saved.iter().zip(&live).any(|(a, b)| a.0 != b.0) {
+            return Err(Error::invalid(format!(
+                "machine state has {} level sources (GSI {}), this VM {} (GSI {})",
+                saved.len(),
+                gsis(&saved),
+                live.len(),
+                gsis(&live)
+            )));
+        }
+        Ok(saved.into_iter().map(|(_, p)| p).collect())
     }
 
     fn put_vcpus(&self, cpus: &[Cpu]) -> Result<()> {

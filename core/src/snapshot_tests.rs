@@ -106,3 +106,33 @@ fn the_in_kernel_pit_travels_with_the_machine_state() {
     let got = b.fd.get_pit2().unwrap();
     assert_eq!((got.channels[0].count, got.channels[0].mode), (0x1234, 2));
 }
+
+/// Level sources' pending work is in the blob; a VM whose sources differ
+/// refuses it before changing anything, one with the same gets its work.
+#[test]
+fn level_sources_pending_work_round_trips() {
+    use crate::vm::VmConfig;
+    if !std::path::Path::new("/dev/kvm").exists() {
+        eprintln!("SKIPPED: no /dev/kvm");
+        return;
+    }
+    let cfg = || VmConfig { mem_size: 16 << 20, irqchip: IrqchipMode::Kernel, strict: false, quirk_level_resignal: true, vcpus: 1 };
+    let pending = |vm: &Vm, id: u32| vm.level_stats(id).unwrap()[2];
+    let a = Vm::new(cfg()).unwrap();
+    let src = a.level_create(10).unwrap();
+    a.level_add(src, 6).unwrap();
+    let blob = a.state_save().unwrap();
+    a.level_add(src, 2).unwrap();
+    assert_eq!(pending(&a, src), 8);
+    a.state_load(&blob).unwrap();
+    assert_eq!(pending(&a, src), 6);
+
+    let none = Vm::new(cfg()).unwrap();
+    let e = none.state_load(&blob).unwrap_err().to_string();
+    assert!(e.contains("1 level sources (GSI 10), this VM 0 (GSI )"), "{e}");
+    let other = Vm::new(cfg()).unwrap();
+    let o = other.level_create(11).unwrap();
+    other.level_add(o, 1).unwrap();
+    assert!(other.state_load(&blob).unwrap_err().to_string().contains("this VM 1 (GSI 11)"));
+    assert_eq!(pending(&other, o), 1, "a refused blob changes nothing");
+}

@@ -320,7 +320,7 @@ impl Vm {
         self.drop_parked_aps();
         // As a snapshot restore: no tick may land half-way, and no
         // resampled line may stay asserted into the power-on irqchip.
-        self.events.quiesced(true, |high| {
+        self.events.quiesced(true, None, |high| {
             for i in 0..self.vcpus.len() as u32 {
                 self.reset_vcpu(i)?;
             }
