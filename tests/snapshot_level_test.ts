@@ -33,24 +33,27 @@ Deno.test({
         a.add(1);
         assert.equal(a.stats().pending, 6);
       });
-      await t.step(`${irqchip}: a file restore into a VM with the same sources`, () => {
-        const path = Deno.makeTempFileSync({ suffix: ".snap" });
-        try {
-          {
-            using vm = createVm(opts);
-            vm.createLevelSource(10).add(4);
-            vm.snapshot(path);
+      await t.step(
+        `${irqchip}: a file restore into a VM with the same sources`,
+        () => {
+          const path = Deno.makeTempFileSync({ suffix: ".snap" });
+          try {
+            {
+              using vm = createVm(opts);
+              vm.createLevelSource(10).add(4);
+              vm.snapshot(path);
+            }
+            const snap = loadSnapshot(path);
+            assert.deepEqual(snap.meta.levels, [10]);
+            using back = createVm(opts);
+            const src = back.createLevelSource(10);
+            back.restore(snap);
+            assert.equal(src.stats().pending, 4);
+          } finally {
+            Deno.removeSync(path);
           }
-          const snap = loadSnapshot(path);
-          assert.deepEqual(snap.meta.levels, [10]);
-          using back = createVm(opts);
-          const src = back.createLevelSource(10);
-          back.restore(snap);
-          assert.equal(src.stats().pending, 4);
-        } finally {
-          Deno.removeSync(path);
-        }
-      });
+        },
+      );
       await t.step(`${irqchip}: different sources are a clear mismatch`, () => {
         using vm = createVm(opts);
         vm.createLevelSource(10).add(1);
