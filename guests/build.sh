@@ -9,7 +9,7 @@ CC=${CC:-gcc}
 source lib/flags.sh
 CFLAGS=("${GUEST_CFLAGS[@]}")
 LDFLAGS=(-T lib/linker.ld "${GUEST_LDFLAGS[@]}")
-GUESTS=(hello ports spin selfipi exits timer lapic_timer ioapic virtio timer_garbage level_irq virtio_bench pic testdev pc_timers highmem serial_echo msi_exits snapshot cpuid x2apic forbidden triple_fault hpet level_sti hpet_ticks smp ioapic_smp smp_bench msix_smp)
+GUESTS=(hello ports spin selfipi exits timer lapic_timer ioapic virtio timer_garbage level_irq virtio_bench pic testdev pc_timers highmem serial_echo msi_exits snapshot cpuid x2apic forbidden triple_fault hpet level_sti hpet_ticks smp ioapic_smp smp_bench msix_smp level_smp)
 
 mkdir -p build
 # Incremental: a guest is rebuilt when its ELF is missing or older than its
@@ -26,7 +26,7 @@ for g in "${GUESTS[@]}"; do
         virtio*) extra=(lib/virtio_drv.c) ;;    # PCI + virtio-pci driver helpers
         msix_smp) extra=(lib/smp_boot.c lib/virtio_drv.c) ;;
         timer|hpet_ticks) extra=(lib/ticks.c) ;; # the shared tick recorder
-        smp|ioapic_smp|smp_bench) extra=(lib/smp_boot.c) ;; # AP start-up (INIT/SIPI trampoline)
+        smp|ioapic_smp|smp_bench|level_smp) extra=(lib/smp_boot.c) ;; # AP start-up (INIT/SIPI trampoline)
         *) extra=() ;;
     esac
     stale "build/$g.elf" "$g.c" || continue

@@ -437,7 +437,9 @@ fn event_loop(s: &Shared) {
                 .min();
             if due.is_some_and(|d| d <= now) && now >= st.next_poll_ns {
                 st.next_poll_ns = now + crate::level_source::POLL_AFTER_NS;
-                if let Some(k) = s.kicks.first() {
+                // Every vCPU: each looks in its own LAPIC for the messages
+                // routed to it (`Vm::poll_levels`).
+                for k in &s.kicks {
                     k.kick(POLL);
                 }
             }

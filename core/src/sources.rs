@@ -236,8 +236,9 @@ impl Vm {
         self.irqfd_destroy(l.irqfd_id)
     }
 
-    /// On the vCPU thread: for each level source still waiting for an EOI,
-    /// look its vector (from the GSI's MSI route) up in the LAPIC. When it
+    /// On vCPU `index`'s thread: for each level source still waiting for an
+    /// EOI whose message this vCPU answers for ([`level_poller`]), look its
+    /// vector (from the GSI's MSI route) up in the LAPIC. When it
     /// is neither requested (IRR) nor in service (ISR), the asserted
     /// message never reached the guest: on this project's nested KVM a
     /// level MSI written to an irqfd while the vCPU runs can be lost (TMR
@@ -245,10 +246,13 @@ impl Vm {
     /// reliable; its EOI then resamples the source as usual. At worst a
     /// guest sees one spurious level interrupt, which level handlers must
     /// tolerate (they check the device).
-    pub(crate) fn poll_levels(&self, fd: &VcpuFd) {
+    pub(crate) fn poll_levels(&self, index: u32, fd: &VcpuFd) {
         let mut lapic_state = None;
         for (gsi, reinjected) in self.events.outstanding_levels() {
             let Some((address, data)) = self.msi_route(gsi) else { continue };
+            if level_poller(address, self.vcpus.len() as u32) != index {
+                continue;
+            }
             let vector = (data & 0xff) as usize;
             if lapic_state.is_none() {
                 lapic_state = fd.get_lapic().ok();
@@ -261,5 +265,36 @@ impl Vm {
                 reinjected.fetch_add(1, Ordering::SeqCst);
             }
         }
+    }
+}
+
+/// The vCPU whose LAPIC tells whether a level message to `address`
+/// arrived: the one a physical destination names (APIC ID = vCPU index);
+/// vCPU 0 for every other form (logical, broadcast, no such CPU), whose
+/// target the core does not resolve. Another vCPU's LAPIC cannot be read
+/// while it runs, so each vCPU polls its own: looking in vCPU 0's for a
+/// message an AP holds in service would re-signal it needlessly.
+pub(crate) fn level_poller(address: u64, vcpus: u32) -> u32 {
+    let dest = ((address >> 12) & 0xff) as u32;
+    let logical = address & (1 << 2) != 0;
+    if !logical && dest < vcpus {
+        dest
+    } else {
+        0
+    }
+}
+
+#[cfg(test)]
+mod poller_tests {
+    use super::level_poller;
+
+    #[test]
+    fn physical_destinations_poll_on_their_vcpu_the_rest_on_vcpu_0() {
+        let msi = |dest: u64, logical: bool| 0xfee0_0000 | dest << 12 | if logical { 4 } else { 0 };
+        assert_eq!(level_poller(msi(0, false), 4), 0);
+        assert_eq!(level_poller(msi(3, false), 4), 3);
+        assert_eq!(level_poller(msi(4, false), 4), 0, "no such CPU");
+        assert_eq!(level_poller(msi(0xff, false), 4), 0, "broadcast");
+        assert_eq!(level_poller(msi(2, true), 4), 0, "logical");
     }
 }

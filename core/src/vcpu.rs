@@ -184,7 +184,7 @@ impl Vm {
             v.inner.try_lock().map_err(|_| Error::new(Code::Busy, format!("vCPU {index} is already running")))?;
         let inner = &mut *guard;
         v.kick.enter();
-        let r = run_loop(inner, &v.kick, &self.ranges, self.config.strict, &|fd| self.poll_levels(fd));
+        let r = run_loop(inner, &v.kick, &self.ranges, self.config.strict, &|fd| self.poll_levels(index, fd));
         v.kick.leave();
         r
     }
