@@ -7,6 +7,7 @@
  */
 import assert from "node:assert/strict";
 import type { DeviceContext, MsiInterrupt, Plugin } from "../bus/types.ts";
+import { cpuTablePlugin } from "./cpu_table.ts";
 import { bootGuest, failures, HAVE_KVM, passes } from "./kvm.ts";
 
 function u32(d: Uint8Array): number {
@@ -41,26 +42,6 @@ function msiPlugin(): Plugin & { sent: number } {
     },
   };
   return p;
-}
-
-/** Collects the guest's per-CPU counts: case -> count by CPU. */
-function tablePlugin(): Plugin & { table: Map<number, number[]> } {
-  const table = new Map<number, number[]>();
-  return {
-    name: "smp-table",
-    table,
-    setup: () => [{
-      range: { space: "pio", base: 0x648, length: 4 },
-      read: (_a, d) => d.fill(0),
-      write: (_a, d) => {
-        const v = u32(d);
-        const c = v >>> 16, cpu = (v >>> 8) & 0xff;
-        const row = table.get(c) ?? [];
-        row[cpu] = v & 0xff;
-        table.set(c, row);
-      },
-    }],
-  };
 }
 
 /** What the guest must report, case by case, for `n` CPUs (see ioapic_smp.c). */
@@ -110,7 +91,7 @@ Deno.test({
       for (const n of [2, 4]) {
         await t.step(`${n} vCPUs, ${irqchip} irqchip`, () => {
           const msi = msiPlugin();
-          const tab = tablePlugin();
+          const tab = cpuTablePlugin();
           const { result, out, machine } = bootGuest(
             "ioapic_smp",
             [n, 1, 1000, 1],

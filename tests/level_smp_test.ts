@@ -9,28 +9,20 @@
 import assert from "node:assert/strict";
 import type { Plugin } from "../bus/types.ts";
 import type { LevelSource } from "../vmm/vm.ts";
+import { cpuTablePlugin } from "./cpu_table.ts";
 import { bootGuest, failures, HAVE_KVM, passes } from "./kvm.ts";
 
 const K = 20;
 const GSI = 10;
 
-/** Port 0x2F1: "ready", the host adds K items; 0x648: per-CPU counts. */
-function host(get: () => LevelSource): Plugin & { table: number[][] } {
-  const table: number[][] = [];
+/** Port 0x2F1: the guest says "ready"; the host then adds K work items. */
+function starter(get: () => LevelSource): Plugin {
   return {
-    name: "level-smp-host",
-    table,
+    name: "level-smp-starter",
     setup: () => [{
       range: { space: "pio", base: 0x2f1, length: 1 },
       read: (_a, d) => d.fill(0),
       write: () => get().add(K),
-    }, {
-      range: { space: "pio", base: 0x648, length: 4 },
-      read: (_a, d) => d.fill(0),
-      write: (_a, d) => {
-        const v = new DataView(d.buffer, d.byteOffset).getUint32(0, true);
-        (table[v >>> 16] ??= [])[(v >>> 8) & 0xff] = v & 0xff;
-      },
     }],
   };
 }
@@ -43,11 +35,16 @@ Deno.test({
       for (const n of [2, 4]) {
         await t.step(`${n} vCPUs, ${irqchip} irqchip`, async () => {
           let src: LevelSource | undefined;
-          const h = host(() => src!);
+          const h = cpuTablePlugin();
           const { result, out, machine } = bootGuest(
             "level_smp",
             [n, GSI, 0x70, K],
-            { irqchip, vcpus: n, plugins: [h], timeoutMs: 240_000 },
+            {
+              irqchip,
+              vcpus: n,
+              plugins: [starter(() => src!), h],
+              timeoutMs: 240_000,
+            },
             (vm) => src = vm.createLevelSource(GSI),
           );
           using _ = machine;
@@ -66,7 +63,7 @@ Deno.test({
           }
           let extra = 0;
           for (let cpu = 0; cpu < n; cpu++) {
-            const row = h.table[cpu];
+            const row = h.table.get(cpu)!;
             assert.ok(row[cpu] >= K, `routed to CPU ${cpu}: ${row}`);
             extra += row[cpu] - K;
             row.forEach((v, i) =>

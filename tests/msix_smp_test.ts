@@ -7,29 +7,10 @@
  * 4 vCPUs. Asserts counts, never timing.
  */
 import assert from "node:assert/strict";
-import type { Plugin } from "../bus/types.ts";
 import { pciBusPlugin } from "../plugins/pci/pci_bus.ts";
 import { virtioRng } from "../plugins/virtio/rng.ts";
+import { cpuTablePlugin } from "./cpu_table.ts";
 import { bootGuest, failures, HAVE_KVM, passes } from "./kvm.ts";
-
-/** Collects the guest's per-CPU counts: case -> count by CPU. */
-function tablePlugin(): Plugin & { table: Map<number, number[]> } {
-  const table = new Map<number, number[]>();
-  return {
-    name: "msix-table",
-    table,
-    setup: () => [{
-      range: { space: "pio", base: 0x648, length: 4 },
-      read: (_a, d) => d.fill(0),
-      write: (_a, d) => {
-        const v = new DataView(d.buffer, d.byteOffset).getUint32(0, true);
-        const row = table.get(v >>> 16) ?? [];
-        row[(v >>> 8) & 0xff] = v & 0xff;
-        table.set(v >>> 16, row);
-      },
-    }],
-  };
-}
 
 const MAX_CPUS = 16;
 
@@ -52,7 +33,7 @@ Deno.test({
           msixIrqfd,
           devices: [{ device: 1, function: virtioRng() }],
         });
-        const tab = tablePlugin();
+        const tab = cpuTablePlugin();
         const { result, out, machine } = bootGuest("msix_smp", [n], {
           irqchip,
           vcpus: n,
