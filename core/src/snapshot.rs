@@ -439,7 +439,7 @@ impl Vm {
     /// The pending work of a `LevelSources` record, checked against this
     /// VM's level sources (same count and lines, in id order).
     fn check_levels(&self, data: &[u8]) -> Result<Vec<u64>> {
-        if data.len() % 16 != 0 {
+        if !data.len().is_multiple_of(16) {
             return Err(Error::invalid(format!("machine state: level-source record of {} bytes is not n x 16", data.len())));
         }
         let saved: Vec<(u32, u64)> =
