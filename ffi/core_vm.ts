@@ -250,6 +250,23 @@ export class CoreVm {
   }
 
   /**
+   * The run loop's one call per batch of exits while the vCPU threads run:
+   * release the vCPUs in `buf[0..released)` (their exits handled), wait
+   * until at least one vCPU parks an exit, take every parked one into
+   * `buf` (at most its length, 1..64) and return how many. A stop, the run
+   * timeout and wake-ups arrive as vCPU 0's exits. The raw result (a
+   * negative error code when no vCPU thread runs): the caller checks.
+   */
+  waitExits(buf: Uint32Array, released: number): number {
+    return this.#sym.dv_vm_wait_exits(
+      this.handle,
+      buf,
+      released,
+      buf.length,
+    );
+  }
+
+  /**
    * vCPU `vcpu`'s KVM MP state: 0 runnable, 1 uninitialized (an AP waiting
    * for INIT/SIPI), 2 INIT received, 3 halted, 4 SIPI received.
    */
@@ -413,6 +430,14 @@ export class CoreVm {
       this.#sym.dv_vcpu_set_irq_window(this.handle, vcpu, on ? 1 : 0),
       "interrupt window",
     );
+  }
+
+  /**
+   * Make vCPU `vcpu`'s current or next run return a wake-up (from the JS
+   * thread while the vCPU runs on its own thread).
+   */
+  wakeVcpu(vcpu: number): void {
+    this.check(this.#sym.dv_vcpu_wake(this.handle, vcpu), "wake vCPU");
   }
 
   /** Whether the vCPU can take an injected interrupt now. */

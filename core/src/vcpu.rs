@@ -161,9 +161,9 @@ impl Vm {
         let v = self.vcpu(index)?;
         let mut g = match v.inner.try_lock() {
             Ok(g) => g,
-            // AP threads left running between the caller's runs (see
+            // vCPU threads left running between the caller's runs (see
             // `Vm::detach_aps`) give the vCPU back on demand.
-            Err(_) if index > 0 && self.aps_detached() => {
+            Err(_) if self.aps_detached() => {
                 self.stop_aps();
                 v.inner.try_lock().map_err(|_| Error::new(Code::Busy, format!("vCPU {index} is running")))?
             }
@@ -407,6 +407,12 @@ impl Vm {
             crate::ioctls::interrupt(&g.fd, vector)?;
             Ok(true)
         })
+    }
+
+    /// Kick vCPU `index` out of `KVM_RUN` with a wake-up (any thread).
+    pub fn wake_vcpu(&self, index: u32) -> Result<()> {
+        self.vcpu(index)?.kick.kick(WAKE);
+        Ok(())
     }
 
     /// Ask KVM for an IRQ-window exit (`kvm_run.request_interrupt_window`).
