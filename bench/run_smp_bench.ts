@@ -30,6 +30,7 @@ const { values } = parseArgs({
     count: { type: "string", default: "2000" },
     irqchip: { type: "string", default: "kernel" },
     "handoff-only": { type: "boolean", default: false },
+    "skip-handoff": { type: "boolean", default: false },
   },
 });
 const rounds = Number(values.rounds);
@@ -59,7 +60,8 @@ const quantile = (xs: number[], q: number) => {
 
 const ratios: number[] = [];
 const deltas: number[] = [];
-for (let r = 0; r < rounds; r++) {
+const handoffRounds = values["skip-handoff"] ? 0 : rounds;
+for (let r = 0; r < handoffRounds; r++) {
   let out = "";
   using m = createMachine({
     irqchip,
@@ -87,11 +89,13 @@ const show = (xs: number[], d: number) =>
   }..${quantile(xs, 0.75).toFixed(d)}, range ${Math.min(...xs).toFixed(d)}..${
     Math.max(...xs).toFixed(d)
   })`;
-console.log(
-  `smp handoff, ${irqchip} irqchip, ${rounds} rounds x ${count} TS exits per vCPU`,
-);
-console.log(`  AP/BSP time per TS exit: ${show(ratios, 3)}`);
-console.log(`  AP - BSP per TS exit (us): ${show(deltas, 2)}`);
+if (handoffRounds > 0) {
+  console.log(
+    `smp guest, ${irqchip} irqchip, ${rounds} rounds x ${count} TS exits per vCPU`,
+  );
+  console.log(`  AP/BSP time per TS exit: ${show(ratios, 3)}`);
+  console.log(`  AP - BSP per TS exit (us): ${show(deltas, 2)}`);
+}
 
 /** One smp_bench run; its output line's numbers. */
 function benchRun(
@@ -153,3 +157,17 @@ for (const [name, xs] of Object.entries(rates)) {
     }`,
   );
 }
+// The issue's measure: what the handoff adds per TS exit, the 2-vCPU VM's
+// time per exit (BSP writing, AP halted) minus the 1-vCPU VM's, per round.
+const us = (rate: number) => 1e6 / rate;
+const two = rates["2-vCPU VM, BSP only"];
+console.log(
+  `  us per TS exit, 1-vCPU VM: ${show(base.map(us), 2)}; 2-vCPU VM: ${
+    show(two.map(us), 2)
+  }`,
+);
+console.log(
+  `  handoff per TS exit, 2-vCPU - 1-vCPU VM same round (us): ${
+    show(two.map((x, i) => us(x) - us(base[i])), 2)
+  }`,
+);

@@ -25,7 +25,7 @@ for g in "${GUESTS[@]}"; do
     case "$g" in
         virtio*) extra=(lib/virtio_drv.c) ;;    # PCI + virtio-pci driver helpers
         timer|hpet_ticks) extra=(lib/ticks.c) ;; # the shared tick recorder
-        smp|ioapic_smp|smp_bench) extra=(lib/smp_boot.c) ;; # AP start-up (INIT/SIPI trampoline)
+        smp|ioapic_smp|smp_bench|pic) extra=(lib/smp_boot.c) ;; # AP start-up (INIT/SIPI trampoline)
         *) extra=() ;;
     esac
     stale "build/$g.elf" "$g.c" || continue
