@@ -61,11 +61,37 @@ struct Slot {
     sleeping: AtomicBool,
 }
 
-/// Spins of a parked vCPU on its slot before it sleeps, and of the
-/// caller on the park counter before it sleeps: a handoff within the spin
-/// costs no futex wake. See README "SMP" for the measurements.
-const PARK_SPINS: u32 = 2_000;
-const WAIT_SPINS: u32 = 20_000;
+/// Polls of a parked vCPU on its slot before it sleeps, and of the
+/// caller on the park counter before it sleeps: a handoff within the
+/// polling costs no futex wake. Every [`YIELD_EVERY`]th poll yields the
+/// host core instead of a `pause`, so a poller never holds a core another
+/// runnable thread needs for long (3 busy threads on the 2-core dev host).
+/// ~26 ns a `pause` and ~0.6 us a `sched_yield` there (AMD EPYC, nested),
+/// so 50,000 polls are ~2 ms of polling at most per wait. Measured on
+/// the 2-core nested dev host (bench:smp, 2026-12-04, load 2.0-2.3; the
+/// handoff per TS exit, 2-vCPU minus 1-vCPU VM, medians of 3-5 rounds):
+/// 2,000/20,000 polls without yielding 141 us (a wait then sleeps almost
+/// every time, and a futex wake of a sleeping thread is ~100 us here);
+/// 50,000 without yielding 0.6 us but rounds of +2.6 ms (two pollers
+/// starving a vCPU); 20,000 yielding every 100th 3.8 us; 50,000 yielding
+/// every 20th 1.2 us; 50,000 yielding every 100th 1.0 us, quartiles
+/// 0.2..1.1 us; 200,000 yielding every 100th 0.7 us, but one vCPU each
+/// hammering 0.22x the 1-vCPU throughput (0.57x with 50,000).
+const PARK_SPINS: u32 = 50_000;
+const WAIT_SPINS: u32 = 50_000;
+/// See [`PARK_SPINS`].
+const YIELD_EVERY: u32 = 100;
+
+/// One poll of a spin-then-sleep wait (`i` counts the polls).
+#[inline]
+fn relax(i: u32) {
+    if i % YIELD_EVERY == YIELD_EVERY - 1 {
+        // SAFETY: sched_yield has no preconditions.
+        unsafe { libc::sched_yield() };
+    } else {
+        std::hint::spin_loop();
+    }
+}
 
 /// Longest single sleep of the caller: it then checks that the vCPU
 /// threads still run (a thread that ended without parking, e.g. the VM
@@ -147,11 +173,11 @@ fn run_local(r: u32) -> bool {
 /// Wait until the caller releases `slot` (true) or the threads quit
 /// (false, the exit stays parked or taken).
 fn wait_release(aps: &Aps, slot: &Slot) -> bool {
-    for _ in 0..PARK_SPINS {
+    for i in 0..PARK_SPINS {
         if slot.state.load(SeqCst) == RUNNING || aps.quit.load(SeqCst) {
             break;
         }
-        std::hint::spin_loop();
+        relax(i);
     }
     loop {
         let epoch = slot.epoch.load(SeqCst);
@@ -364,7 +390,7 @@ impl Vm {
             }
             let mut spins = 0;
             while spins < WAIT_SPINS && aps.parks.load(SeqCst) == parks {
-                std::hint::spin_loop();
+                relax(spins);
                 spins += 1;
             }
             if spins < WAIT_SPINS {
