@@ -202,8 +202,8 @@ export class PluginContexts {
       resample: (gsi: number) => {
         if (host.irqchip === "split") core.irqfdResampleGsi(gsi);
       },
-      lapicEoi: () => {
-        core.lapicEoi(0);
+      lapicEoi: (vcpu = 0) => {
+        core.lapicEoi(vcpu);
       },
       lapicHasVector: (vector: number): boolean => {
         const word = 0x10 * ((vector & 0xff) >> 5);
