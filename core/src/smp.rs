@@ -208,7 +208,7 @@ fn vcpu_thread(vm: Arc<Vm>, index: u32) {
             if aps.quit.load(SeqCst) || !vm.alive() {
                 return;
             }
-            match vm.run(index) {
+            match vm.run_on_thread(index) {
                 Ok(r) if ignores(index, r) => continue,
                 // Leaving (stop_aps' YIELD): nothing to hand over.
                 Ok(r) if run_local(r as u32) && aps.quit.load(SeqCst) => return,

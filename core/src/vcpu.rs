@@ -180,8 +180,21 @@ impl Vm {
     /// Run vCPU `index` until an exit the caller must see.
     pub fn run(&self, index: u32) -> Result<Reason> {
         let v = self.vcpu(index)?;
-        let mut guard =
+        let guard =
             v.inner.try_lock().map_err(|_| Error::new(Code::Busy, format!("vCPU {index} is already running")))?;
+        self.run_locked(v, guard)
+    }
+
+    /// [`Vm::run`] for a vCPU's own thread (see [`crate::smp`]): waits
+    /// for the vCPU's run state instead of failing, since the caller may
+    /// hold it for a moment (reading the LAPIC of a vCPU it believes
+    /// parked, see `lapicHasVector`).
+    pub(crate) fn run_on_thread(&self, index: u32) -> Result<Reason> {
+        let v = self.vcpu(index)?;
+        self.run_locked(v, crate::vm::lock(&v.inner))
+    }
+
+    fn run_locked(&self, v: &Vcpu, mut guard: std::sync::MutexGuard<'_, VcpuInner>) -> Result<Reason> {
         let inner = &mut *guard;
         v.kick.enter();
         let r = run_loop(inner, &v.kick, &self.ranges, self.config.strict, &|fd| self.poll_levels(fd));
