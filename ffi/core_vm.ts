@@ -211,14 +211,15 @@ export class CoreVm {
   }
 
   /**
-   * Start the AP threads (vCPUs 1..N run `KVM_RUN` on core threads); no-op
-   * with one vCPU or while they run.
+   * Start the vCPU threads (with more than one vCPU every vCPU, vCPU 0
+   * too, runs `KVM_RUN` on a core thread; the run loop then waits with
+   * {@link waitExits}); no-op with one vCPU or while they run.
    */
   startAps(): void {
     this.check(this.#sym.dv_vm_start_aps(this.handle), "start APs");
   }
 
-  /** Stop and join the AP threads (idempotent). */
+  /** Stop and join the vCPU threads (idempotent). */
   stopAps(): void {
     this.check(this.#sym.dv_vm_stop_aps(this.handle), "stop APs");
   }
@@ -233,9 +234,10 @@ export class CoreVm {
   }
 
   /**
-   * Take the APs parked on an exit for the caller: their indices go to
-   * `out` (at most its length, 1..64); returns how many. Release each with
-   * {@link releaseAp} once its exit record is handled.
+   * Take the vCPUs parked on an exit for the caller, without waiting: their
+   * indices go to `out` (at most its length, 1..64); returns how many.
+   * Release each with {@link releaseAp} once its exit record is handled
+   * ({@link waitExits} does both and waits).
    */
   takeParked(out: Uint32Array): number {
     return this.check(
@@ -244,7 +246,7 @@ export class CoreVm {
     );
   }
 
-  /** Let a taken AP run again. */
+  /** Let a taken vCPU run again. */
   releaseAp(vcpu: number): void {
     this.check(this.#sym.dv_vm_release_ap(this.handle, vcpu), "release AP");
   }

@@ -1091,9 +1091,10 @@ int32_t dv_vm_stop_aps(uint32_t vm);
 // stops them first. No-op without AP threads. Returns 0.
 int32_t dv_vm_detach_aps(uint32_t vm);
 
-// Write the indices of up to `cap` parked APs to `out` and mark them
-// taken; returns how many (0 when none). Each exit is in that vCPU's
-// exit record; release the AP with [`dv_vm_release_ap`] once handled.
+// Write the indices of up to `cap` parked vCPUs to `out` and mark them
+// taken, without waiting; returns how many (0 when none). Each exit is in
+// that vCPU's exit record; release the vCPU with [`dv_vm_release_ap`]
+// once handled. [`dv_vm_wait_exits`] does both and waits.
 //
 // # Safety
 // `out` must be valid for `cap` u32 writes.
@@ -1111,7 +1112,7 @@ int32_t dv_vm_take_parked(uint32_t vm, uint32_t *out, uint32_t cap);
 // `buf` must be valid for `cap` u32 reads and writes.
 int32_t dv_vm_wait_exits(uint32_t vm, uint32_t *buf, uint32_t released, uint32_t cap);
 
-// Let AP `vcpu`, whose exit was taken with [`dv_vm_take_parked`], run
+// Let vCPU `vcpu`, whose exit was taken with [`dv_vm_take_parked`], run
 // again (a read completes with its record's data). Returns 0.
 int32_t dv_vm_release_ap(uint32_t vm, uint32_t vcpu);
 

@@ -286,9 +286,10 @@ pub extern "C" fn dv_vm_detach_aps(vm: u32) -> i32 {
     })
 }
 
-/// Write the indices of up to `cap` parked APs to `out` and mark them
-/// taken; returns how many (0 when none). Each exit is in that vCPU's
-/// exit record; release the AP with [`dv_vm_release_ap`] once handled.
+/// Write the indices of up to `cap` parked vCPUs to `out` and mark them
+/// taken, without waiting; returns how many (0 when none). Each exit is in
+/// that vCPU's exit record; release the vCPU with [`dv_vm_release_ap`]
+/// once handled. [`dv_vm_wait_exits`] does both and waits.
 ///
 /// # Safety
 /// `out` must be valid for `cap` u32 writes.
@@ -328,7 +329,7 @@ pub unsafe extern "C" fn dv_vm_wait_exits(vm: u32, buf: *mut u32, released: u32,
     })
 }
 
-/// Let AP `vcpu`, whose exit was taken with [`dv_vm_take_parked`], run
+/// Let vCPU `vcpu`, whose exit was taken with [`dv_vm_take_parked`], run
 /// again (a read completes with its record's data). Returns 0.
 #[no_mangle]
 pub extern "C" fn dv_vm_release_ap(vm: u32, vcpu: u32) -> i32 {
