@@ -38,7 +38,7 @@ use crate::error::{Code, Error, Result};
 use crate::exit::Reason;
 use crate::kick::{STOP, YIELD};
 use crate::vm::{lock, Vm};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::Mutex;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -67,7 +67,7 @@ struct Slot {
 /// host core instead of a `pause`, so a poller never holds a core another
 /// runnable thread needs for long (3 busy threads on the 2-core dev host).
 /// ~26 ns a `pause` and ~0.6 us a `sched_yield` there (AMD EPYC, nested),
-/// so 50,000 polls are ~2 ms of polling at most per wait. Measured on
+/// so 50,000 polls are ~1.6 ms of polling at most per wait. Measured on
 /// the 2-core nested dev host (bench:smp, 2026-12-04, load 2.0-2.3; the
 /// handoff per TS exit, 2-vCPU minus 1-vCPU VM, medians of 3-5 rounds):
 /// 2,000/20,000 polls without yielding 141 us (a wait then sleeps almost
@@ -81,6 +81,19 @@ const PARK_SPINS: u32 = 50_000;
 const WAIT_SPINS: u32 = 50_000;
 /// See [`PARK_SPINS`].
 const YIELD_EVERY: u32 = 100;
+
+/// The caller's polling adapts to the gaps between exits, as KVM's halt
+/// polling does: its budget (at most [`WAIT_SPINS`], at least this) drops
+/// by a quarter after a sleep longer than twice [`FULL_POLL_NS`] (the VM
+/// is idle between exits: polling only burns the core) and returns to
+/// [`WAIT_SPINS`] after a sleep shorter than [`FULL_POLL_NS`] (polling
+/// longer would have caught the exit; a busy VM polls in full again at
+/// once).
+/// An idle VM whose vCPUs exit to TypeScript 100 times a second then polls
+/// ~30 us per exit instead of ~1.6 ms.
+const WAIT_SPINS_MIN: u32 = 1_000;
+/// What [`WAIT_SPINS`] polls take on the dev host (see [`PARK_SPINS`]).
+const FULL_POLL_NS: u128 = 1_600_000;
 
 /// One poll of a spin-then-sleep wait (`i` counts the polls).
 #[inline]
@@ -109,6 +122,8 @@ pub(crate) struct Aps {
     parks: AtomicU32,
     /// The caller sleeps (or is about to) on `parks`.
     waiting: AtomicBool,
+    /// The caller's poll budget (see [`WAIT_SPINS_MIN`]).
+    wait_budget: AtomicU32,
 }
 
 impl Aps {
@@ -123,6 +138,7 @@ impl Aps {
             threads: Mutex::new(Vec::new()),
             parks: AtomicU32::new(0),
             waiting: AtomicBool::new(false),
+            wait_budget: AtomicU32::new(WAIT_SPINS),
         }
     }
 
@@ -379,23 +395,37 @@ impl Vm {
             self.release_ap(i)?;
         }
         let aps = &self.aps;
+        let budget = aps.wait_budget.load(Relaxed);
+        let mut slept: Option<std::time::Instant> = None;
         loop {
             let parks = aps.parks.load(SeqCst);
             let n = self.take_parked_aps(out);
             if n > 0 {
+                if let Some(since) = slept {
+                    let ns = since.elapsed().as_nanos();
+                    let b = if ns > 2 * FULL_POLL_NS {
+                        (budget / 4 * 3).max(WAIT_SPINS_MIN)
+                    } else if ns < FULL_POLL_NS {
+                        WAIT_SPINS
+                    } else {
+                        budget
+                    };
+                    aps.wait_budget.store(b, Relaxed);
+                }
                 return Ok(n);
             }
             if aps.quit.load(SeqCst) {
                 return Err(Error::new(Code::Busy, "the vCPU threads are not running"));
             }
             let mut spins = 0;
-            while spins < WAIT_SPINS && aps.parks.load(SeqCst) == parks {
+            while spins < budget && aps.parks.load(SeqCst) == parks {
                 relax(spins);
                 spins += 1;
             }
-            if spins < WAIT_SPINS {
+            if spins < budget {
                 continue;
             }
+            slept.get_or_insert_with(std::time::Instant::now);
             aps.waiting.store(true, SeqCst);
             // Announced before the re-check (see `Aps::notify_caller`).
             if aps.parks.load(SeqCst) == parks {
