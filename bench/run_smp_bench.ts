@@ -10,8 +10,11 @@
  * Then, with the `smp_bench` guest, interleaved per round: the IPI round
  * trip between two vCPUs (in-kernel LAPIC, BSP -> AP 1 -> BSP, guest TSC),
  * and TS-exit throughput (exits per second of guest TSC time) of: a
- * one-vCPU VM; a two-vCPU VM with only the BSP writing; both vCPUs writing
- * the same plugin's port; both writing a port of their own plugin.
+ * one-vCPU VM; a two-vCPU VM with only the BSP writing; with only AP 1
+ * writing (the BSP halted); both vCPUs writing the same plugin's port;
+ * both writing a port of their own plugin. The handoff's cost per TS exit
+ * is the 2-vCPU VM's time per exit (one vCPU writing) minus the 1-vCPU
+ * VM's, same round.
  *
  * ```sh
  * deno run -A bench/run_smp_bench.ts [--rounds 11] [--count 2000] [--irqchip kernel]
@@ -30,6 +33,7 @@ const { values } = parseArgs({
     count: { type: "string", default: "2000" },
     irqchip: { type: "string", default: "kernel" },
     "handoff-only": { type: "boolean", default: false },
+    "skip-handoff": { type: "boolean", default: false },
   },
 });
 const rounds = Number(values.rounds);
@@ -59,7 +63,8 @@ const quantile = (xs: number[], q: number) => {
 
 const ratios: number[] = [];
 const deltas: number[] = [];
-for (let r = 0; r < rounds; r++) {
+const handoffRounds = values["skip-handoff"] ? 0 : rounds;
+for (let r = 0; r < handoffRounds; r++) {
   let out = "";
   using m = createMachine({
     irqchip,
@@ -87,11 +92,13 @@ const show = (xs: number[], d: number) =>
   }..${quantile(xs, 0.75).toFixed(d)}, range ${Math.min(...xs).toFixed(d)}..${
     Math.max(...xs).toFixed(d)
   })`;
-console.log(
-  `smp handoff, ${irqchip} irqchip, ${rounds} rounds x ${count} TS exits per vCPU`,
-);
-console.log(`  AP/BSP time per TS exit: ${show(ratios, 3)}`);
-console.log(`  AP - BSP per TS exit (us): ${show(deltas, 2)}`);
+if (handoffRounds > 0) {
+  console.log(
+    `smp guest, ${irqchip} irqchip, ${rounds} rounds x ${count} TS exits per vCPU`,
+  );
+  console.log(`  AP/BSP time per TS exit: ${show(ratios, 3)}`);
+  console.log(`  AP - BSP per TS exit (us): ${show(deltas, 2)}`);
+}
 
 /** One smp_bench run; its output line's numbers. */
 function benchRun(
@@ -121,6 +128,11 @@ const ipiUs: number[] = [];
 const configs = {
   "1-vCPU VM, BSP": { vcpus: 1, mask: 1, plugins: () => [sink(0x614, 4)] },
   "2-vCPU VM, BSP only": { vcpus: 2, mask: 1, plugins: () => [sink(0x614, 4)] },
+  "2-vCPU VM, AP 1 only": {
+    vcpus: 2,
+    mask: 2,
+    plugins: () => [sink(0x614, 4)],
+  },
   "2-vCPU VM, both, same plugin": {
     vcpus: 2,
     mask: 3,
@@ -150,6 +162,18 @@ for (const [name, xs] of Object.entries(rates)) {
   console.log(
     `  TS exits/s, ${name}: ${show(xs, 0)}; / 1-vCPU VM same round: ${
       show(ratio, 3)
+    }`,
+  );
+}
+// The issue's measure: what the handoff adds per TS exit, the 2-vCPU VM's
+// time per exit (BSP writing, AP halted) minus the 1-vCPU VM's, per round.
+const us = (rate: number) => 1e6 / rate;
+console.log(`  us per TS exit, 1-vCPU VM: ${show(base.map(us), 2)}`);
+for (const who of ["BSP", "AP 1"]) {
+  const two = rates[`2-vCPU VM, ${who} only`];
+  console.log(
+    `  handoff per TS exit, 2-vCPU VM (${who} writing) - 1-vCPU VM same round (us): ${
+      show(two.map((x, i) => us(x) - us(base[i])), 2)
     }`,
   );
 }

@@ -38,11 +38,13 @@ export interface IrqChipContext extends DeviceContext {
    */
   resample(gsi: number): void;
   /**
-   * Retire the highest-priority in-service interrupt of vCPU 0's in-kernel
-   * LAPIC (what a guest write to the LAPIC EOI register does). Used to
-   * bridge legacy 8259 EOIs when the PIC is not in the kernel.
+   * Retire the highest-priority in-service interrupt of vCPU `vcpu`'s
+   * (default 0) in-kernel LAPIC (what a guest write to the LAPIC EOI
+   * register does). Used to bridge legacy 8259 EOIs when the PIC is not in
+   * the kernel: pass the vCPU whose access is being handled (with more
+   * than one vCPU the others may be running, and cannot be touched).
    */
-  lapicEoi(): void;
+  lapicEoi(vcpu?: number): void;
   /**
    * True when `vector` is in service (ISR) or requested (IRR) in vCPU 0's
    * in-kernel LAPIC. Used by the split-irqchip IOAPIC's Remote-IRR

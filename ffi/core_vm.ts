@@ -211,14 +211,15 @@ export class CoreVm {
   }
 
   /**
-   * Start the AP threads (vCPUs 1..N run `KVM_RUN` on core threads); no-op
-   * with one vCPU or while they run.
+   * Start the vCPU threads (with more than one vCPU every vCPU, vCPU 0
+   * too, runs `KVM_RUN` on a core thread; the run loop then waits with
+   * {@link waitExits}); no-op with one vCPU or while they run.
    */
   startAps(): void {
     this.check(this.#sym.dv_vm_start_aps(this.handle), "start APs");
   }
 
-  /** Stop and join the AP threads (idempotent). */
+  /** Stop and join the vCPU threads (idempotent). */
   stopAps(): void {
     this.check(this.#sym.dv_vm_stop_aps(this.handle), "stop APs");
   }
@@ -233,9 +234,10 @@ export class CoreVm {
   }
 
   /**
-   * Take the APs parked on an exit for the caller: their indices go to
-   * `out` (at most its length, 1..64); returns how many. Release each with
-   * {@link releaseAp} once its exit record is handled.
+   * Take the vCPUs parked on an exit for the caller, without waiting: their
+   * indices go to `out` (at most its length, 1..64); returns how many.
+   * Release each with {@link releaseAp} once its exit record is handled
+   * ({@link waitExits} does both and waits).
    */
   takeParked(out: Uint32Array): number {
     return this.check(
@@ -244,9 +246,26 @@ export class CoreVm {
     );
   }
 
-  /** Let a taken AP run again. */
+  /** Let a taken vCPU run again. */
   releaseAp(vcpu: number): void {
     this.check(this.#sym.dv_vm_release_ap(this.handle, vcpu), "release AP");
+  }
+
+  /**
+   * The run loop's one call per batch of exits while the vCPU threads run:
+   * release the vCPUs in `buf[0..released)` (their exits handled), wait
+   * until at least one vCPU parks an exit, take every parked one into
+   * `buf` (at most its length, 1..64) and return how many. A stop, the run
+   * timeout and wake-ups arrive as vCPU 0's exits. The raw result (a
+   * negative error code when no vCPU thread runs): the caller checks.
+   */
+  waitExits(buf: Uint32Array, released: number): number {
+    return this.#sym.dv_vm_wait_exits(
+      this.handle,
+      buf,
+      released,
+      buf.length,
+    );
   }
 
   /**
@@ -413,6 +432,14 @@ export class CoreVm {
       this.#sym.dv_vcpu_set_irq_window(this.handle, vcpu, on ? 1 : 0),
       "interrupt window",
     );
+  }
+
+  /**
+   * Make vCPU `vcpu`'s current or next run return a wake-up (from the JS
+   * thread while the vCPU runs on its own thread).
+   */
+  wakeVcpu(vcpu: number): void {
+    this.check(this.#sym.dv_vcpu_wake(this.handle, vcpu), "wake vCPU");
   }
 
   /** Whether the vCPU can take an injected interrupt now. */

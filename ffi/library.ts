@@ -65,7 +65,12 @@ export const SYMBOLS = {
   dv_vm_detach_aps: { parameters: [VM], result: "i32" },
   dv_vm_take_parked: { parameters: [VM, "buffer", "u32"], result: "i32" },
   dv_vm_release_ap: { parameters: [VM, "u32"], result: "i32" },
+  dv_vm_wait_exits: {
+    parameters: [VM, "buffer", "u32", "u32"],
+    result: "i32",
+  },
   dv_vcpu_mp_state: { parameters: [VM, "u32"], result: "i32" },
+  dv_vcpu_wake: { parameters: [VM, "u32"], result: "i32" },
   dv_vcpu_run: { parameters: [VM, "u32"], result: "i32" },
   dv_vcpu_record: { parameters: [VM, "u32", "buffer"], result: "i32" },
   dv_vcpu_counters: { parameters: [VM, "u32", "buffer"], result: "i32" },

@@ -52,9 +52,10 @@ export function symbolGroup(name: string): string {
       .test(name)
   ) return "snapshot";
   if (
-    /^dv_(vm_(start_aps|stop_aps|take_parked|release_ap)|vcpu_mp_state)/.test(
-      name,
-    )
+    /^dv_(vm_(start_aps|stop_aps|take_parked|release_ap|wait_exits)|vcpu_(mp_state|wake))/
+      .test(
+        name,
+      )
   ) {
     return "smp";
   }

@@ -26,7 +26,7 @@ for g in "${GUESTS[@]}"; do
         virtio*) extra=(lib/virtio_drv.c) ;;    # PCI + virtio-pci driver helpers
         msix_smp) extra=(lib/smp_boot.c lib/virtio_drv.c) ;;
         timer|hpet_ticks) extra=(lib/ticks.c) ;; # the shared tick recorder
-        smp|ioapic_smp|smp_bench|level_smp) extra=(lib/smp_boot.c) ;; # AP start-up (INIT/SIPI trampoline)
+        smp|ioapic_smp|smp_bench|pic|level_smp) extra=(lib/smp_boot.c) ;; # AP start-up (INIT/SIPI trampoline)
         *) extra=() ;;
     esac
     stale "build/$g.elf" "$g.c" || continue

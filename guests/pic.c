@@ -1,8 +1,13 @@
 /* pic: checks the 8259A PIC pair of the split irqchip, delivered as ExtINT
  * through LAPIC LINT0 (our TypeScript PIC + KVM_INTERRUPT at interrupt-
  * window exits). Lines are driven through the pc-testdev ports 0x2000 + n.
+ * arg0 = 2 (a VM with 2 vCPUs) adds: AP 1 raises IRQ 1 AP_ROUNDS times
+ * while the BSP halts in `sti; hlt`, so each ExtINT is raised by another
+ * vCPU's exit while vCPU 0 sleeps in KVM (the run loop must get vCPU 0
+ * out to inject it).
  * Prints PASS/FAIL lines and exits through 0xF4 with the failure count. */
 #include "lib/rt.h"
+#include "lib/smp_boot.h"
 
 #define PIC1_CMD  0x20
 #define PIC1_DATA 0x21
@@ -78,9 +83,44 @@ static void h_aeoi(u64 v, struct frame *f)       /* auto-EOI: no EOI */
     isr_in_handler[v] = read_isr1();
 }
 
+#define AP_ROUNDS 20
+static volatile u32 ap_go;
+
+static void ap_entry(void)
+{
+    smp_ap_online();
+    while (!__atomic_load_n(&ap_go, __ATOMIC_ACQUIRE))
+        cpu_relax();
+    for (u32 i = 1; i <= AP_ROUNDS; i++) {
+        irq_line(1, 1);
+        for (u32 s = 0; s < 100000000 && cnt[BASE1 + 1] < i; s++)
+            cpu_relax();
+        irq_line(1, 0);
+    }
+    for (;;)
+        sti_hlt();
+}
+
+/* IRQ 1 raised by AP 1 while the BSP halts (see the header). */
+static void ap_raises_extint(void)
+{
+    pic_init(0x01);
+    unmask(1);
+    CHECK("smp_ap_started", smp_start_aps(2, ap_entry) == 1);
+    __atomic_store_n(&ap_go, 1, __ATOMIC_RELEASE);
+    for (u32 s = 0; s < 10000000; s++) {
+        cli();
+        if (cnt[BASE1 + 1] >= AP_ROUNDS)
+            break;
+        sti_hlt();
+    }
+    cli();
+    CHECK("smp_ap_extint_to_halted_bsp", cnt[BASE1 + 1] == AP_ROUNDS);
+}
+
 int main(u64 a0, u64 a1, u64 a2, u64 a3)
 {
-    (void)a0; (void)a1; (void)a2; (void)a3;
+    (void)a1; (void)a2; (void)a3;
     cli();
     idt_init();
     lapic_enable();
@@ -141,6 +181,9 @@ int main(u64 a0, u64 a1, u64 a2, u64 a3)
     CHECK("aeoi_delivered", rt_wait_for(&cnt[BASE1 + 6], 1) == 1);
     CHECK("aeoi_isr_clear_in_handler", (isr_in_handler[BASE1 + 6] & (1u << 6)) == 0);
     irq_line(6, 0);
+
+    if (a0 == 2)
+        ap_raises_extint();
 
     kprintf("pic: %u failures, %u unexpected interrupts\n", failures, unexpected_irqs);
     return (int)(failures + unexpected_irqs);

@@ -5,7 +5,8 @@
  *    (TSC cycles per round trip).
  *  mode 2, TS-exit throughput: the CPUs in the mask arg3 & 0xFF each write
  *    K times to a TS port, all starting together: port 0x614 for all, or
- *    with arg3 bit 8 port 0x614 + 4 * APIC ID (one port each). Prints
+ *    with arg3 bit 8 port 0x614 + 4 * APIC ID (one port each); a BSP not
+ *    in the mask halts until the APs are done (each wakes it with an IPI). Prints
  *    "smp_bench: hammer kcycles=<go .. last done, in 1000s> exits=<total>".
  * APs start with INIT/SIPI (lib/smp_boot.c). Exit status = failures. */
 #include "lib/smp_boot.h"
@@ -49,6 +50,8 @@ static void ap_main(void)
             cpu_relax();
         hammer(id);
         __atomic_fetch_add(&done, 1, __ATOMIC_SEQ_CST);
+        if (!(mask & 1))
+            smp_send_ipi(0, VEC_PONG);   /* the halted BSP: wake up */
     }
     for (;;)
         sti_hlt();
@@ -98,9 +101,21 @@ int main(u64 arg0, u64 arg1, u64 arg2, u64 arg3)
             cpu_relax();
         u64 t0 = rdtsc();
         __atomic_store_n(&go, 1, __ATOMIC_RELEASE);
-        if (mask & 1)
+        if (mask & 1) {
             hammer(0);
-        smp_wait_until(&done, aps);
+            smp_wait_until(&done, aps);
+        } else {
+            /* Not writing: halt (each AP's IPI wakes it), so that only the
+             * writing vCPUs' threads and the JS thread are busy. */
+            for (u32 s = 0; s < 100000000; s++) {
+                cli();
+                if (__atomic_load_n(&done, __ATOMIC_ACQUIRE) >= aps)
+                    break;
+                sti_hlt();
+            }
+            sti();
+            cli();
+        }
         u64 t = rdtsc() - t0;
         u32 cpus = aps + (mask & 1);
         CHECK("smp_bench_hammer_done", done == aps);

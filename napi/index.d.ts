@@ -88,6 +88,8 @@ export declare function dv_vcpu_lapic_eoi(vm: number, vcpu: number): number
 /** `dv_vcpu_lapic_read(vm, vcpu, offsets, count, out)`. */
 export declare function dv_vcpu_lapic_read(vm: number, vcpu: number, offsets: Buf, count: U64, out: Buf): number
 
+export declare function dv_vcpu_mp_state(vm: number, vcpu: number): number
+
 export declare function dv_vcpu_ready_for_injection(vm: number, vcpu: number): number
 
 /** `dv_vcpu_record(vm, vcpu, out)`: the record's address into one u64. */
@@ -109,17 +111,21 @@ export declare function dv_vcpu_set_irq_window(vm: number, vcpu: number, on: num
 
 export declare function dv_vcpu_tsc_khz(vm: number, vcpu: number): number
 
+export declare function dv_vcpu_wake(vm: number, vcpu: number): number
+
 export declare function dv_vm_bitmap_words(vm: number): number
 
 export declare function dv_vm_count(): number
 
 /**
- * `dv_vm_create(config, out)`: `config` a 16-byte `DvVmCreateConfig`,
+ * `dv_vm_create(config, out)`: `config` a `DvVmCreateConfig`,
  * `out` receives the u32 handle.
  */
 export declare function dv_vm_create(config: Buf, out: Buf): number
 
 export declare function dv_vm_destroy(vm: number): number
+
+export declare function dv_vm_detach_aps(vm: number): number
 
 /** `dv_vm_dirty_bitmap(vm, out, words)`. */
 export declare function dv_vm_dirty_bitmap(vm: number, out: Buf, words: U64): number
@@ -157,11 +163,15 @@ export declare function dv_vm_range_add(vm: number, space: number, base: U64, le
 
 export declare function dv_vm_range_remove(vm: number, space: number, base: U64): number
 
+export declare function dv_vm_release_ap(vm: number, vcpu: number): number
+
 export declare function dv_vm_reset(vm: number, flags: number): number
 
 export declare function dv_vm_set_timeout(vm: number, ns: U64): number
 
 export declare function dv_vm_set_wake(vm: number, ns: U64): number
+
+export declare function dv_vm_start_aps(vm: number): number
 
 /** `dv_vm_state_load(vm, buf, len)`. */
 export declare function dv_vm_state_load(vm: number, buf: Buf, len: U64): number
@@ -170,3 +180,17 @@ export declare function dv_vm_state_load(vm: number, buf: Buf, len: U64): number
 export declare function dv_vm_state_save(vm: number, buf: Buf, cap: U64): number
 
 export declare function dv_vm_stop(vm: number): number
+
+export declare function dv_vm_stop_aps(vm: number): number
+
+/**
+ * `dv_vm_take_parked(vm, out, cap)`: the vCPUs whose exits wait for the
+ * JS thread, up to `cap` of them into `out` (u32 each).
+ */
+export declare function dv_vm_take_parked(vm: number, out: Buf, cap: number): number
+
+/**
+ * `dv_vm_wait_exits(vm, buf, released, cap)`: release the vCPUs in
+ * `buf[0..released)`, wait for parked exits and take them into `buf`.
+ */
+export declare function dv_vm_wait_exits(vm: number, buf: Buf, released: number, cap: number): number

@@ -36,6 +36,32 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name:
+    "pic: 2 vCPUs (vCPU 0 on its own thread): ExtINT pumped at vCPU 0's exits, and raised by AP 1 while vCPU 0 halts",
+  ignore: !HAVE_KVM,
+  fn: () => {
+    const { result, out, machine } = bootGuest("pic", [2], {
+      irqchip: "split",
+      vcpus: 2,
+    });
+    using _ = machine;
+    assert.deepEqual(failures(out), [], out);
+    for (
+      const c of [
+        "edge_irq3_delivered_once",
+        "level_retrigger_while_high",
+        "aeoi_delivered",
+        "smp_ap_started",
+        "smp_ap_extint_to_halted_bsp",
+      ]
+    ) assert.ok(passes(out).includes(c), `${c} ran`);
+    assert.deepEqual(result, { reason: "exit", status: 1 });
+    assert.ok(machine.vm.stats.extintInjected >= 8 + 20);
+    assert.equal(machine.pic!.pic.stats.spurious, 0);
+  },
+});
+
 Deno.test("pic: a PIC EOI with nothing in service reaches the LAPIC while the PV timer runs", () => {
   const { plugins, pic } = standardPlugins({ irqchip: "split" });
   const ctx = new FakeIrqChipContext();

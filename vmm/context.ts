@@ -202,22 +202,24 @@ export class PluginContexts {
       resample: (gsi: number) => {
         if (host.irqchip === "split") core.irqfdResampleGsi(gsi);
       },
-      lapicEoi: () => {
-        core.lapicEoi(0);
+      lapicEoi: (vcpu = 0) => {
+        core.lapicEoi(vcpu);
       },
       lapicHasVector: (vector: number): boolean => {
         const word = 0x10 * ((vector & 0xff) >> 5);
         const bit = 1 << (vector & 31);
-        // Any vCPU's LAPIC: a level interrupt may be routed to an AP. An AP
-        // inside KVM_RUN cannot be read (its vCPU is busy) and counts as
-        // not holding it: a wrong answer costs one spurious retrigger,
-        // which level handlers tolerate.
-        for (let i = 0; i < (host.vcpus ?? 1); i++) {
+        // Any vCPU's LAPIC: a level interrupt may be routed to an AP. With
+        // more than one vCPU each runs on its own thread, and one inside
+        // KVM_RUN cannot be read (its vCPU is busy) and counts as not
+        // holding it: a wrong answer costs one spurious retrigger, which
+        // level handlers tolerate.
+        const vcpus = host.vcpus ?? 1;
+        for (let i = 0; i < vcpus; i++) {
           let regs: number[];
           try {
             regs = core.lapicRead(i, [0x100 + word, 0x200 + word]);
           } catch (e) {
-            if (i === 0) throw e;
+            if (vcpus === 1) throw e;
             continue;
           }
           if (((regs[0] | regs[1]) & bit) !== 0) return true;

@@ -48,6 +48,11 @@ export class ExtIntPump {
     this.#log = log;
   }
 
+  /** An interrupt window is requested on vCPU 0 (an ExtINT waits). */
+  get windowRequested(): boolean {
+    return this.#windowRequested;
+  }
+
   /** After an exit: `windowOpen` when it was an interrupt-window exit. */
   poll(src: ExtIntSource, windowOpen: boolean): void {
     const core = this.#core;

@@ -49,11 +49,11 @@ export interface RunLoopParts {
 }
 
 /**
- * A VM's run loop. vCPU 0 runs here; with more vCPUs the core runs the APs
- * on its own threads during `run()`, and an AP exit that needs a plugin
- * parks that AP and wakes vCPU 0: after each of vCPU 0's exits the loop
- * takes the parked APs, dispatches their exits like vCPU 0's (the record
- * names the vCPU) and releases them.
+ * A VM's run loop. With one vCPU, vCPU 0 runs here (`KVM_RUN` on this
+ * thread). With more, the core runs every vCPU on its own thread during
+ * `run()`, and an exit that needs a plugin parks that vCPU: the loop
+ * waits in one call for parked exits, dispatches each (the record names
+ * the vCPU) and releases them with its next wait.
  */
 export class RunLoop {
   readonly #core: CoreVm;
@@ -61,7 +61,12 @@ export class RunLoop {
   readonly #records: readonly ExitRecordView[];
   /** More than one vCPU: AP threads run and park exits for us. */
   readonly #smp: boolean;
+  /** vCPU indices: taken exits, then (the first `#taken`) to release. */
   readonly #parked = new Uint32Array(64);
+  /** Exits taken by the last wait and not yet released. */
+  #taken = 0;
+  /** vCPU 0 was kicked out for the ExtINT pump and has not come back. */
+  #pumpKicked = false;
   readonly #bus: Bus;
   readonly #clock: Clock;
   readonly #stats: VmStats;
@@ -105,6 +110,8 @@ export class RunLoop {
   reset(): void {
     this.#end = undefined;
     this.#wakeAt = null;
+    this.#taken = 0;
+    this.#pumpKicked = false;
     this.#pump.reset();
   }
 
@@ -127,7 +134,13 @@ export class RunLoop {
     let result: RunResult | undefined;
     try {
       for (const t of this.#tickSources) t.resume();
-      if (this.#smp) core.startAps();
+      if (this.#smp) {
+        core.startAps();
+        for (;;) {
+          result = this.#smpSlice();
+          if (result !== undefined) return result;
+        }
+      }
       for (;;) {
         result = this.#slice();
         if (result !== undefined) return result;
@@ -137,7 +150,16 @@ export class RunLoop {
     } finally {
       if (!this.#closed()) {
         if (this.#smp) {
-          if (keepAps && result?.reason === "timeout") core.detachAps();
+          // Exits taken and handled: a detached thread must run on (a
+          // stopped one counts them as handled).
+          const detach = keepAps && result?.reason === "timeout";
+          if (detach) {
+            for (let k = 0; k < this.#taken; k++) {
+              core.releaseAp(this.#parked[k]);
+            }
+          }
+          this.#taken = 0;
+          if (detach) core.detachAps();
           else core.stopAps();
         }
         if (timed) core.setTimeout(0);
@@ -160,7 +182,6 @@ export class RunLoop {
         const end = this.#other(r, rec);
         if (end !== undefined) return end;
       }
-      if (this.#smp) this.#takeApExits();
       if (this.servicePlugins.length > 0) this.#service();
       if (this.extint !== undefined) {
         this.#pump.poll(this.extint, r === ExitReason.IrqWindow);
@@ -170,25 +191,54 @@ export class RunLoop {
     return undefined;
   }
 
-  /** Dispatch the exits of parked APs, then let them run again. */
-  #takeApExits(): void {
+  /**
+   * More than one vCPU: up to {@link SLICE_EXITS} batches of exits from
+   * the vCPU threads; the run's result when it ends. Each wait releases
+   * the previous batch, so a batch costs one call; a batch that ends the
+   * run stays taken (stopping the threads counts it as handled).
+   */
+  #smpSlice(): RunResult | undefined {
     const core = this.#core;
-    const parked = this.#parked;
-    const n = core.takeParked(parked);
-    for (let k = 0; k < n; k++) {
-      const i = parked[k];
-      const rec = this.#records[i];
-      try {
+    const ids = this.#parked;
+    for (let b = 0; b < SLICE_EXITS; b++) {
+      const n = core.waitExits(ids, this.#taken);
+      this.#taken = 0;
+      if (n < 0) core.check(n, "wait for exits");
+      this.#taken = n;
+      let vcpu0 = -1;
+      for (let k = 0; k < n; k++) {
+        const rec = this.#records[ids[k]];
         const r = rec.reason;
+        if (ids[k] === 0) vcpu0 = r;
         if (r === ExitReason.Io || r === ExitReason.Mmio) {
           this.#dispatch(r === ExitReason.Io ? "pio" : "mmio", rec);
         } else {
           const end = this.#other(r, rec);
           if (end !== undefined) this.end(end);
         }
-      } finally {
-        core.releaseAp(i);
       }
+      if (this.servicePlugins.length > 0) this.#service();
+      if (this.extint !== undefined) this.#smpPump(this.extint, vcpu0);
+      if (this.#end !== undefined) return this.#end;
+    }
+    return undefined;
+  }
+
+  /**
+   * The ExtINT pump with vCPU 0 on its own thread: it may touch vCPU 0
+   * only while vCPU 0's exit is taken (`vcpu0`, its reason, else -1); an
+   * interrupt raised while vCPU 0 runs (an AP's device access, a service
+   * deadline) kicks vCPU 0 out once, and its wake-up exit pumps it.
+   */
+  #smpPump(src: ExtIntSource, vcpu0: number): void {
+    if (vcpu0 >= 0) {
+      this.#pumpKicked = false;
+      this.#pump.poll(src, vcpu0 === ExitReason.IrqWindow);
+    } else if (
+      src.interruptPending && !this.#pump.windowRequested && !this.#pumpKicked
+    ) {
+      this.#core.wakeVcpu(0);
+      this.#pumpKicked = true;
     }
   }
 

@@ -63,6 +63,11 @@
 // Most irqfds per VM.
 #define DV_MAX_IRQFDS 4096
 
+// Internal: leave `KVM_RUN` so that the vCPU's host thread can end (see
+// `Vm::stop_aps`, which clears it once the thread is joined). The run
+// returns `Wake` and leaves the flag set.
+#define YIELD 16
+
 // Smallest RAM: conventional memory plus 1 MiB above the legacy hole.
 #define DV_MIN_MEM 2097152
 
@@ -955,6 +960,11 @@ int32_t dv_vcpu_lapic_read(uint32_t vm,
 // [`DV_LAPIC_EOI_NONE`] when none was in service.
 int32_t dv_vcpu_lapic_eoi(uint32_t vm, uint32_t vcpu);
 
+// Make vCPU `vcpu`'s current (or next) run return `DV_REASON_WAKE`, from
+// any thread: how the caller gets a vCPU that runs on its own thread out
+// to it (for example vCPU 0, to inject an ExtINT). Returns 0.
+int32_t dv_vcpu_wake(uint32_t vm, uint32_t vcpu);
+
 // Ask for (`on` != 0) or cancel an interrupt-window exit on vCPU `vcpu`:
 // `dv_vcpu_run` returns `DV_REASON_IRQ_WINDOW` at the first exit where
 // the vCPU can take an injected interrupt. Returns 0.
@@ -1067,11 +1077,12 @@ int32_t dv_vm_set_wake(uint32_t vm, uint64_t ns);
 // runs. Returns 0.
 int32_t dv_vm_reset(uint32_t vm, uint32_t flags);
 
-// Start one host thread per AP (vCPUs 1..N) running `KVM_RUN`; no-op
-// with one vCPU or while they run. An AP exit the core does not handle
-// parks that AP and kicks vCPU 0 with `DV_REASON_WAKE`; the caller takes
-// parked APs with [`dv_vm_take_parked`], handles each exit record and
-// releases the AP with [`dv_vm_release_ap`]. Returns 0.
+// Start one host thread per vCPU running `KVM_RUN` (a VM with more
+// than one vCPU); no-op with one vCPU or while they run. An exit the core
+// does not handle parks that vCPU; the caller waits for and takes parked
+// vCPUs with [`dv_vm_wait_exits`] (or [`dv_vm_take_parked`]), handles
+// each exit record and releases the vCPU with its next
+// [`dv_vm_wait_exits`] (or [`dv_vm_release_ap`]). Returns 0.
 int32_t dv_vm_start_aps(uint32_t vm);
 
 // Stop every AP thread and join it (an exit still parked stays parked
@@ -1084,15 +1095,28 @@ int32_t dv_vm_stop_aps(uint32_t vm);
 // stops them first. No-op without AP threads. Returns 0.
 int32_t dv_vm_detach_aps(uint32_t vm);
 
-// Write the indices of up to `cap` parked APs to `out` and mark them
-// taken; returns how many (0 when none). Each exit is in that vCPU's
-// exit record; release the AP with [`dv_vm_release_ap`] once handled.
+// Write the indices of up to `cap` parked vCPUs to `out` and mark them
+// taken, without waiting; returns how many (0 when none). Each exit is in
+// that vCPU's exit record; release the vCPU with [`dv_vm_release_ap`]
+// once handled. [`dv_vm_wait_exits`] does both and waits.
 //
 // # Safety
 // `out` must be valid for `cap` u32 writes.
 int32_t dv_vm_take_parked(uint32_t vm, uint32_t *out, uint32_t cap);
 
-// Let AP `vcpu`, whose exit was taken with [`dv_vm_take_parked`], run
+// The caller's side of a run with vCPU threads: release the first
+// `released` vCPUs listed in `buf` (exits taken by the previous call and
+// handled), then wait until at least one vCPU has parked an exit for
+// the caller and take every parked one: their indices go to `buf` (at
+// most `cap`, 1..64), and the count is returned. Spins briefly, then
+// sleeps; a stop, the run timeout and a wake-up reach the caller as
+// vCPU 0's exits. `DV_CODE_BUSY` when no vCPU thread runs.
+//
+// # Safety
+// `buf` must be valid for `cap` u32 reads and writes.
+int32_t dv_vm_wait_exits(uint32_t vm, uint32_t *buf, uint32_t released, uint32_t cap);
+
+// Let vCPU `vcpu`, whose exit was taken with [`dv_vm_take_parked`], run
 // again (a read completes with its record's data). Returns 0.
 int32_t dv_vm_release_ap(uint32_t vm, uint32_t vcpu);
 

@@ -19,6 +19,10 @@ pub const WAKE: u32 = 4;
 /// Internal: re-check outstanding level interrupts, then resume without
 /// returning to the caller.
 pub const POLL: u32 = 8;
+/// Internal: leave `KVM_RUN` so that the vCPU's host thread can end (see
+/// `Vm::stop_aps`, which clears it once the thread is joined). The run
+/// returns `Wake` and leaves the flag set.
+pub const YIELD: u32 = 16;
 
 /// The real-time signal used to interrupt `KVM_RUN` (SIGRTMIN + 5).
 pub fn kick_signal() -> libc::c_int {

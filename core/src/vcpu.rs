@@ -161,9 +161,9 @@ impl Vm {
         let v = self.vcpu(index)?;
         let mut g = match v.inner.try_lock() {
             Ok(g) => g,
-            // AP threads left running between the caller's runs (see
+            // vCPU threads left running between the caller's runs (see
             // `Vm::detach_aps`) give the vCPU back on demand.
-            Err(_) if index > 0 && self.aps_detached() => {
+            Err(_) if self.aps_detached() => {
                 self.stop_aps();
                 v.inner.try_lock().map_err(|_| Error::new(Code::Busy, format!("vCPU {index} is running")))?
             }
@@ -180,8 +180,21 @@ impl Vm {
     /// Run vCPU `index` until an exit the caller must see.
     pub fn run(&self, index: u32) -> Result<Reason> {
         let v = self.vcpu(index)?;
-        let mut guard =
+        let guard =
             v.inner.try_lock().map_err(|_| Error::new(Code::Busy, format!("vCPU {index} is already running")))?;
+        self.run_locked(v, guard)
+    }
+
+    /// [`Vm::run`] for a vCPU's own thread (see [`crate::smp`]): waits
+    /// for the vCPU's run state instead of failing, since the caller may
+    /// hold it for a moment (reading the LAPIC of a vCPU it believes
+    /// parked, see `lapicHasVector`).
+    pub(crate) fn run_on_thread(&self, index: u32) -> Result<Reason> {
+        let v = self.vcpu(index)?;
+        self.run_locked(v, crate::vm::lock(&v.inner))
+    }
+
+    fn run_locked(&self, v: &Vcpu, mut guard: std::sync::MutexGuard<'_, VcpuInner>) -> Result<Reason> {
         let inner = &mut *guard;
         v.kick.enter();
         let r = run_loop(inner, &v.kick, &self.ranges, self.config.strict, &|fd| self.poll_levels(index, fd));
@@ -407,6 +420,12 @@ impl Vm {
             crate::ioctls::interrupt(&g.fd, vector)?;
             Ok(true)
         })
+    }
+
+    /// Kick vCPU `index` out of `KVM_RUN` with a wake-up (any thread).
+    pub fn wake_vcpu(&self, index: u32) -> Result<()> {
+        self.vcpu(index)?.kick.kick(WAKE);
+        Ok(())
     }
 
     /// Ask KVM for an IRQ-window exit (`kvm_run.request_interrupt_window`).

@@ -292,3 +292,84 @@ fn forbidden_instruction_crash_state() {
         other => assert_eq!(other, Reason::Shutdown),
     }
 }
+
+/// With 2 vCPUs every vCPU runs on its own thread and the caller only
+/// waits: vCPU 0's port exits, a stop from another thread, the run
+/// timeout and a wake-up all arrive through `wait_exits`; stopping the
+/// threads counts a taken exit as handled; a stop between runs is not
+/// lost; waiting without threads is an error.
+#[test]
+fn smp_caller_waits_for_every_vcpu_exit() {
+    let Some(elf) = guest("hello") else { return };
+    let cfg = VmConfig { mem_size: 16 << 20, irqchip: IrqchipMode::Kernel, strict: false, quirk_level_resignal: true, vcpus: 2 };
+    let vm = Arc::new(Vm::new(cfg).unwrap());
+    vm.load_elf(&elf, [21, 0, 0, 0]).unwrap();
+    vm.range_add(Space::Pio, 0x3f8, 8, Action::Forward { region: 0 }).unwrap();
+    vm.range_add(Space::Pio, 0xf4, 4, Action::Forward { region: 0 }).unwrap();
+    vm.start_aps().unwrap();
+    assert_eq!(vm.ap_threads(), 1);
+    let (mut ids, mut released, mut out, mut status) = ([0u32; 64], 0usize, String::new(), None);
+    while status.is_none() {
+        let release: Vec<u32> = ids[..released].to_vec();
+        let n = vm.wait_exits(&release, &mut ids).unwrap();
+        assert!(n >= 1);
+        for &i in &ids[..n] {
+            assert_eq!(i, 0, "the AP waits for SIPI: only vCPU 0 exits");
+            // SAFETY: vCPU 0's exit is taken: its thread does not touch the
+            // record until released.
+            let rec = unsafe { &mut *(vm.record(0).unwrap() as *mut ExitRecord) };
+            assert_eq!(rec.reason, Reason::Io as u32);
+            match rec.address {
+                0xf4 => status = Some(u32::from_le_bytes(rec.data[..4].try_into().unwrap())),
+                0x3f8 if rec.is_write == 1 => out.push(rec.data[0] as char),
+                0x3fd => rec.data[0] = 0x60,
+                _ => {}
+            }
+        }
+        released = n;
+    }
+    vm.stop_aps();
+    assert_eq!(vm.ap_threads(), 0);
+    assert_eq!(status, Some(21), "{out}");
+    assert!(out.contains("hello from denovmm"), "{out}");
+
+    // A spinning guest: a stop from another thread reaches the caller as
+    // vCPU 0's exit.
+    let Some(spin) = guest("spin") else { return };
+    vm.reset(false).unwrap();
+    vm.load_elf(&spin, [0; 4]).unwrap();
+    vm.range_remove(Space::Pio, 0x3f8).unwrap();
+    vm.range_add(Space::Pio, 0x3f8, 8, Action::Ignore { read_value: 0x60 }).unwrap();
+    let wait_for = |want: Reason| {
+        let mut ids = [0u32; 64];
+        let n = vm.wait_exits(&[], &mut ids).unwrap();
+        assert_eq!(&ids[..n], &[0]);
+        // SAFETY: as above (taken).
+        assert_eq!(unsafe { (*(vm.record(0).unwrap() as *const ExitRecord)).reason }, want as u32);
+    };
+    vm.start_aps().unwrap();
+    let v2 = vm.clone();
+    let t = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        v2.stop();
+    });
+    wait_for(Reason::Stopped);
+    t.join().unwrap();
+    vm.release_ap(0).unwrap();
+    vm.alarm(denovmm_core::kick::TIMEOUT, 20_000_000).unwrap();
+    wait_for(Reason::Timeout);
+    vm.release_ap(0).unwrap();
+    vm.wake_vcpu(0).unwrap();
+    wait_for(Reason::Wake);
+    // Stopping with vCPU 0's wake-up taken counts it as handled (it is
+    // not handed over again); a stop between runs ends the next at once.
+    vm.stop_aps();
+    vm.stop();
+    vm.start_aps().unwrap();
+    wait_for(Reason::Stopped);
+    vm.release_ap(0).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    vm.stop_aps();
+    // No thread: waiting is an error, not a hang.
+    assert!(vm.wait_exits(&[], &mut [0u32; 4]).is_err());
+}

@@ -373,6 +373,7 @@ plain_fns! {
     dv_vm_stop_aps = "dv_vm_stop_aps"(vm: u32);
     dv_vm_detach_aps = "dv_vm_detach_aps"(vm: u32);
     dv_vm_release_ap = "dv_vm_release_ap"(vm: u32, vcpu: u32);
+    dv_vcpu_wake = "dv_vcpu_wake"(vm: u32, vcpu: u32);
 }
 
 /// `dv_vm_take_parked(vm, out, cap)`: the vCPUs whose exits wait for the
@@ -382,6 +383,15 @@ pub fn dv_vm_take_parked(vm: u32, out: Buf, cap: u32) -> Result<i32> {
     let o = out.at::<u32>((cap as usize).saturating_mul(4), "parked vCPUs", false)?;
     // SAFETY: o holds `cap` u32s or is null.
     Ok(unsafe { dv::dv_vm_take_parked(vm, o, cap) })
+}
+
+/// `dv_vm_wait_exits(vm, buf, released, cap)`: release the vCPUs in
+/// `buf[0..released)`, wait for parked exits and take them into `buf`.
+#[napi(js_name = "dv_vm_wait_exits")]
+pub fn dv_vm_wait_exits(vm: u32, buf: Buf, released: u32, cap: u32) -> Result<i32> {
+    let o = buf.at::<u32>((cap as usize).saturating_mul(4), "vCPU indices", false)?;
+    // SAFETY: o holds `cap` u32s or is null.
+    Ok(unsafe { dv::dv_vm_wait_exits(vm, o, released, cap) })
 }
 
 /// Exports `dv_*` functions that write one fixed-size struct to `out`.

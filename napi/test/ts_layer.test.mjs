@@ -23,6 +23,7 @@ let out = "";
 const m = createMachine({
   libraryPath: process.env.ADDON,
   irqchip: process.env.IRQCHIP,
+  vcpus: Number(process.env.VCPUS),
   serialOutput: (b) => out += String.fromCharCode(b),
 });
 m.vm.load(process.env.ELF, [21]);
@@ -31,7 +32,10 @@ m.vm.close();
 console.log("RESULT " + JSON.stringify({ r, out }));
 `;
 
-test("vmm/machine.ts compiled by tsc boots hello on Node (napi backend)", { skip: why ?? false }, (t) => {
+// With 2 vCPUs every vCPU runs on its own core thread and the run loop
+// waits through dv_vm_wait_exits (the AP waits for SIPI; vCPU 0's exits
+// come through the handoff).
+test("vmm/machine.ts compiled by tsc boots hello on Node (napi backend), 1 and 2 vCPUs", { skip: why ?? false }, (t) => {
   const out = mkdtempSync(join(tmpdir(), "denovmm-tsc-"));
   t.after(() => rmSync(out, { recursive: true, force: true }));
   execFileSync(TSC, [
@@ -41,7 +45,7 @@ test("vmm/machine.ts compiled by tsc boots hello on Node (napi backend)", { skip
   ], { stdio: ["ignore", "inherit", "inherit"] });
   writeFileSync(join(out, "package.json"), '{"type":"module"}');
   writeFileSync(join(out, "boot.mjs"), BOOT);
-  for (const irqchip of ["kernel", "split"]) {
+  for (const [vcpus, irqchip] of [[1, "kernel"], [1, "split"], [2, "kernel"], [2, "split"]]) {
     const text = execFileSync("node", ["boot.mjs"], {
       cwd: out,
       encoding: "utf8",
@@ -49,13 +53,14 @@ test("vmm/machine.ts compiled by tsc boots hello on Node (napi backend)", { skip
         ...process.env,
         ADDON: ADDON_PATH,
         IRQCHIP: irqchip,
+        VCPUS: String(vcpus),
         ELF: join(ROOT, "guests", "build", "hello.elf"),
       },
     });
     const line = text.split("\n").find((l) => l.startsWith("RESULT "));
     assert.ok(line, text);
     const { r, out: serial } = JSON.parse(line.slice(7));
-    assert.deepEqual(r, { reason: "exit", status: 43 }, irqchip);
+    assert.deepEqual(r, { reason: "exit", status: 43 }, `${irqchip}, ${vcpus} vCPUs`);
     assert.equal(serial, "hello from denovmm\n");
   }
 });

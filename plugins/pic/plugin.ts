@@ -91,7 +91,7 @@ export function picPlugin(options: PicPluginOptions = {}): PicPlugin {
   } else {
     pic = new PicPair({ onChange: extra });
   }
-  let lapicEoi: () => void = () => {};
+  let lapicEoi: (vcpu: number) => void = () => {};
   const toLapic = options.emptyEoiToLapic;
   const region = (base: number): Region => ({
     range: { space: "pio", base, length: 2 },
@@ -108,7 +108,9 @@ export function picPlugin(options: PicPluginOptions = {}): PicPlugin {
       }
       const before = pic.stats.emptyEois;
       pic.write(a.address, data[0]);
-      if (pic.stats.emptyEois !== before && toLapic?.()) lapicEoi();
+      // The EOI-ing vCPU's LAPIC: its access is being handled, so it is
+      // not running (with more vCPUs, others may be).
+      if (pic.stats.emptyEois !== before && toLapic?.()) lapicEoi(a.vcpu);
     },
   });
   return irqChipPlugin({
@@ -118,7 +120,7 @@ export function picPlugin(options: PicPluginOptions = {}): PicPlugin {
       const ctx = asIrqChipContext(context, "pic");
       ctx.addLineController(pic);
       ctx.setExtint(pic);
-      lapicEoi = () => ctx.lapicEoi();
+      lapicEoi = (vcpu) => ctx.lapicEoi(vcpu);
       return [
         region(I8259_MASTER_COMMAND),
         region(I8259_SLAVE_COMMAND),

@@ -113,6 +113,14 @@ pub extern "C" fn dv_vcpu_lapic_eoi(vm: u32, vcpu: u32) -> i32 {
     with_vm(vm, |v| Ok(v.lapic_eoi(vcpu)?.map_or(DV_LAPIC_EOI_NONE, i32::from)))
 }
 
+/// Make vCPU `vcpu`'s current (or next) run return `DV_REASON_WAKE`, from
+/// any thread: how the caller gets a vCPU that runs on its own thread out
+/// to it (for example vCPU 0, to inject an ExtINT). Returns 0.
+#[no_mangle]
+pub extern "C" fn dv_vcpu_wake(vm: u32, vcpu: u32) -> i32 {
+    with_vm(vm, |v| v.wake_vcpu(vcpu).map(|_| 0))
+}
+
 /// Ask for (`on` != 0) or cancel an interrupt-window exit on vCPU `vcpu`:
 /// `dv_vcpu_run` returns `DV_REASON_IRQ_WINDOW` at the first exit where
 /// the vCPU can take an injected interrupt. Returns 0.

@@ -247,11 +247,12 @@ pub extern "C" fn dv_vm_reset(vm: u32, flags: u32) -> i32 {
     })
 }
 
-/// Start one host thread per AP (vCPUs 1..N) running `KVM_RUN`; no-op
-/// with one vCPU or while they run. An AP exit the core does not handle
-/// parks that AP and kicks vCPU 0 with `DV_REASON_WAKE`; the caller takes
-/// parked APs with [`dv_vm_take_parked`], handles each exit record and
-/// releases the AP with [`dv_vm_release_ap`]. Returns 0.
+/// Start one host thread per vCPU running `KVM_RUN` (a VM with more
+/// than one vCPU); no-op with one vCPU or while they run. An exit the core
+/// does not handle parks that vCPU; the caller waits for and takes parked
+/// vCPUs with [`dv_vm_wait_exits`] (or [`dv_vm_take_parked`]), handles
+/// each exit record and releases the vCPU with its next
+/// [`dv_vm_wait_exits`] (or [`dv_vm_release_ap`]). Returns 0.
 #[no_mangle]
 pub extern "C" fn dv_vm_start_aps(vm: u32) -> i32 {
     guard(|| {
@@ -285,9 +286,10 @@ pub extern "C" fn dv_vm_detach_aps(vm: u32) -> i32 {
     })
 }
 
-/// Write the indices of up to `cap` parked APs to `out` and mark them
-/// taken; returns how many (0 when none). Each exit is in that vCPU's
-/// exit record; release the AP with [`dv_vm_release_ap`] once handled.
+/// Write the indices of up to `cap` parked vCPUs to `out` and mark them
+/// taken, without waiting; returns how many (0 when none). Each exit is in
+/// that vCPU's exit record; release the vCPU with [`dv_vm_release_ap`]
+/// once handled. [`dv_vm_wait_exits`] does both and waits.
 ///
 /// # Safety
 /// `out` must be valid for `cap` u32 writes.
@@ -303,7 +305,31 @@ pub unsafe extern "C" fn dv_vm_take_parked(vm: u32, out: *mut u32, cap: u32) -> 
     })
 }
 
-/// Let AP `vcpu`, whose exit was taken with [`dv_vm_take_parked`], run
+/// The caller's side of a run with vCPU threads: release the first
+/// `released` vCPUs listed in `buf` (exits taken by the previous call and
+/// handled), then wait until at least one vCPU has parked an exit for
+/// the caller and take every parked one: their indices go to `buf` (at
+/// most `cap`, 1..64), and the count is returned. Spins briefly, then
+/// sleeps; a stop, the run timeout and a wake-up reach the caller as
+/// vCPU 0's exits. `DV_CODE_BUSY` when no vCPU thread runs.
+///
+/// # Safety
+/// `buf` must be valid for `cap` u32 reads and writes.
+#[no_mangle]
+pub unsafe extern "C" fn dv_vm_wait_exits(vm: u32, buf: *mut u32, released: u32, cap: u32) -> i32 {
+    with_vm(vm, |v| {
+        if buf.is_null() || cap == 0 || cap > 64 || released > cap {
+            return Err(Error::invalid("wait exits: null buffer, capacity not 1..64 or more released than it holds"));
+        }
+        // SAFETY: the caller guarantees `cap` readable and writable u32 at `buf`.
+        let buf = unsafe { std::slice::from_raw_parts_mut(buf, cap as usize) };
+        let mut release = [0u32; 64];
+        release[..released as usize].copy_from_slice(&buf[..released as usize]);
+        Ok(v.wait_exits(&release[..released as usize], buf)? as i32)
+    })
+}
+
+/// Let vCPU `vcpu`, whose exit was taken with [`dv_vm_take_parked`], run
 /// again (a read completes with its record's data). Returns 0.
 #[no_mangle]
 pub extern "C" fn dv_vm_release_ap(vm: u32, vcpu: u32) -> i32 {
