@@ -182,7 +182,7 @@ impl Vm {
         let v = self.vcpu(index)?;
         let guard =
             v.inner.try_lock().map_err(|_| Error::new(Code::Busy, format!("vCPU {index} is already running")))?;
-        self.run_locked(v, guard)
+        self.run_locked(index, v, guard)
     }
 
     /// [`Vm::run`] for a vCPU's own thread (see [`crate::smp`]): waits
@@ -191,10 +191,10 @@ impl Vm {
     /// parked, see `lapicHasVector`).
     pub(crate) fn run_on_thread(&self, index: u32) -> Result<Reason> {
         let v = self.vcpu(index)?;
-        self.run_locked(v, crate::vm::lock(&v.inner))
+        self.run_locked(index, v, crate::vm::lock(&v.inner))
     }
 
-    fn run_locked(&self, v: &Vcpu, mut guard: std::sync::MutexGuard<'_, VcpuInner>) -> Result<Reason> {
+    fn run_locked(&self, index: u32, v: &Vcpu, mut guard: std::sync::MutexGuard<'_, VcpuInner>) -> Result<Reason> {
         let inner = &mut *guard;
         v.kick.enter();
         let r = run_loop(inner, &v.kick, &self.ranges, self.config.strict, &|fd| self.poll_levels(index, fd));
