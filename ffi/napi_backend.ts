@@ -37,6 +37,7 @@ interface AddonExtras {
   dv_last_error_string(): string;
   dv_vcpu_record_buffer(vm: number, vcpu: number): ArrayBuffer;
   dv_vm_memory_buffer(vm: number): ArrayBuffer;
+  dv_buffer_detach(buffer: ArrayBuffer): void;
 }
 
 /**
@@ -97,5 +98,9 @@ export function openNapiBackend(
     },
     recordBuffer: (vm, vcpu) => mod.dv_vcpu_record_buffer(vm, vcpu),
     memoryBuffer: (vm) => mod.dv_vm_memory_buffer(vm),
+    // napi_detach_arraybuffer: Node 20 has no ArrayBuffer.transfer, and its
+    // transferring structuredClone copies an external buffer (all of guest
+    // RAM) and leaves it attached
+    detachBuffer: (buffer) => mod.dv_buffer_detach(buffer),
   };
 }

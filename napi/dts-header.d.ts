@@ -43,3 +43,5 @@ export declare function dv_vm_start_aps(vm: number): number
 export declare function dv_vm_stop_aps(vm: number): number
 export declare function dv_vm_detach_aps(vm: number): number
 export declare function dv_vm_release_ap(vm: number, vcpu: number): number
+/** Detach `buffer` in place (`napi_detach_arraybuffer`): no copy, no free. */
+export declare function dv_buffer_detach(buffer: ArrayBuffer): void

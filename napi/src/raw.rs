@@ -65,6 +65,9 @@ unsafe fn int(env: sys::napi_env, rc: i32) -> sys::napi_value {
     out
 }
 
+/// A raw Node-API function callback.
+type Callback = unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> sys::napi_value;
+
 /// Defines the raw callbacks and [`RAW`], the `(name, callback)` table the
 /// module-exports hook installs.
 macro_rules! raw_fns {
@@ -87,7 +90,7 @@ macro_rules! raw_fns {
             }
         )*
         /// Name (NUL-terminated) and callback of each raw export.
-        const RAW: &[(&str, unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> sys::napi_value)] =
+        const RAW: &[(&str, Callback)] =
             &[$((concat!(stringify!($name), "\0"), $name)),*];
     };
 }
@@ -130,12 +133,42 @@ raw_fns! {
     dv_vm_release_ap(vm, vcpu);
 }
 
+/// `dv_buffer_detach(buffer)`: detaches an ArrayBuffer in place
+/// (`napi_detach_arraybuffer`: every view of it throws or reads as empty
+/// from now on; the memory is neither copied nor freed). The addon's
+/// `dv_vcpu_record_buffer` / `dv_vm_memory_buffer` buffers are detached
+/// with it before `dv_vm_destroy` unmaps their memory: on Node 20, which
+/// has no `ArrayBuffer.prototype.transfer`, a transferring
+/// `structuredClone` neither detaches such an external buffer nor avoids a
+/// copy (it clones all of guest RAM). Not a C ABI function. Throws a
+/// `TypeError` for anything but a detachable ArrayBuffer.
+unsafe extern "C" fn dv_buffer_detach(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    let mut argv = [ptr::null_mut(); 1];
+    let mut argc = 1;
+    // SAFETY: argv holds one slot and argc says so; a missing argument is
+    // filled with `undefined`.
+    let st = unsafe { sys::napi_get_cb_info(env, info, &mut argc, argv.as_mut_ptr(), ptr::null_mut(), ptr::null_mut()) };
+    let mut is_ab = false;
+    // SAFETY: argv[0] is a value of this callback; is_ab is a local.
+    let ok = st == sys::Status::napi_ok
+        && unsafe { sys::napi_is_arraybuffer(env, argv[0], &mut is_ab) } == sys::Status::napi_ok
+        && is_ab
+        // SAFETY: argv[0] is an ArrayBuffer (checked above).
+        && unsafe { sys::napi_detach_arraybuffer(env, argv[0]) } == sys::Status::napi_ok;
+    if !ok {
+        // SAFETY: env is valid; the message is NUL-terminated.
+        unsafe { sys::napi_throw_type_error(env, ptr::null(), c"dv_buffer_detach(buffer): not a detachable ArrayBuffer".as_ptr()) };
+    }
+    ptr::null_mut()
+}
+
 /// Adds the raw callbacks to `exports` (napi-rs runs this hook after
 /// registering the `#[napi]` functions).
 #[napi(module_exports)]
 pub fn raw_exports(exports: Object) -> Result<()> {
     let (env, obj) = (exports.value().env, exports.raw());
-    for (name, cb) in RAW {
+    let detach: (&str, Callback) = ("dv_buffer_detach\0", dv_buffer_detach);
+    for (name, cb) in RAW.iter().chain([&detach]) {
         let mut f = ptr::null_mut();
         // SAFETY: env/exports are the module's, from the registration hook;
         // name is NUL-terminated ('static); cb has the callback signature.
