@@ -87,6 +87,21 @@ export function openNapiBackend(
         `module ABI ${ABI_VERSION}; rebuild the addon from the same version`,
     );
   }
+  // the addon's own exports are not covered by the C ABI version: an
+  // addon built before one was added fails here, not at first use
+  const extras: (keyof AddonExtras)[] = [
+    "dv_last_error_string",
+    "dv_vcpu_record_buffer",
+    "dv_vm_memory_buffer",
+    "dv_buffer_detach",
+  ];
+  const lacking = extras.filter((n) => typeof mod[n] !== "function");
+  if (lacking.length > 0) {
+    throw new Error(
+      `cannot load the denovmm core: ${path} lacks ${lacking.join(", ")} ` +
+        "(an addon older than this module); rebuild it from the same version",
+    );
+  }
   return {
     kind: "napi",
     symbols: mod,
