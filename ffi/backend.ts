@@ -45,6 +45,12 @@ export interface CoreBackend {
   recordBuffer(vm: number, vcpu: number): ArrayBuffer;
   /** Guest RAM of VM `vm` over the core's mapping, valid until destroy. */
   memoryBuffer(vm: number): ArrayBuffer;
+  /**
+   * Detach a buffer of {@link recordBuffer} / {@link memoryBuffer} in
+   * place (its views throw or read as empty from then on), without copying
+   * or freeing its memory; called before the VM is destroyed.
+   */
+  detachBuffer(buffer: ArrayBuffer): void;
 }
 
 /**

@@ -378,6 +378,14 @@ export class CoreVm {
     return this.#lib.memoryBuffer(this.handle);
   }
 
+  /**
+   * Detach a buffer of {@link recordBuffer} / {@link memoryBuffer} in
+   * place (no copy): its views throw or read as empty from then on.
+   */
+  detachBuffer(buffer: ArrayBuffer): void {
+    this.#lib.detachBuffer(buffer);
+  }
+
   /** Address of vCPU `vcpu`'s exit record. */
   recordAddress(vcpu: number): bigint {
     this.check(

@@ -417,6 +417,9 @@ export function openLibrary(path?: string): CoreLibrary {
       lib.check(symbols.dv_vm_memory(vm, out), "memory");
       return pointerBuffer(out[0], Number(out[1]));
     },
+    detachBuffer(buffer: ArrayBuffer): void {
+      buffer.transfer(0);
+    },
   };
   cache.set(path, lib);
   return lib;

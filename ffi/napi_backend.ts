@@ -37,6 +37,7 @@ interface AddonExtras {
   dv_last_error_string(): string;
   dv_vcpu_record_buffer(vm: number, vcpu: number): ArrayBuffer;
   dv_vm_memory_buffer(vm: number): ArrayBuffer;
+  dv_buffer_detach(buffer: ArrayBuffer): void;
 }
 
 /**
@@ -86,6 +87,21 @@ export function openNapiBackend(
         `module ABI ${ABI_VERSION}; rebuild the addon from the same version`,
     );
   }
+  // the addon's own exports are not covered by the C ABI version: an
+  // addon built before one was added fails here, not at first use
+  const extras: (keyof AddonExtras)[] = [
+    "dv_last_error_string",
+    "dv_vcpu_record_buffer",
+    "dv_vm_memory_buffer",
+    "dv_buffer_detach",
+  ];
+  const lacking = extras.filter((n) => typeof mod[n] !== "function");
+  if (lacking.length > 0) {
+    throw new Error(
+      `cannot load the denovmm core: ${path} lacks ${lacking.join(", ")} ` +
+        "(an addon older than this module); rebuild it from the same version",
+    );
+  }
   return {
     kind: "napi",
     symbols: mod,
@@ -97,5 +113,9 @@ export function openNapiBackend(
     },
     recordBuffer: (vm, vcpu) => mod.dv_vcpu_record_buffer(vm, vcpu),
     memoryBuffer: (vm) => mod.dv_vm_memory_buffer(vm),
+    // napi_detach_arraybuffer: Node 20 has no ArrayBuffer.transfer, and its
+    // transferring structuredClone copies an external buffer (all of guest
+    // RAM) and leaves it attached
+    detachBuffer: (buffer) => mod.dv_buffer_detach(buffer),
   };
 }

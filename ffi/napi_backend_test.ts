@@ -133,6 +133,19 @@ Deno.test("napi backend: another ABI or another addon is refused by name", () =>
       () => openNapiBackend(other),
       /other\.cjs loads but is not the denovmm addon/,
     );
+    // the right ABI but built before dv_buffer_detach existed
+    const stale = `${dir}/stale.cjs`;
+    Deno.writeTextFileSync(
+      stale,
+      `exports.dv_abi_version = () => ${ABI_VERSION};
+       exports.dv_last_error_string = () => "";
+       exports.dv_vcpu_record_buffer = () => new ArrayBuffer(0);
+       exports.dv_vm_memory_buffer = () => new ArrayBuffer(0);`,
+    );
+    assert.throws(
+      () => openNapiBackend(stale),
+      /stale\.cjs lacks dv_buffer_detach \(an addon older than this module\)/,
+    );
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }

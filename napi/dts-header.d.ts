@@ -5,3 +5,44 @@
 type U64 = number | bigint
 /** Memory for a C pointer argument (null is a null pointer). */
 type Buf = ArrayBufferView | ArrayBuffer | null
+
+// Raw Node-API callbacks (napi/src/raw.rs: no napi-rs layer, so napi-rs
+// does not generate these): u32 arguments, the dv_* return code.
+export declare function dv_irq_line(vm: number, gsi: number, level: number): number
+export declare function dv_irq_request(vm: number, vector: number, destination: number, flags: number): number
+export declare function dv_irq_signal_msi(vm: number, addressLo: number, addressHi: number, data: number): number
+export declare function dv_irqfd_create(vm: number, gsi: number, flags: number): number
+export declare function dv_irqfd_destroy(vm: number, id: number): number
+export declare function dv_irqfd_resample_gsi(vm: number, gsi: number): number
+export declare function dv_irqfd_set_attached(vm: number, id: number, attached: number): number
+export declare function dv_irqfd_take_pending(vm: number, id: number): number
+export declare function dv_irqfd_trigger(vm: number, id: number): number
+export declare function dv_level_create(vm: number, gsi: number): number
+export declare function dv_level_destroy(vm: number, id: number): number
+export declare function dv_route_allocate(vm: number): number
+export declare function dv_route_clear(vm: number, gsi: number): number
+export declare function dv_route_release(vm: number, gsi: number): number
+export declare function dv_route_set_msi(vm: number, gsi: number, addressLo: number, addressHi: number, data: number): number
+export declare function dv_timer_create(vm: number, target: number, gsi: number, vector: number, destination: number): number
+export declare function dv_timer_destroy(vm: number, id: number): number
+export declare function dv_timer_disarm(vm: number, id: number): number
+export declare function dv_timer_set_pacing(vm: number, id: number, pacing: number): number
+export declare function dv_vcpu_inject_extint(vm: number, vcpu: number, vector: number): number
+export declare function dv_vcpu_lapic_eoi(vm: number, vcpu: number): number
+export declare function dv_vcpu_ready_for_injection(vm: number, vcpu: number): number
+export declare function dv_vcpu_run(vm: number, vcpu: number): number
+export declare function dv_vcpu_set_irq_window(vm: number, vcpu: number, on: number): number
+export declare function dv_vcpu_tsc_khz(vm: number, vcpu: number): number
+export declare function dv_vm_bitmap_words(vm: number): number
+export declare function dv_vm_destroy(vm: number): number
+export declare function dv_vm_dirty_log(vm: number, on: number): number
+export declare function dv_vm_reset(vm: number, flags: number): number
+export declare function dv_vm_stop(vm: number): number
+export declare function dv_vcpu_mp_state(vm: number, vcpu: number): number
+export declare function dv_vm_start_aps(vm: number): number
+export declare function dv_vm_stop_aps(vm: number): number
+export declare function dv_vm_detach_aps(vm: number): number
+export declare function dv_vm_release_ap(vm: number, vcpu: number): number
+export declare function dv_vcpu_wake(vm: number, vcpu: number): number
+/** Detach `buffer` in place (`napi_detach_arraybuffer`): no copy, no free. */
+export declare function dv_buffer_detach(buffer: ArrayBuffer): void

@@ -6,26 +6,48 @@ type U64 = number | bigint
 /** Memory for a C pointer argument (null is a null pointer). */
 type Buf = ArrayBufferView | ArrayBuffer | null
 
+// Raw Node-API callbacks (napi/src/raw.rs: no napi-rs layer, so napi-rs
+// does not generate these): u32 arguments, the dv_* return code.
+export declare function dv_irq_line(vm: number, gsi: number, level: number): number
+export declare function dv_irq_request(vm: number, vector: number, destination: number, flags: number): number
+export declare function dv_irq_signal_msi(vm: number, addressLo: number, addressHi: number, data: number): number
+export declare function dv_irqfd_create(vm: number, gsi: number, flags: number): number
+export declare function dv_irqfd_destroy(vm: number, id: number): number
+export declare function dv_irqfd_resample_gsi(vm: number, gsi: number): number
+export declare function dv_irqfd_set_attached(vm: number, id: number, attached: number): number
+export declare function dv_irqfd_take_pending(vm: number, id: number): number
+export declare function dv_irqfd_trigger(vm: number, id: number): number
+export declare function dv_level_create(vm: number, gsi: number): number
+export declare function dv_level_destroy(vm: number, id: number): number
+export declare function dv_route_allocate(vm: number): number
+export declare function dv_route_clear(vm: number, gsi: number): number
+export declare function dv_route_release(vm: number, gsi: number): number
+export declare function dv_route_set_msi(vm: number, gsi: number, addressLo: number, addressHi: number, data: number): number
+export declare function dv_timer_create(vm: number, target: number, gsi: number, vector: number, destination: number): number
+export declare function dv_timer_destroy(vm: number, id: number): number
+export declare function dv_timer_disarm(vm: number, id: number): number
+export declare function dv_timer_set_pacing(vm: number, id: number, pacing: number): number
+export declare function dv_vcpu_inject_extint(vm: number, vcpu: number, vector: number): number
+export declare function dv_vcpu_lapic_eoi(vm: number, vcpu: number): number
+export declare function dv_vcpu_ready_for_injection(vm: number, vcpu: number): number
+export declare function dv_vcpu_run(vm: number, vcpu: number): number
+export declare function dv_vcpu_set_irq_window(vm: number, vcpu: number, on: number): number
+export declare function dv_vcpu_tsc_khz(vm: number, vcpu: number): number
+export declare function dv_vm_bitmap_words(vm: number): number
+export declare function dv_vm_destroy(vm: number): number
+export declare function dv_vm_dirty_log(vm: number, on: number): number
+export declare function dv_vm_reset(vm: number, flags: number): number
+export declare function dv_vm_stop(vm: number): number
+export declare function dv_vcpu_mp_state(vm: number, vcpu: number): number
+export declare function dv_vm_start_aps(vm: number): number
+export declare function dv_vm_stop_aps(vm: number): number
+export declare function dv_vm_detach_aps(vm: number): number
+export declare function dv_vm_release_ap(vm: number, vcpu: number): number
+/** Detach `buffer` in place (`napi_detach_arraybuffer`): no copy, no free. */
+export declare function dv_buffer_detach(buffer: ArrayBuffer): void
+
 /** `dv_abi_version`. */
 export declare function dv_abi_version(): number
-
-export declare function dv_irq_line(vm: number, gsi: number, level: number): number
-
-export declare function dv_irq_request(vm: number, vector: number, destination: number, flags: number): number
-
-export declare function dv_irq_signal_msi(vm: number, addressLo: number, addressHi: number, data: number): number
-
-export declare function dv_irqfd_create(vm: number, gsi: number, flags: number): number
-
-export declare function dv_irqfd_destroy(vm: number, id: number): number
-
-export declare function dv_irqfd_resample_gsi(vm: number, gsi: number): number
-
-export declare function dv_irqfd_set_attached(vm: number, id: number, attached: number): number
-
-export declare function dv_irqfd_take_pending(vm: number, id: number): number
-
-export declare function dv_irqfd_trigger(vm: number, id: number): number
 
 /**
  * `dv_last_error(buf, cap)`: copies the calling thread's last error
@@ -41,34 +63,14 @@ export declare function dv_last_error_string(): string
 
 export declare function dv_level_add(vm: number, id: number, items: U64): number
 
-export declare function dv_level_create(vm: number, gsi: number): number
-
-export declare function dv_level_destroy(vm: number, id: number): number
-
 export declare function dv_level_stats(vm: number, id: number, out: Buf): number
 
 /** `dv_memory_file_crc(path, path_len, offset, size, bitmap, words, out)`. */
 export declare function dv_memory_file_crc(path: Buf, pathLen: U64, offset: U64, size: U64, bits: Buf, words: U64, out: Buf): number
 
-export declare function dv_route_allocate(vm: number): number
-
-export declare function dv_route_clear(vm: number, gsi: number): number
-
-export declare function dv_route_release(vm: number, gsi: number): number
-
-export declare function dv_route_set_msi(vm: number, gsi: number, addressLo: number, addressHi: number, data: number): number
-
 export declare function dv_timer_arm(vm: number, id: number, periodNs: U64): number
 
 export declare function dv_timer_catchup_stats(vm: number, id: number, out: Buf): number
-
-export declare function dv_timer_create(vm: number, target: number, gsi: number, vector: number, destination: number): number
-
-export declare function dv_timer_destroy(vm: number, id: number): number
-
-export declare function dv_timer_disarm(vm: number, id: number): number
-
-export declare function dv_timer_set_pacing(vm: number, id: number, pacing: number): number
 
 export declare function dv_timer_set_policy(vm: number, id: number, policy: number, capNs: U64): number
 
@@ -81,16 +83,8 @@ export declare function dv_vcpu_cpuid(vm: number, vcpu: number, leaf: number, su
 
 export declare function dv_vcpu_crash_report(vm: number, vcpu: number, out: Buf): number
 
-export declare function dv_vcpu_inject_extint(vm: number, vcpu: number, vector: number): number
-
-export declare function dv_vcpu_lapic_eoi(vm: number, vcpu: number): number
-
 /** `dv_vcpu_lapic_read(vm, vcpu, offsets, count, out)`. */
 export declare function dv_vcpu_lapic_read(vm: number, vcpu: number, offsets: Buf, count: U64, out: Buf): number
-
-export declare function dv_vcpu_mp_state(vm: number, vcpu: number): number
-
-export declare function dv_vcpu_ready_for_injection(vm: number, vcpu: number): number
 
 /** `dv_vcpu_record(vm, vcpu, out)`: the record's address into one u64. */
 export declare function dv_vcpu_record(vm: number, vcpu: number, out: Buf): number
@@ -102,18 +96,8 @@ export declare function dv_vcpu_record(vm: number, vcpu: number, out: Buf): numb
  */
 export declare function dv_vcpu_record_buffer(vm: number, vcpu: number): ArrayBuffer
 
-export declare function dv_vcpu_run(vm: number, vcpu: number): number
-
 /** `dv_vcpu_set_cpu(vm, vcpu, spec, len)`. */
 export declare function dv_vcpu_set_cpu(vm: number, vcpu: number, spec: Buf, len: U64): number
-
-export declare function dv_vcpu_set_irq_window(vm: number, vcpu: number, on: number): number
-
-export declare function dv_vcpu_tsc_khz(vm: number, vcpu: number): number
-
-export declare function dv_vcpu_wake(vm: number, vcpu: number): number
-
-export declare function dv_vm_bitmap_words(vm: number): number
 
 export declare function dv_vm_count(): number
 
@@ -123,14 +107,8 @@ export declare function dv_vm_count(): number
  */
 export declare function dv_vm_create(config: Buf, out: Buf): number
 
-export declare function dv_vm_destroy(vm: number): number
-
-export declare function dv_vm_detach_aps(vm: number): number
-
 /** `dv_vm_dirty_bitmap(vm, out, words)`. */
 export declare function dv_vm_dirty_bitmap(vm: number, out: Buf, words: U64): number
-
-export declare function dv_vm_dirty_log(vm: number, on: number): number
 
 export declare function dv_vm_info(vm: number, out: Buf): number
 
@@ -163,10 +141,6 @@ export declare function dv_vm_range_add(vm: number, space: number, base: U64, le
 
 export declare function dv_vm_range_remove(vm: number, space: number, base: U64): number
 
-export declare function dv_vm_release_ap(vm: number, vcpu: number): number
-
-export declare function dv_vm_reset(vm: number, flags: number): number
-
 export declare function dv_vm_set_timeout(vm: number, ns: U64): number
 
 export declare function dv_vm_set_wake(vm: number, ns: U64): number
@@ -179,18 +153,8 @@ export declare function dv_vm_state_load(vm: number, buf: Buf, len: U64): number
 /** `dv_vm_state_save(vm, buf, cap)`. */
 export declare function dv_vm_state_save(vm: number, buf: Buf, cap: U64): number
 
-export declare function dv_vm_stop(vm: number): number
-
-export declare function dv_vm_stop_aps(vm: number): number
-
 /**
  * `dv_vm_take_parked(vm, out, cap)`: the vCPUs whose exits wait for the
  * JS thread, up to `cap` of them into `out` (u32 each).
  */
 export declare function dv_vm_take_parked(vm: number, out: Buf, cap: number): number
-
-/**
- * `dv_vm_wait_exits(vm, buf, released, cap)`: release the vCPUs in
- * `buf[0..released)`, wait for parked exits and take them into `buf`.
- */
-export declare function dv_vm_wait_exits(vm: number, buf: Buf, released: number, cap: number): number

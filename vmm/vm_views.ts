@@ -40,15 +40,6 @@ const finalizer = new FinalizationRegistry<Holder>((h) => {
 });
 
 /**
- * Detach `b` so every view of it throws: `transfer(0)` where the runtime
- * has it (Deno, Node >= 21), else a transferring `structuredClone` (Node 20).
- */
-function detachBuffer(b: ArrayBuffer): void {
-  if (typeof b.transfer === "function") b.transfer(0);
-  else structuredClone(b, { transfer: [b] });
-}
-
-/**
  * A VM's views of its core memory. `detach()` (at close) unregisters the
  * finalizer and detaches every view; the caller then destroys the core VM.
  */
@@ -87,6 +78,9 @@ export class CoreViews {
   /** Detach every view (they throw from now on); no finalizer runs. */
   detach(): void {
     finalizer.unregister(this.#holder);
-    for (const b of this.#buffers) detachBuffer(b);
+    // by the backend, in place: on Node 20 (no ArrayBuffer.transfer) a
+    // transferring structuredClone copied all of guest RAM per close and
+    // left the external buffer attached
+    for (const b of this.#buffers) this.#holder.core.detachBuffer(b);
   }
 }

@@ -31,6 +31,8 @@ use napi_derive::napi;
 use std::mem::size_of;
 use std::ptr;
 
+mod raw;
+
 /// A C `uint64_t` / `size_t` from JS: a non-negative safe-integer number or
 /// a BigInt (the shapes Deno FFI accepts for `u64` / `usize`).
 pub struct U64(pub u64);
@@ -317,8 +319,10 @@ macro_rules! plain {
     (@v $a:ident u32) => { $a };
 }
 
-/// Exports `dv_*` functions whose arguments are all integers (napi-derive
-/// needs the JS name as a string literal, hence the name twice).
+/// Exports `dv_*` functions whose arguments are all integers, some of
+/// them `u64` (napi-derive needs the JS name as a string literal, hence the
+/// name twice). Those with only `u32` arguments are raw callbacks in
+/// `raw.rs` (no per-call native-borrow scope).
 macro_rules! plain_fns {
     ($($name:ident = $js:literal ($($arg:ident: $ty:ident),*);)*) => {$(
         #[doc = concat!("`", $js, "` of the C ABI.")]
@@ -330,50 +334,14 @@ macro_rules! plain_fns {
 }
 
 plain_fns! {
-    dv_vm_destroy = "dv_vm_destroy"(vm: u32);
     dv_vm_count = "dv_vm_count"();
     dv_vm_range_add = "dv_vm_range_add"(vm: u32, space: u32, base: U64, len: U64, action: u32, region: u32, read_value: U64);
     dv_vm_range_remove = "dv_vm_range_remove"(vm: u32, space: u32, base: U64);
-    dv_vm_stop = "dv_vm_stop"(vm: u32);
     dv_vm_set_timeout = "dv_vm_set_timeout"(vm: u32, ns: U64);
     dv_vm_set_wake = "dv_vm_set_wake"(vm: u32, ns: U64);
-    dv_vm_reset = "dv_vm_reset"(vm: u32, flags: u32);
-    dv_vm_dirty_log = "dv_vm_dirty_log"(vm: u32, on: u32);
-    dv_vm_bitmap_words = "dv_vm_bitmap_words"(vm: u32);
-    dv_vcpu_run = "dv_vcpu_run"(vm: u32, vcpu: u32);
-    dv_vcpu_tsc_khz = "dv_vcpu_tsc_khz"(vm: u32, vcpu: u32);
-    dv_vcpu_lapic_eoi = "dv_vcpu_lapic_eoi"(vm: u32, vcpu: u32);
-    dv_vcpu_set_irq_window = "dv_vcpu_set_irq_window"(vm: u32, vcpu: u32, on: u32);
-    dv_vcpu_ready_for_injection = "dv_vcpu_ready_for_injection"(vm: u32, vcpu: u32);
-    dv_vcpu_inject_extint = "dv_vcpu_inject_extint"(vm: u32, vcpu: u32, vector: u32);
-    dv_irq_line = "dv_irq_line"(vm: u32, gsi: u32, level: u32);
-    dv_irq_signal_msi = "dv_irq_signal_msi"(vm: u32, address_lo: u32, address_hi: u32, data: u32);
-    dv_irq_request = "dv_irq_request"(vm: u32, vector: u32, destination: u32, flags: u32);
-    dv_route_set_msi = "dv_route_set_msi"(vm: u32, gsi: u32, address_lo: u32, address_hi: u32, data: u32);
-    dv_route_clear = "dv_route_clear"(vm: u32, gsi: u32);
-    dv_route_allocate = "dv_route_allocate"(vm: u32);
-    dv_route_release = "dv_route_release"(vm: u32, gsi: u32);
-    dv_irqfd_create = "dv_irqfd_create"(vm: u32, gsi: u32, flags: u32);
-    dv_irqfd_trigger = "dv_irqfd_trigger"(vm: u32, id: u32);
-    dv_irqfd_set_attached = "dv_irqfd_set_attached"(vm: u32, id: u32, attached: u32);
-    dv_irqfd_take_pending = "dv_irqfd_take_pending"(vm: u32, id: u32);
-    dv_irqfd_resample_gsi = "dv_irqfd_resample_gsi"(vm: u32, gsi: u32);
-    dv_irqfd_destroy = "dv_irqfd_destroy"(vm: u32, id: u32);
-    dv_level_create = "dv_level_create"(vm: u32, gsi: u32);
     dv_level_add = "dv_level_add"(vm: u32, id: u32, items: U64);
-    dv_level_destroy = "dv_level_destroy"(vm: u32, id: u32);
-    dv_timer_create = "dv_timer_create"(vm: u32, target: u32, gsi: u32, vector: u32, destination: u32);
     dv_timer_arm = "dv_timer_arm"(vm: u32, id: u32, period_ns: U64);
-    dv_timer_disarm = "dv_timer_disarm"(vm: u32, id: u32);
-    dv_timer_set_pacing = "dv_timer_set_pacing"(vm: u32, id: u32, pacing: u32);
-    dv_timer_destroy = "dv_timer_destroy"(vm: u32, id: u32);
     dv_timer_set_policy = "dv_timer_set_policy"(vm: u32, id: u32, policy: u32, cap_ns: U64);
-    dv_vcpu_mp_state = "dv_vcpu_mp_state"(vm: u32, vcpu: u32);
-    dv_vm_start_aps = "dv_vm_start_aps"(vm: u32);
-    dv_vm_stop_aps = "dv_vm_stop_aps"(vm: u32);
-    dv_vm_detach_aps = "dv_vm_detach_aps"(vm: u32);
-    dv_vm_release_ap = "dv_vm_release_ap"(vm: u32, vcpu: u32);
-    dv_vcpu_wake = "dv_vcpu_wake"(vm: u32, vcpu: u32);
 }
 
 /// `dv_vm_take_parked(vm, out, cap)`: the vCPUs whose exits wait for the

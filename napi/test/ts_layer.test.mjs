@@ -28,8 +28,11 @@ const m = createMachine({
 });
 m.vm.load(process.env.ELF, [21]);
 const r = m.vm.run({ timeoutMs: 20000 });
+// close() detaches the RAM views in place (napi_detach_arraybuffer: Node 20
+// has no ArrayBuffer.transfer and a structuredClone would copy instead)
+const sub = m.vm.memory.view(0x100000, 16);
 m.vm.close();
-console.log("RESULT " + JSON.stringify({ r, out }));
+console.log("RESULT " + JSON.stringify({ r, out, detached: sub.length }));
 `;
 
 // With 2 vCPUs every vCPU runs on its own core thread and the run loop
@@ -59,8 +62,9 @@ test("vmm/machine.ts compiled by tsc boots hello on Node (napi backend), 1 and 2
     });
     const line = text.split("\n").find((l) => l.startsWith("RESULT "));
     assert.ok(line, text);
-    const { r, out: serial } = JSON.parse(line.slice(7));
+    const { r, out: serial, detached } = JSON.parse(line.slice(7));
     assert.deepEqual(r, { reason: "exit", status: 43 }, `${irqchip}, ${vcpus} vCPUs`);
+    assert.equal(detached, 0, "a RAM view is detached after close()");
     assert.equal(serial, "hello from denovmm\n");
   }
 });
