@@ -43,6 +43,7 @@ export declare function dv_vm_start_aps(vm: number): number
 export declare function dv_vm_stop_aps(vm: number): number
 export declare function dv_vm_detach_aps(vm: number): number
 export declare function dv_vm_release_ap(vm: number, vcpu: number): number
+export declare function dv_vcpu_wake(vm: number, vcpu: number): number
 /** Detach `buffer` in place (`napi_detach_arraybuffer`): no copy, no free. */
 export declare function dv_buffer_detach(buffer: ArrayBuffer): void
 
@@ -145,8 +146,6 @@ export declare function dv_vm_set_timeout(vm: number, ns: U64): number
 
 export declare function dv_vm_set_wake(vm: number, ns: U64): number
 
-export declare function dv_vm_start_aps(vm: number): number
-
 /** `dv_vm_state_load(vm, buf, len)`. */
 export declare function dv_vm_state_load(vm: number, buf: Buf, len: U64): number
 
@@ -158,3 +157,9 @@ export declare function dv_vm_state_save(vm: number, buf: Buf, cap: U64): number
  * JS thread, up to `cap` of them into `out` (u32 each).
  */
 export declare function dv_vm_take_parked(vm: number, out: Buf, cap: number): number
+
+/**
+ * `dv_vm_wait_exits(vm, buf, released, cap)`: release the vCPUs in
+ * `buf[0..released)`, wait for parked exits and take them into `buf`.
+ */
+export declare function dv_vm_wait_exits(vm: number, buf: Buf, released: number, cap: number): number
