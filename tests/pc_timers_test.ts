@@ -3,8 +3,9 @@
  * mode) and the MC146818 RTC on KVM: the `pc_timers` guest reads the date
  * (compared here with the host clock), runs the counter-2 calibration
  * pattern through port 0x61 (its TSC count is compared with the vCPU's TSC
- * frequency and the error printed; asserted only within a sanity bound,
- * since precision is not a test's business on this host), and counts IRQ0
+ * frequency and the error printed; asserted only as "not early" and a
+ * wide sanity bound, since precision is not a test's business on this
+ * host), and counts IRQ0
  * (PIT counter 0) and IRQ8 (RTC periodic) interrupts taken with sti;hlt.
  */
 import assert from "node:assert/strict";
@@ -57,7 +58,12 @@ for (const irqchip of ["split", "kernel"] as const) {
         `pc_timers ${irqchip}: PIT ch2 calibration ${cycles} TSC cycles, ` +
           `expected ${Math.round(expected)}: error ${errPct.toFixed(2)}%`,
       );
-      assert.ok(Math.abs(errPct) < 50, `calibration error ${errPct}%`);
+      // The count cannot end early (the PIT runs on the host clock, the TSC
+      // at the host's rate); it can end late by any host stall (a 6 ms one
+      // read +58% with the other core busy). So: not early, and late only
+      // within a bound that catches a wrong unit, not a slow host.
+      assert.ok(errPct > -5, `calibration ended early: ${errPct}%`);
+      assert.ok(errPct < 1000, `calibration error ${errPct}%`);
     },
   });
 }
