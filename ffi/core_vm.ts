@@ -234,19 +234,9 @@ export class CoreVm {
   }
 
   /**
-   * Take the vCPUs parked on an exit for the caller, without waiting: their
-   * indices go to `out` (at most its length, 1..64); returns how many.
-   * Release each with {@link releaseAp} once its exit record is handled
-   * ({@link waitExits} does both and waits).
+   * Let a vCPU whose exit {@link waitExits} took run again without
+   * waiting (a run ending with its vCPU threads left running).
    */
-  takeParked(out: Uint32Array): number {
-    return this.check(
-      this.#sym.dv_vm_take_parked(this.handle, out, out.length),
-      "take parked APs",
-    );
-  }
-
-  /** Let a taken vCPU run again. */
   releaseAp(vcpu: number): void {
     this.check(this.#sym.dv_vm_release_ap(this.handle, vcpu), "release AP");
   }

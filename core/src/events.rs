@@ -200,10 +200,8 @@ impl Events {
             t.after_replace(&s.epoll, id, disarm, r.is_ok());
         }
         if let (Some(p), true) = (levels, r.is_ok()) {
-            let mut ids: Vec<u32> = st.levels.keys().copied().collect();
-            ids.sort_unstable();
-            for (id, &n) in ids.iter().zip(p) {
-                st.levels[id].stats.pending.store(n, Ordering::SeqCst);
+            for (l, &n) in in_id_order(&st.levels).into_iter().zip(p) {
+                l.stats.pending.store(n, Ordering::SeqCst);
             }
         }
         for l in st.levels.values() {
@@ -243,17 +241,22 @@ impl Events {
     pub fn level_pending(&self) -> Vec<(u32, u64)> {
         let Some(s) = self.existing() else { return vec![] };
         let st = lock(&s.state);
-        let mut v: Vec<(u32, u32, u64)> = st
-            .levels
-            .iter()
-            .map(|(&id, l)| {
+        in_id_order(&st.levels)
+            .into_iter()
+            .map(|l| {
                 l.on_resample();
                 l.maybe_assert();
-                (id, l.gsi, l.stats.pending.load(Ordering::SeqCst))
+                (l.gsi, l.stats.pending.load(Ordering::SeqCst))
             })
-            .collect();
-        v.sort_unstable();
-        v.into_iter().map(|(_, g, p)| (g, p)).collect()
+            .collect()
+    }
+
+    /// The GSI of every level source, in id order (see
+    /// [`Events::level_pending`]); changes nothing.
+    pub fn level_gsis(&self) -> Vec<u32> {
+        let Some(s) = self.existing() else { return vec![] };
+        let st = lock(&s.state);
+        in_id_order(&st.levels).into_iter().map(|l| l.gsi).collect()
     }
 
     /// Add `n` work items to a level source (asserts at once if idle).
@@ -452,6 +455,14 @@ fn event_loop(s: &Shared) {
 }
 
 /// epoll timeout while a level assertion waits for its EOI (ms).
+/// Level sources in id order: the order a VM's plugins created them, in
+/// which snapshots record them.
+fn in_id_order(levels: &HashMap<u32, LevelSource>) -> Vec<&LevelSource> {
+    let mut v: Vec<(&u32, &LevelSource)> = levels.iter().collect();
+    v.sort_unstable_by_key(|(id, _)| **id);
+    v.into_iter().map(|(_, l)| l).collect()
+}
+
 const POLL_MS: i32 = (crate::level_source::POLL_AFTER_NS / 1_000_000) as i32;
 
 #[cfg(test)]

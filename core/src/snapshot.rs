@@ -444,15 +444,16 @@ impl Vm {
         }
         let saved: Vec<(u32, u64)> =
             data.chunks_exact(16).map(|c| (u32_at(c, 0), u64::from_le_bytes(c[8..16].try_into().expect("16-byte chunk")))).collect();
-        let live = self.events.level_pending();
-        let gsis = |v: &[(u32, u64)]| v.iter().map(|(g, _)| g.to_string()).collect::<Vec<_>>().join(", ");
-        if saved.len() != live.len() || saved.iter().zip(&live).any(|(a, b)| a.0 != b.0) {
+        let live = self.events.level_gsis();
+        let saved_gsis: Vec<u32> = saved.iter().map(|&(g, _)| g).collect();
+        if saved_gsis != live {
+            let list = |v: &[u32]| v.iter().map(|g| g.to_string()).collect::<Vec<_>>().join(", ");
             return Err(Error::invalid(format!(
                 "machine state has {} level sources (GSI {}), this VM {} (GSI {})",
                 saved.len(),
-                gsis(&saved),
+                list(&saved_gsis),
                 live.len(),
-                gsis(&live)
+                list(&live)
             )));
         }
         Ok(saved.into_iter().map(|(_, p)| p).collect())
